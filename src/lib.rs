@@ -1,0 +1,43 @@
+//! keypost turns payment-provider order emails into license serials, sent to each buyer exactly once.
+//!
+//! # Modules
+//! Pure (no I/O, most unit tests live here): [`config`], [`email`], [`template`], [`order`], [`fulfil`],
+//! [`serial`], [`trust`]. With I/O: [`reply`] (rendering is pure, sending is behind [`reply::Mailer`]),
+//! [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]), [`store`] (the only module that touches sled),
+//! [`daemon`] (the loops), [`cli`] (one function per subcommand).
+//!
+//! # Data flow
+//! ```text
+//! mailbox.fetch_new()             -> RawMail { key, bytes }
+//! email::parse(bytes)             -> Email      (panic-safe; failure -> set aside)
+//! template.classify(&email)       -> Outcome    (no match -> ignored; broken match -> set aside + alert)
+//! trust::check(raw, email, ...)   -> Verdict    (untrusted -> set aside + alert, never fulfilled)
+//! fulfil::decide(order, history)  -> Decision   (issue | resend | revoke | skip | review)
+//! serial::make(product, licensee) -> Serial
+//! store: record decision + outbox entry, flushed (before any external effect)
+//! reply: send outbox, record sent, flushed      (at-least-once, deterministic Message-ID)
+//! mailbox.settle(key)
+//! ```
+//!
+//! # Invariants
+//! - The store, not IMAP flags or Maildir folders, is the truth. The idempotency key is provider + order id
+//!   (+ line item), never the buyer.
+//! - Every state transition is flushed before the external effect that follows it.
+//! - Nothing from a mail is `unwrap`ped or indexed; a message keypost cannot handle is set aside, never dropped.
+//! - Secrets never reach a log, an error or `Debug` output.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used))]
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod email;
+pub mod fulfil;
+pub mod mailbox;
+pub mod order;
+pub mod reply;
+pub mod secret;
+pub mod serial;
+pub mod store;
+pub mod template;
+pub mod trust;

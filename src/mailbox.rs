@@ -1,0 +1,186 @@
+//! Where order emails come from: a local Maildir or an IMAP folder, behind the one small [`Source`] trait.
+//! A source never deletes a message: it hands out waiting messages and moves settled ones to a folder.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{Problems, Security, validate_server};
+use crate::secret::SecretSource;
+
+/// `[mailbox]`: exactly one of `[mailbox.maildir]` or `[mailbox.imap]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MailboxConfig {
+    /// A local Maildir (the embedded default; also what a local MTA delivers to).
+    #[serde(default)]
+    pub maildir: Option<MaildirConfig>,
+    /// An IMAP folder watched with IDLE, or polled where the server has no IDLE.
+    #[serde(default)]
+    pub imap: Option<ImapConfig>,
+}
+
+/// `[mailbox.maildir]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MaildirConfig {
+    /// The Maildir (with `new/`, `cur/`, `tmp/`); relative to the config file's folder.
+    pub path: PathBuf,
+    /// How often `keypost run` looks for new mail, in seconds.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+}
+
+/// `[mailbox.imap]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImapConfig {
+    /// Server name, e.g. `imap.example.com`.
+    pub host: String,
+    /// Port; defaults to 993 for `tls`, 143 otherwise.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tls` (default), `starttls`, or `plain` (loopback only, with `allow_plaintext`).
+    #[serde(default = "default_security")]
+    pub security: Security,
+    /// Must be true for `security = "plain"`.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Extra CA certificate (PEM) to trust, for a server with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Login name.
+    pub user: String,
+    /// Password source: `{ file = ... }`, `{ env = ... }` or `{ credential = ... }`.
+    pub password: SecretSource,
+    /// `login` (default) or `plain` (AUTHENTICATE PLAIN).
+    #[serde(default)]
+    pub auth: ImapAuth,
+    /// The folder order emails arrive in.
+    #[serde(default = "default_inbox")]
+    pub folder: String,
+    /// Where fulfilled (or otherwise finished) orders are moved; created when missing.
+    #[serde(default = "default_done")]
+    pub done_folder: String,
+    /// Where messages that are not orders are moved.
+    #[serde(default = "default_ignored")]
+    pub ignored_folder: String,
+    /// Where messages keypost could not handle are set aside for the vendor.
+    #[serde(default = "default_set_aside")]
+    pub set_aside_folder: String,
+    /// Use IDLE when the server offers it.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// Poll interval in seconds when IDLE is off or not offered.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    /// Timeout for each IMAP command, in seconds.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImapAuth {
+    #[default]
+    Login,
+    Plain,
+}
+
+fn default_poll_secs() -> u64 {
+    60
+}
+fn default_security() -> Security {
+    Security::Tls
+}
+fn default_inbox() -> String {
+    "INBOX".to_owned()
+}
+fn default_done() -> String {
+    "keypost/done".to_owned()
+}
+fn default_ignored() -> String {
+    "keypost/ignored".to_owned()
+}
+fn default_set_aside() -> String {
+    "keypost/set-aside".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_command_timeout() -> u64 {
+    60
+}
+
+impl MailboxConfig {
+    pub fn validate(&self, problems: &mut Problems) {
+        match (&self.maildir, &self.imap) {
+            (Some(_), Some(_)) => problems.error("mailbox", "set either [mailbox.maildir] or [mailbox.imap], not both"),
+            (None, None) => problems.error("mailbox", "needs [mailbox.maildir] or [mailbox.imap]"),
+            _ => {}
+        }
+        if self.maildir.as_ref().is_some_and(|maildir| maildir.poll_interval_secs == 0) {
+            problems.error("mailbox.maildir.poll_interval_secs", "must be at least 1");
+        }
+        if let Some(imap) = &self.imap {
+            validate_server("mailbox.imap", &imap.host, imap.security, imap.allow_plaintext, problems);
+            if imap.poll_interval_secs == 0 {
+                problems.error("mailbox.imap.poll_interval_secs", "must be at least 1");
+            }
+            if imap.command_timeout_secs == 0 {
+                problems.error("mailbox.imap.command_timeout_secs", "must be at least 1");
+            }
+            if imap.password.is_inline() {
+                problems
+                    .warn("mailbox.imap.password", "inline secret in the config file; prefer file, env or credential");
+            }
+            let folders = [&imap.folder, &imap.done_folder, &imap.ignored_folder, &imap.set_aside_folder];
+            for (i, a) in folders.iter().enumerate() {
+                if folders.iter().skip(i + 1).any(|b| a == b) {
+                    problems.error("mailbox.imap", format!("folder {a:?} is used for two purposes"));
+                }
+            }
+        }
+    }
+}
+
+/// Where a processed message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// An order (or refund) that was handled.
+    Done,
+    /// Not an order: receipts, payouts, newsletters, unrecognised mail.
+    Ignored,
+    /// keypost could not handle it: the vendor must look.
+    SetAside,
+}
+
+/// A message's bytes, or why they were not fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailContent {
+    Bytes(Vec<u8>),
+    /// Larger than the configured limit; left on the server unread and to be set aside.
+    TooLarge {
+        size: u64,
+    },
+}
+
+/// One waiting message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMail {
+    /// Unique within its source and stable across restarts (IMAP: `UIDVALIDITY:UID`; Maildir: the file name).
+    pub key: String,
+    pub content: MailContent,
+}
+
+/// A place order emails arrive.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    /// A stable name for logs and for the state's per-source records.
+    fn name(&self) -> String;
+    /// Messages waiting to be processed, oldest first, at most `max`. A message keeps waiting until settled,
+    /// so a crash before `settle` hands it out again (the state recognises it).
+    async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>>;
+    /// Moves a processed message to the folder for its disposition. Never deletes.
+    async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()>;
+    /// Returns when new mail may have arrived, or after `max_wait`.
+    async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()>;
+}

@@ -1,0 +1,16 @@
+//! The `keypost` binary: parse the command line, set up logging, run, and turn the outcome into an exit code.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = keypost::cli::Cli::parse();
+    keypost::cli::init_tracing(cli.verbose);
+    match keypost::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(keypost::cli::EXIT_ERROR)
+        }
+    }
+}
