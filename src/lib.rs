@@ -38,6 +38,7 @@ pub mod order;
 pub mod reply;
 pub mod secret;
 pub mod serial;
+pub mod service;
 pub mod store;
 pub mod template;
 pub mod trust;

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use crate::config::{Problems, Security, validate_server};
 use crate::secret::SecretSource;
 
+pub mod imap;
+pub mod maildir;
+
 /// `[mailbox]`: exactly one of `[mailbox.maildir]` or `[mailbox.imap]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MailboxConfig {

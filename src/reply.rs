@@ -6,6 +6,9 @@ use serde::Deserialize;
 use crate::config::{Problems, Security, validate_server};
 use crate::secret::SecretSource;
 
+pub mod files;
+pub mod smtp;
+
 /// `[outbox]`: exactly one of `[outbox.smtp]` or `[outbox.files]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TransportConfig {

@@ -1,1 +1,9 @@
-//! Integration tests, built as one binary. Each module owns one area; `support` spawns real servers.
+//! Integration tests, built as one binary (ripgrep's `tests/tests.rs` shape). `support` spawns real servers.
+mod imap;
+mod pipeline;
+mod serial;
+mod service;
+mod smtp;
+mod support;
+mod templates;
+mod trust;

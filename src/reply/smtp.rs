@@ -1,0 +1,1 @@
+//! SMTP as a [`super::Mailer`]: TLS, STARTTLS or loopback plaintext, pooled, every send under a timeout.
