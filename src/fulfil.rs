@@ -1,12 +1,259 @@
 //! Decisions: what to do with an order given what the state already knows. Pure functions, table-tested.
-use serde::Deserialize;
+//! Nothing here reads the clock, the store or a file: the caller gathers a [`History`] and acts on the
+//! [`Decision`]. A failed check never reaches the buyer: it goes to review (a vendor alert).
+use serde::{Deserialize, Serialize};
 
-use crate::config::Problems;
+use crate::config::{Config, Problems, ProductConfig};
+use crate::order::{Licensee, LineItem, Order, OrderKind};
 
-/// `[limits]`: checks every order must pass.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct LimitsConfig {}
+/// `[limits]`: checks every order must pass. Above a rate limit an order goes to review instead of being
+/// fulfilled, so a leaked or looping provider account cannot mint licenses unattended.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Orders from one buyer address in the last hour before further ones go to review (default 5).
+    pub per_buyer_per_hour: u32,
+    /// Orders from one provider in the last hour before further ones go to review (default 100).
+    pub per_provider_per_hour: u32,
+    /// Most seats one line item may carry before it goes to review (default 100).
+    pub max_seats: u32,
+    /// Who receives the license of a provider's test order: `vendor` (default) or `buyer`.
+    pub test_orders: TestOrders,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { per_buyer_per_hour: 5, per_provider_per_hour: 100, max_seats: 100, test_orders: TestOrders::Vendor }
+    }
+}
+
+/// Where a test order's reply goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOrders {
+    /// Only the vendor sees it (the default: a provider's sandbox must not mail real people).
+    #[default]
+    Vendor,
+    /// The buyer gets it like a real order.
+    Buyer,
+}
 
 impl LimitsConfig {
-    pub fn validate(&self, _problems: &mut Problems) {}
+    pub fn validate(&self, problems: &mut Problems) {
+        for (key, value) in [
+            ("limits.per_buyer_per_hour", self.per_buyer_per_hour),
+            ("limits.per_provider_per_hour", self.per_provider_per_hour),
+            ("limits.max_seats", self.max_seats),
+        ] {
+            if value == 0 {
+                problems.error(key, "must be at least 1");
+            }
+        }
+    }
 }
+
+/// What the state knows that bears on an order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// The lines already recorded for this provider + order id.
+    pub lines: Vec<KnownLine>,
+    /// Distinct orders recorded from this buyer address in the last hour.
+    pub buyer_orders_last_hour: u32,
+    /// Distinct orders recorded from this provider in the last hour.
+    pub provider_orders_last_hour: u32,
+}
+
+/// One recorded line of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownLine {
+    pub line: u32,
+    /// A license was issued for it.
+    pub licensed: bool,
+    /// That license was revoked since.
+    pub revoked: bool,
+}
+
+/// A license to make for one line item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Index of the line item in the order (0 for a manual order).
+    pub line: u32,
+    /// `ProductConfig::id`.
+    pub product: String,
+    pub seats: u32,
+    pub licensee: Licensee,
+}
+
+/// Who receives an issued license.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    Buyer,
+    /// A test order: the vendor only.
+    Vendor,
+}
+
+/// What to do with an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Decision {
+    /// Make a license per grant and reply.
+    Issue { grants: Vec<Grant>, recipient: Recipient },
+    /// Send an existing license again (asked for by the vendor).
+    Resend { reason: String },
+    /// Take back these lines' licenses and tell the vendor.
+    Revoke { lines: Vec<u32>, reason: String },
+    /// Nothing to do (a duplicate); no reply.
+    Skip { reason: String },
+    /// A person must look: vendor alert, no reply to the buyer.
+    Review { reason: String },
+}
+
+impl Decision {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Decision::Issue { .. } => "issue",
+            Decision::Resend { .. } => "resend",
+            Decision::Revoke { .. } => "revoke",
+            Decision::Skip { .. } => "skip",
+            Decision::Review { .. } => "review",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Decision::Issue { grants, recipient } => {
+                format!(
+                    "{} license(s) for the {}",
+                    grants.len(),
+                    if *recipient == Recipient::Buyer { "buyer" } else { "vendor (test order)" }
+                )
+            }
+            Decision::Resend { reason }
+            | Decision::Revoke { reason, .. }
+            | Decision::Skip { reason }
+            | Decision::Review { reason } => reason.clone(),
+        }
+    }
+}
+
+/// Decides what an order email asks for.
+pub fn decide(order: &Order, history: &History, config: &Config) -> Decision {
+    if order.kind.revokes() {
+        return decide_revocation(order.kind, history);
+    }
+    if !history.lines.is_empty() {
+        return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
+    }
+    match check_sale(order, history, config) {
+        Ok(grants) => Decision::Issue { grants, recipient: recipient_for(order, &config.limits) },
+        Err(reason) => Decision::Review { reason },
+    }
+}
+
+fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
+    if history.lines.is_empty() {
+        return Decision::Review { reason: format!("{} for an order keypost never recorded", kind.as_str()) };
+    }
+    let lines: Vec<u32> = history.lines.iter().filter(|l| l.licensed && !l.revoked).map(|l| l.line).collect();
+    if lines.is_empty() {
+        return Decision::Skip { reason: format!("{}: no active license left to revoke", kind.as_str()) };
+    }
+    Decision::Revoke { lines, reason: kind.as_str().to_owned() }
+}
+
+fn recipient_for(order: &Order, limits: &LimitsConfig) -> Recipient {
+    if order.test && limits.test_orders == TestOrders::Vendor { Recipient::Vendor } else { Recipient::Buyer }
+}
+
+/// Every check a sale must pass; the first failure is the review reason.
+fn check_sale(order: &Order, history: &History, config: &Config) -> Result<Vec<Grant>, String> {
+    let limits = &config.limits;
+    if history.buyer_orders_last_hour >= limits.per_buyer_per_hour {
+        return Err(format!(
+            "buyer placed {} orders in the last hour (limit {})",
+            history.buyer_orders_last_hour, limits.per_buyer_per_hour
+        ));
+    }
+    if history.provider_orders_last_hour >= limits.per_provider_per_hour {
+        return Err(format!(
+            "provider {} sent {} orders in the last hour (limit {})",
+            order.provider, history.provider_orders_last_hour, limits.per_provider_per_hour
+        ));
+    }
+    if order.buyer_email.is_none() {
+        return Err("no valid buyer email address in the order".to_owned());
+    }
+    let name = order.license_name().ok_or("no licensee or buyer name in the order")?;
+    let licensee = Licensee::parse(name).map_err(|err| format!("licensee name refused: {err}"))?;
+    if order.items.is_empty() {
+        return Err("the order has no line items".to_owned());
+    }
+    let mut grants = Vec::new();
+    for (index, item) in order.items.iter().enumerate() {
+        let line = u32::try_from(index).map_err(|_| "too many line items")?;
+        let product =
+            find_product(item, &config.products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
+        check_item(item, product, limits)?;
+        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });
+    }
+    Ok(grants)
+}
+
+fn check_item(item: &LineItem, product: &ProductConfig, limits: &LimitsConfig) -> Result<(), String> {
+    if item.quantity == 0 {
+        return Err(format!("quantity 0 for {}", product.id));
+    }
+    if item.quantity > limits.max_seats {
+        return Err(format!("{} seats of {} (limit {})", item.quantity, product.id, limits.max_seats));
+    }
+    check_price(item, product)
+}
+
+/// A product with price floors needs a price in a currency that has a floor, at or above it.
+fn check_price(item: &LineItem, product: &ProductConfig) -> Result<(), String> {
+    if product.min_price.is_empty() {
+        return Ok(());
+    }
+    let price = item.unit_price.as_ref().ok_or_else(|| format!("no unit price for {}", product.id))?;
+    let currency = price.currency.as_deref().ok_or_else(|| format!("no currency for {}", product.id))?;
+    let floor = product
+        .min_price
+        .iter()
+        .find(|floor| floor.currency.eq_ignore_ascii_case(currency))
+        .ok_or_else(|| format!("no minimum price for {} in {currency}", product.id))?;
+    match floor.hundredths() {
+        Some(min) if price.hundredths >= min => Ok(()),
+        Some(_) => {
+            Err(format!("price {price} of {} is below the minimum {} {}", product.id, floor.amount, floor.currency))
+        }
+        None => Err(format!("minimum price of {} is not a number", product.id)),
+    }
+}
+
+/// The product a line item is for: its SKU or product name against each product's SKUs, name and id,
+/// case-insensitively.
+pub fn find_product<'a>(item: &LineItem, products: &'a [ProductConfig]) -> Option<&'a ProductConfig> {
+    let wanted: Vec<String> = item
+        .sku
+        .iter()
+        .map(|sku| sku.as_str().trim().to_lowercase())
+        .chain(item.product_name.iter().map(|name| name.trim().to_lowercase()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    products.iter().find(|product| {
+        let mut names = product.skus.iter().chain([&product.name, &product.id]);
+        names.any(|name| wanted.contains(&name.trim().to_lowercase()))
+    })
+}
+
+fn describe(item: &LineItem) -> String {
+    match (&item.sku, &item.product_name) {
+        (Some(sku), _) => format!("SKU {:?}", sku.as_str()),
+        (None, Some(name)) => format!("{name:?}"),
+        (None, None) => "(no SKU or product name)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

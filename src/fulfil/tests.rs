@@ -1,0 +1,156 @@
+//! Table tests for [`super::decide`].
+use super::*;
+use crate::config::{Problems, parse};
+use crate::order::{BuyerEmail, LineItem, Money, OrderId, Sku};
+
+/// The products every case decides against; `serial` is whatever the serial module needs for a demo key.
+pub(crate) const PRODUCTS_TOML: &str = r#"
+[[product]]
+id = "pro"
+name = "Acme Pro"
+skus = ["ACME-PRO", "acme-pro-2"]
+serial = { scheme = "name-cbc", key = { inline = "0123456789abcdef0123456789abcdef" } }
+min_price = [{ currency = "EUR", amount = "9.00" }]
+
+[[product]]
+id = "lite"
+name = "Acme Lite"
+serial = { scheme = "name-cbc", key = { inline = "fedcba9876543210fedcba9876543210" } }
+"#;
+
+/// A configuration with [`PRODUCTS_TOML`] and `extra` before it.
+pub(crate) fn config(extra: &str) -> Config {
+    let mut problems = Problems::new("test.toml");
+    let config = parse(&format!("{extra}\n{PRODUCTS_TOML}"), &mut problems);
+    let unknown_serial_keys = problems.items().iter().all(|p| p.key.contains("serial"));
+    assert!(unknown_serial_keys, "{:?}", problems.items());
+    config.unwrap()
+}
+
+fn item(sku: Option<&str>, name: Option<&str>, quantity: u32, price: Option<(i64, &str)>) -> LineItem {
+    LineItem {
+        sku: sku.map(|s| Sku::parse(s).unwrap()),
+        product_name: name.map(str::to_owned),
+        quantity,
+        unit_price: price.map(|(hundredths, currency)| Money { hundredths, currency: Some(currency.to_owned()) }),
+    }
+}
+
+fn sale(items: Vec<LineItem>) -> Order {
+    Order {
+        provider: "paypal".into(),
+        kind: OrderKind::Sale,
+        id: OrderId::parse("A-1").unwrap(),
+        test: false,
+        licensee: Some(Licensee::parse("Åsa Öberg").unwrap()),
+        buyer_name: Some("Asa".into()),
+        buyer_email: Some(BuyerEmail::parse("asa@example.com").unwrap()),
+        items,
+        total: None,
+    }
+}
+
+fn licensed(line: u32, revoked: bool) -> KnownLine {
+    KnownLine { line, licensed: true, revoked }
+}
+
+fn action_and_reason(decision: &Decision) -> (&'static str, String) {
+    (decision.action(), decision.reason())
+}
+
+#[test]
+fn a_sale_maps_each_item_by_sku_or_name_case_insensitively_with_seats_from_quantity() {
+    let order =
+        sale(vec![item(Some("acme-pro"), None, 3, Some((1900, "EUR"))), item(None, Some("ACME LITE"), 1, None)]);
+    let decision = decide(&order, &History::default(), &config(""));
+    let Decision::Issue { grants, recipient } = decision else { panic!("{decision:?}") };
+    assert_eq!(recipient, Recipient::Buyer);
+    let got: Vec<_> = grants.iter().map(|g| (g.line, g.product.as_str(), g.seats, g.licensee.as_str())).collect();
+    assert_eq!(got, [(0, "pro", 3, "Åsa Öberg"), (1, "lite", 1, "Åsa Öberg")]);
+}
+
+#[test]
+fn failed_checks_go_to_review_with_a_reason() {
+    let pro = |quantity, price| item(Some("ACME-PRO"), None, quantity, price);
+    let mut no_email = sale(vec![pro(1, Some((900, "EUR")))]);
+    no_email.buyer_email = None;
+    let mut no_name = sale(vec![pro(1, Some((900, "EUR")))]);
+    no_name.licensee = None;
+    no_name.buyer_name = None;
+    let cases: Vec<(Order, &str)> = vec![
+        (sale(vec![item(Some("OTHER"), None, 1, None)]), "unknown product SKU \"OTHER\""),
+        (sale(vec![pro(1, Some((899, "EUR")))]), "below the minimum"),
+        (sale(vec![pro(1, Some((5000, "USD")))]), "no minimum price for pro in USD"),
+        (sale(vec![pro(1, None)]), "no unit price"),
+        (sale(vec![pro(0, Some((900, "EUR")))]), "quantity 0"),
+        (sale(vec![pro(101, Some((900, "EUR")))]), "101 seats"),
+        (sale(vec![]), "no line items"),
+        (no_email, "no valid buyer email"),
+        (no_name, "no licensee"),
+    ];
+    for (order, expected) in cases {
+        let (action, reason) = action_and_reason(&decide(&order, &History::default(), &config("")));
+        assert_eq!(action, "review", "{expected}");
+        assert!(reason.contains(expected), "{reason:?} should contain {expected:?}");
+    }
+}
+
+#[test]
+fn rate_limits_per_buyer_and_per_provider_send_orders_to_review() {
+    let order = sale(vec![item(None, Some("acme lite"), 1, None)]);
+    let config = config("[limits]\nper_buyer_per_hour = 2\nper_provider_per_hour = 3\n");
+    let at =
+        |buyer, provider| History { lines: vec![], buyer_orders_last_hour: buyer, provider_orders_last_hour: provider };
+    assert_eq!(decide(&order, &at(1, 2), &config).action(), "issue");
+    assert!(decide(&order, &at(2, 0), &config).reason().contains("buyer placed 2 orders"));
+    assert!(decide(&order, &at(0, 3), &config).reason().contains("provider paypal sent 3 orders"));
+}
+
+#[test]
+fn a_test_order_goes_to_the_vendor_unless_configured_for_the_buyer() {
+    let mut order = sale(vec![item(None, Some("acme lite"), 1, None)]);
+    order.test = true;
+    let to = |config: &Config| match decide(&order, &History::default(), config) {
+        Decision::Issue { recipient, .. } => recipient,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(to(&config("")), Recipient::Vendor);
+    assert_eq!(to(&config("[limits]\ntest_orders = \"buyer\"\n")), Recipient::Buyer);
+}
+
+#[test]
+fn a_second_email_for_a_recorded_order_is_skipped() {
+    let order = sale(vec![item(None, Some("acme lite"), 1, None)]);
+    let history = History { lines: vec![licensed(0, false)], ..History::default() };
+    assert_eq!(
+        action_and_reason(&decide(&order, &history, &config(""))),
+        ("skip", "order A-1 is already recorded".into())
+    );
+}
+
+#[test]
+fn refunds_chargebacks_and_cancellations_revoke_only_active_licenses() {
+    let cases = [
+        (OrderKind::Refund, vec![licensed(0, false), licensed(1, true)], ("revoke", "refund")),
+        (OrderKind::Chargeback, vec![licensed(0, false)], ("revoke", "chargeback")),
+        (OrderKind::Cancellation, vec![licensed(0, false)], ("revoke", "cancellation")),
+        (OrderKind::Refund, vec![licensed(0, true)], ("skip", "refund: no active license left to revoke")),
+        (OrderKind::Refund, vec![], ("review", "refund for an order keypost never recorded")),
+    ];
+    for (kind, lines, (action, reason)) in cases {
+        let mut order = sale(vec![]);
+        order.kind = kind;
+        let decision = decide(&order, &History { lines, ..History::default() }, &config(""));
+        assert_eq!(action_and_reason(&decision), (action, reason.to_owned()));
+        if let Decision::Revoke { lines, .. } = decision {
+            assert_eq!(lines, [0]);
+        }
+    }
+}
+
+#[test]
+fn zero_limits_are_configuration_errors() {
+    let mut problems = Problems::new("k.toml");
+    LimitsConfig { per_buyer_per_hour: 0, ..LimitsConfig::default() }.validate(&mut problems);
+    assert_eq!(problems.items()[0].key, "limits.per_buyer_per_hour");
+}
