@@ -1,9 +1,47 @@
-//! The state: the only module that touches sled. The fulfilment issue writes the protocol down here.
-use std::path::PathBuf;
+//! The state: the only module that touches sled. It records, it does not decide.
+//!
+//! # Layout
+//! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
+//! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
+//! provider and buyer with time (rate limits); one record per source message with its final disposition; the
+//! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
+//! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
+//!
+//! # Protocol (what a crash at each point leads to)
+//! Per message, the daemon does, in order:
+//! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
+//!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
+//! 2. *Commit one batch* — order lines with their decision and licenses, the Message-ID and content-hash
+//!    indexes, the outbox entries (fully rendered bytes with their deterministic Message-ID), the source
+//!    message's disposition, the audit lines — *then flush*. A crash before the flush completes loses the whole
+//!    batch (case 1). A crash after it: the message comes back, its source record says it is settled, so it is
+//!    only moved again; the outbox entries are sent on start-up. No decision is made twice.
+//! 3. *Send each outbox entry*, then commit "sent" (entry removed, order's reply state `sent`, audit) and flush.
+//!    A crash after the server accepted the message but before that flush is the one accepted duplicate: the
+//!    entry is still queued and is sent again, with identical bytes and the same Message-ID.
+//!    A failure is committed (attempts, next try, or `failed` plus a vendor alert) before anything else.
+//! 4. *Settle the source message* (move it to its folder). A crash before: see 2. Never deleted.
+//!
+//! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
+//! twice except in the window of step 3. Corruption found at open stops start-up with an error; keypost never
+//! starts over with an empty database when one was there.
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::Problems;
+use crate::order::BuyerEmail;
+
+mod change;
+mod records;
+
+pub use change::Change;
+use records::*;
+pub use records::{AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord};
+
+/// The layout version this build writes. A database with a higher one is refused.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// `[state]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -30,3 +68,204 @@ impl StateConfig {
         }
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the state database {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("the state database {path} is damaged ({detail}); keypost will not start over empty: restore a backup")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the state database {path} has schema {found}, newer than this keypost ({SCHEMA_VERSION}); upgrade")]
+    NewerSchema { path: PathBuf, found: u32 },
+    #[error("state database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("state record {key} cannot be read: {source}")]
+    Decode { key: String, source: serde_json::Error },
+}
+
+/// The open state database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir` and checks its schema.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let existed = dir.join("conf").exists() || dir.join("db").exists();
+        // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
+                return Err(StoreError::Corrupt { path: dir.to_owned(), detail: "sled could not recover it".into() });
+            }
+            Ok(Err(source)) => return Err(StoreError::Open { path: dir.to_owned(), source }),
+        };
+        let store = Self { db };
+        store.check_schema(dir, existed)?;
+        Ok(store)
+    }
+
+    fn check_schema(&self, dir: &Path, existed: bool) -> Result<(), StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt { path: dir.to_owned(), detail: detail.to_owned() };
+        match self.db.get(META_SCHEMA)? {
+            Some(raw) => {
+                let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| corrupt("unreadable schema version"))?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema { path: dir.to_owned(), found });
+                }
+                Ok(())
+            }
+            None if existed || self.db.was_recovered() => Err(corrupt("no schema version")),
+            None => {
+                self.db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies a change atomically. Not yet durable: call [`Store::flush`] before any external effect.
+    pub fn commit(&self, change: Change) -> Result<(), StoreError> {
+        let batch = change.into_batch(|| self.db.generate_id())?;
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Waits until everything committed is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The same, for the command-line tools that run without an async runtime.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn source_record(&self, source: &str, key: &str) -> Result<Option<SourceRecord>, StoreError> {
+        self.get(&records::key(SOURCES, &[source, key]))
+    }
+
+    /// The order (`provider` NUL `order id`) an email with this Message-ID or content hash already produced.
+    pub fn seen_email(&self, message_id: Option<&str>, content_hash: &str) -> Result<Option<String>, StoreError> {
+        let by_id = message_id.map(|id| records::key(BY_MESSAGE_ID, &[id]));
+        let by_hash = (!content_hash.is_empty()).then(|| records::key(BY_HASH, &[content_hash]));
+        for key in by_id.into_iter().chain(by_hash) {
+            if let Some(value) = self.db.get(&key)? {
+                return Ok(Some(String::from_utf8_lossy(&value).into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every recorded line of one order, in line order.
+    pub fn order_lines(&self, provider: &str, order_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        self.scan(&order_prefix(provider, order_id))
+    }
+
+    pub fn order_line(&self, provider: &str, order_id: &str, line: u32) -> Result<Option<OrderRecord>, StoreError> {
+        self.get(&order_key(provider, order_id, line))
+    }
+
+    /// Distinct orders from this provider, and from this buyer, recorded at or after `since`.
+    pub fn recent_counts(
+        &self,
+        provider: &str,
+        buyer: Option<&BuyerEmail>,
+        since: i64,
+    ) -> Result<(u32, u32), StoreError> {
+        let provider_count = self.count_since(&records::key(BY_PROVIDER_TIME, &[provider, ""]), since)?;
+        let buyer_count = match buyer {
+            Some(buyer) => {
+                self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.as_str().to_lowercase(), ""]), since)?
+            }
+            None => 0,
+        };
+        Ok((provider_count, buyer_count))
+    }
+
+    fn count_since(&self, prefix: &[u8], since: i64) -> Result<u32, StoreError> {
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(time_part(since).as_bytes());
+        let mut end = prefix.to_vec();
+        end.push(0xff);
+        let mut count = 0u32;
+        for item in self.db.range(start..end) {
+            item?;
+            count = count.saturating_add(1);
+        }
+        Ok(count)
+    }
+
+    /// Outbox entries whose next try is due, oldest first.
+    pub fn due_outbox(&self, now: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut due: Vec<OutboxEntry> = self.scan(OUTBOX.as_bytes())?;
+        due.retain(|entry| entry.next_try <= now);
+        due.sort_by_key(|entry| entry.next_try);
+        Ok(due)
+    }
+
+    /// When the earliest outbox entry is next due, if any.
+    pub fn next_outbox_try(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.scan::<OutboxEntry>(OUTBOX.as_bytes())?.iter().map(|entry| entry.next_try).min())
+    }
+
+    pub fn outbox_entry(&self, message_id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        self.get(&records::key(OUTBOX, &[message_id]))
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.db.scan_prefix(OUTBOX).count()
+    }
+
+    /// Every order line, sorted by provider, order id and line.
+    pub fn orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
+        self.scan(ORDERS.as_bytes())
+    }
+
+    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
+    pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let needle = query.trim().to_lowercase();
+        let mut found: Vec<OrderRecord> =
+            self.orders()?.into_iter().filter(|record| record.order_id.as_str() == query.trim()).collect();
+        for prefix in [BY_BUYER, BY_LICENSEE] {
+            for item in self.db.scan_prefix(records::key(prefix, &[&needle, ""])) {
+                let (_, order) = item?;
+                if let Some(record) = self.get::<OrderRecord>(&order)? {
+                    found.push(record);
+                }
+            }
+        }
+        found.sort_by_key(OrderRecord::key);
+        found.dedup_by_key(|record| record.key());
+        Ok(found)
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.scan(AUDIT.as_bytes())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.db.get(key)?.map(|raw| decode(key, &raw)).transpose()
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.db
+            .scan_prefix(prefix)
+            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+            .collect()
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw)
+        .map_err(|source| StoreError::Decode { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! [`Change`]: one state transition, collected and then applied as a single atomic sled batch.
+use serde::Serialize;
+
+use super::StoreError;
+use super::records::*;
+use crate::mailbox::Disposition;
+
+/// Writes that belong together. Nothing is written until [`super::Store::commit`].
+#[derive(Debug, Default)]
+pub struct Change {
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    removes: Vec<Vec<u8>>,
+    audit: Vec<AuditEntry>,
+    queued: Vec<String>,
+}
+
+impl Change {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or updates an order line, with its buyer, licensee and rate-limit indexes.
+    pub fn put_order(&mut self, record: &OrderRecord) {
+        let order_key = record.key();
+        let label = String::from_utf8_lossy(&order_key).into_owned();
+        let order_ref = [record.provider.as_str(), record.order_id.as_str()].join("\0");
+        let time = time_part(record.received_at);
+        self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
+        if let Some(buyer) = &record.buyer_email {
+            let buyer = buyer.as_str().to_lowercase();
+            self.put(key(BY_BUYER, &[&buyer, &label]), order_key.clone());
+            self.put(key(BY_BUYER_TIME, &[&buyer, &time, &order_ref]), Vec::new());
+        }
+        if let Some(license) = &record.license {
+            let licensee = license.grant.licensee.as_str().to_lowercase();
+            self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
+        }
+        self.put_json(order_key, record);
+    }
+
+    /// Remembers an order email by Message-ID and content hash, pointing at its order.
+    pub fn index_email(&mut self, message_id: Option<&str>, content_hash: &str, provider: &str, order_id: &str) {
+        let order_ref = [provider, order_id].join("\0").into_bytes();
+        if let Some(id) = message_id {
+            self.put(key(BY_MESSAGE_ID, &[id]), order_ref.clone());
+        }
+        if !content_hash.is_empty() {
+            self.put(key(BY_HASH, &[content_hash]), order_ref);
+        }
+    }
+
+    /// Records a source message's final disposition.
+    pub fn settle_source(&mut self, source: &str, message_key: &str, disposition: Disposition, at: i64, note: &str) {
+        let record = SourceRecord { disposition, at, note: note.to_owned() };
+        self.put_json(key(SOURCES, &[source, message_key]), &record);
+    }
+
+    /// Puts a message into the outbox (or updates its attempts).
+    pub fn queue(&mut self, entry: &OutboxEntry) {
+        self.queued.push(entry.outgoing.message_id.clone());
+        self.put_json(key(OUTBOX, &[&entry.outgoing.message_id]), entry);
+    }
+
+    pub fn unqueue(&mut self, message_id: &str) {
+        self.removes.push(key(OUTBOX, &[message_id]));
+    }
+
+    pub fn audit(&mut self, at: i64, event: &str, subject: &str, detail: impl Into<String>) {
+        self.audit.push(AuditEntry { at, event: event.to_owned(), subject: subject.to_owned(), detail: detail.into() });
+    }
+
+    /// The Message-IDs this change puts into the outbox, in order.
+    pub fn queued(&self) -> &[String] {
+        &self.queued
+    }
+
+    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        // Records are plain data (strings, numbers, enums): serialising them cannot fail.
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.put(key, bytes);
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.puts.push((key, value));
+    }
+
+    pub(super) fn into_batch(
+        self,
+        mut next_id: impl FnMut() -> Result<u64, sled::Error>,
+    ) -> Result<sled::Batch, StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in self.removes {
+            batch.remove(key);
+        }
+        for (key, value) in self.puts {
+            batch.insert(key, value);
+        }
+        for entry in self.audit {
+            let id = next_id()?;
+            let bytes = serde_json::to_vec(&entry).unwrap_or_default();
+            batch.insert(key(AUDIT, &[&format!("{id:020}")]), bytes);
+        }
+        Ok(batch)
+    }
+}

@@ -1,0 +1,167 @@
+//! What the store keeps, as serde records (JSON values in sled), and the keys they live under.
+//! Key fields are joined with NUL, which no order field can contain (`order.rs` refuses control characters).
+use serde::{Deserialize, Serialize};
+
+use crate::fulfil::Grant;
+use crate::mailbox::Disposition;
+use crate::order::{BuyerEmail, OrderId, OrderKind};
+use crate::reply::Outgoing;
+
+/// One line of one order: the unit keypost answers once. Keyed by provider + order id + line, never by buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub provider: String,
+    pub order_id: OrderId,
+    pub line: u32,
+    pub kind: OrderKind,
+    #[serde(default)]
+    pub test: bool,
+    /// Unix seconds when keypost recorded it.
+    pub received_at: i64,
+    /// The source message it came from (`source/key`), or `manual`.
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_email: Option<BuyerEmail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_name: Option<String>,
+    /// `issue`, `review`, ...: what was decided, and why.
+    pub decision: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
+    #[serde(default)]
+    pub reply: ReplyState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Revocation>,
+}
+
+impl OrderRecord {
+    pub fn key(&self) -> Vec<u8> {
+        order_key(&self.provider, self.order_id.as_str(), self.line)
+    }
+
+    /// `provider/order_id#line`, for logs and the audit trail.
+    pub fn label(&self) -> String {
+        format!("{}/{}#{}", self.provider, self.order_id, self.line)
+    }
+}
+
+/// An issued license.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct License {
+    #[serde(flatten)]
+    pub grant: Grant,
+    pub serial: String,
+    /// `YYYY-MM-DD`, the date inside the serial.
+    pub issued: String,
+}
+
+/// Where an order's reply stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ReplyState {
+    /// No reply is due (review, skip, revoked).
+    #[default]
+    None,
+    Queued {
+        message_id: String,
+    },
+    Sent {
+        message_id: String,
+        at: i64,
+    },
+    Failed {
+        reason: String,
+        attempts: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: i64,
+    pub reason: String,
+}
+
+/// The final disposition of one source message, so a redelivery after a crash is just settled again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub disposition: Disposition,
+    pub at: i64,
+    pub note: String,
+}
+
+/// Why a queued message is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "purpose")]
+pub enum Purpose {
+    /// The license for an order line (to the buyer, or the vendor for a test order).
+    Reply { provider: String, order_id: OrderId, line: u32 },
+    /// A copy of a reply, or an alert, for the vendor.
+    Vendor,
+}
+
+/// A rendered message waiting in the durable outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub outgoing: Outgoing,
+    #[serde(flatten)]
+    pub purpose: Purpose,
+    pub attempts: u32,
+    /// Unix seconds of the next try.
+    pub next_try: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl OutboxEntry {
+    pub fn new(outgoing: Outgoing, purpose: Purpose, now: i64) -> Self {
+        Self { outgoing, purpose, attempts: 0, next_try: now, last_error: None }
+    }
+}
+
+/// One line of the audit trail: every decision and every send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    /// `decided`, `sent`, `send-failed`, `retry`, `revoked`, `ignored`, `set-aside`, `duplicate`, ...
+    pub event: String,
+    /// The order line or source message it is about.
+    pub subject: String,
+    pub detail: String,
+}
+
+pub(super) const META_SCHEMA: &[u8] = b"meta/schema";
+pub(super) const ORDERS: &str = "o/";
+pub(super) const BY_MESSAGE_ID: &str = "m/";
+pub(super) const BY_HASH: &str = "h/";
+pub(super) const BY_BUYER: &str = "b/";
+pub(super) const BY_LICENSEE: &str = "l/";
+pub(super) const BY_PROVIDER_TIME: &str = "tp/";
+pub(super) const BY_BUYER_TIME: &str = "tb/";
+pub(super) const SOURCES: &str = "s/";
+pub(super) const OUTBOX: &str = "q/";
+pub(super) const AUDIT: &str = "a/";
+
+pub(super) fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
+    let mut key = prefix.as_bytes().to_vec();
+    key.extend_from_slice(parts.join("\0").as_bytes());
+    key
+}
+
+/// The prefix of every line of one order.
+pub(super) fn order_prefix(provider: &str, order_id: &str) -> Vec<u8> {
+    let mut key = key(ORDERS, &[provider, order_id]);
+    key.push(0);
+    key
+}
+
+pub(super) fn order_key(provider: &str, order_id: &str, line: u32) -> Vec<u8> {
+    key(ORDERS, &[provider, order_id, &format!("{line:05}")])
+}
+
+/// Sortable seconds, so a range scan finds "since".
+pub(super) fn time_part(at: i64) -> String {
+    format!("{:020}", at.max(0))
+}

@@ -1,0 +1,136 @@
+use super::*;
+use crate::fulfil::Grant;
+use crate::mailbox::Disposition;
+use crate::order::{Licensee, OrderId, OrderKind};
+use crate::reply::Outgoing;
+
+fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
+    OrderRecord {
+        provider: "paypal".into(),
+        order_id: OrderId::parse(order_id).unwrap(),
+        line,
+        kind: OrderKind::Sale,
+        test: false,
+        received_at: at,
+        origin: "maildir/1".into(),
+        message_id: None,
+        buyer_email: Some(BuyerEmail::parse(buyer).unwrap()),
+        buyer_name: None,
+        decision: "issue".into(),
+        reason: String::new(),
+        license: Some(License {
+            grant: Grant { line, product: "pro".into(), seats: 1, licensee: Licensee::parse("Åsa Öberg").unwrap() },
+            serial: "S".into(),
+            issued: "2026-11-22".into(),
+        }),
+        reply: ReplyState::None,
+        revoked: None,
+    }
+}
+
+fn outgoing(id: &str) -> Outgoing {
+    Outgoing { message_id: id.into(), from: "v@x.example".into(), to: vec!["b@y.example".into()], bytes: b"x".to_vec() }
+}
+
+#[test]
+fn a_committed_change_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        change.put_order(&record("A-1", 0, "asa@example.com", 100));
+        change.index_email(Some("m1@p"), "hash1", "paypal", "A-1");
+        change.settle_source("maildir", "k1", Disposition::Done, 100, "fulfilled");
+        change.queue(&OutboxEntry::new(outgoing("r1@v"), Purpose::Vendor, 100));
+        change.audit(100, "decided", "paypal/A-1#0", "issue");
+        store.commit(change).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.order_lines("paypal", "A-1").unwrap().len(), 1);
+    assert_eq!(store.order_lines("paypal", "A-").unwrap().len(), 0, "an order id prefix is not the order");
+    assert_eq!(store.seen_email(Some("other"), "hash1").unwrap().as_deref(), Some("paypal\0A-1"));
+    assert_eq!(store.seen_email(Some("m1@p"), "").unwrap().as_deref(), Some("paypal\0A-1"));
+    assert_eq!(store.source_record("maildir", "k1").unwrap().unwrap().disposition, Disposition::Done);
+    assert_eq!(store.due_outbox(100).unwrap().len(), 1);
+    assert_eq!(store.audit().unwrap().len(), 1);
+}
+
+#[test]
+fn rate_counts_only_include_orders_since_the_given_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "asa@example.com", 100));
+    change.put_order(&record("A-2", 0, "asa@example.com", 5000));
+    change.put_order(&record("A-3", 0, "bo@example.com", 5000));
+    store.commit(change).unwrap();
+    let asa = BuyerEmail::parse("asa@example.com").unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 4000).unwrap(), (2, 1));
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 0).unwrap(), (3, 2));
+    assert_eq!(store.recent_counts("gumroad", None, 0).unwrap(), (0, 0));
+}
+
+#[test]
+fn lookup_finds_lines_by_order_id_buyer_or_licensee() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "asa@example.com", 1));
+    change.put_order(&record("A-1", 1, "asa@example.com", 1));
+    change.put_order(&record("B-7", 0, "bo@example.com", 1));
+    store.commit(change).unwrap();
+    let ids = |q: &str| store.lookup(q).unwrap().iter().map(OrderRecord::label).collect::<Vec<_>>();
+    assert_eq!(ids("A-1"), ["paypal/A-1#0", "paypal/A-1#1"]);
+    assert_eq!(ids("BO@example.com"), ["paypal/B-7#0"]);
+    assert_eq!(ids("åsa öberg").len(), 3);
+    assert!(ids("nobody").is_empty());
+}
+
+#[test]
+fn due_outbox_skips_entries_waiting_for_a_later_try_and_unqueue_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut later = OutboxEntry::new(outgoing("later@v"), Purpose::Vendor, 0);
+    later.next_try = 500;
+    let mut change = Change::new();
+    change.queue(&later);
+    change.queue(&OutboxEntry::new(outgoing("now@v"), Purpose::Vendor, 10));
+    store.commit(change).unwrap();
+    let due: Vec<_> = store.due_outbox(100).unwrap().into_iter().map(|e| e.outgoing.message_id).collect();
+    assert_eq!(due, ["now@v"]);
+    let mut change = Change::new();
+    change.unqueue("now@v");
+    store.commit(change).unwrap();
+    assert_eq!(store.outbox_len(), 1);
+}
+
+#[test]
+fn a_damaged_database_stops_start_up_instead_of_starting_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        change.put_order(&record("A-1", 0, "asa@example.com", 1));
+        store.commit(change).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    let db_file = dir.path().join("db");
+    let len = std::fs::metadata(&db_file).unwrap().len() as usize;
+    std::fs::write(&db_file, vec![0x5a; len]).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Open { .. }), "{err}");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.db.insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    assert!(
+        matches!(Store::open(dir.path()), Err(StoreError::NewerSchema { found, .. }) if found == SCHEMA_VERSION + 1)
+    );
+}
