@@ -7,7 +7,11 @@ use crate::config::{Problems, Security, validate_server};
 use crate::secret::SecretSource;
 
 pub mod files;
+pub mod placeholder;
+mod render;
 pub mod smtp;
+
+pub use render::{Alert, LicenseReply, RenderError, Renderer};
 
 /// `[outbox]`: exactly one of `[outbox.smtp]` or `[outbox.files]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -94,24 +98,135 @@ impl TransportConfig {
     }
 }
 
-/// `[reply]`: who replies come from and who the vendor is. The fulfilment issue fills in the rest.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ReplyConfig {}
-
-impl ReplyConfig {
-    pub fn validate(&self, _problems: &mut Problems) {}
+/// `[reply]`: who replies come from, who the vendor is, the default reply template, and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReplyConfig {
+    /// Sender of every reply and alert, e.g. `"Acme Licenses <licenses@acme.example>"`; its domain ends each
+    /// Message-ID. Needed by `keypost run`.
+    pub from: Option<String>,
+    /// Where buyers' answers go, when not to `from`.
+    pub reply_to: Option<String>,
+    /// The vendor's address: copies of replies, and an alert for every review, set-aside message and failure.
+    /// Needed by `keypost run`.
+    pub vendor: Option<String>,
+    /// How the vendor sees each reply: `bcc` (default), `notice` (a separate short message) or `none`.
+    pub vendor_copy: VendorCopy,
+    /// The default reply template; a product's `reply` replaces it. Without one, a built-in text is used.
+    pub template: Option<ReplyTemplateConfig>,
+    /// Sends tried per message before it is given up as failed and the vendor alerted (default 8).
+    pub send_attempts: u32,
+    /// Seconds before the first retry of a failed send; doubled each time, at most 6 hours (default 60).
+    pub retry_after_secs: u64,
 }
 
-/// A reply template: subject, text body, optional HTML body.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ReplyTemplateConfig {}
+impl Default for ReplyConfig {
+    fn default() -> Self {
+        Self {
+            from: None,
+            reply_to: None,
+            vendor: None,
+            vendor_copy: VendorCopy::Bcc,
+            template: None,
+            send_attempts: 8,
+            retry_after_secs: 60,
+        }
+    }
+}
+
+/// How the vendor is copied on replies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VendorCopy {
+    /// Blind copy of the reply itself.
+    #[default]
+    Bcc,
+    /// A separate short notice (order, product, licensee; no serial).
+    Notice,
+    /// No copy (alerts are still sent).
+    None,
+}
+
+impl ReplyConfig {
+    pub fn validate(&self, problems: &mut Problems) {
+        for (key, value) in
+            [("reply.from", &self.from), ("reply.reply_to", &self.reply_to), ("reply.vendor", &self.vendor)]
+        {
+            if let Some(value) = value
+                && let Err(err) = value.parse::<lettre::message::Mailbox>()
+            {
+                problems.error(key, format!("{value:?} is not a mail address: {err}"));
+            }
+        }
+        if self.send_attempts == 0 {
+            problems.error("reply.send_attempts", "must be at least 1");
+        }
+        if self.retry_after_secs == 0 {
+            problems.error("reply.retry_after_secs", "must be at least 1");
+        }
+        if let Some(template) = &self.template {
+            template.validate("reply.template", problems);
+        }
+    }
+
+    /// What `keypost run` needs beyond [`ReplyConfig::validate`]: a sender and a vendor.
+    pub fn validate_for_sending(&self, problems: &mut Problems) {
+        if self.from.is_none() {
+            problems.error("reply.from", "needed to send replies");
+        }
+        if self.vendor.is_none() {
+            problems.error("reply.vendor", "needed to send copies and alerts to the vendor");
+        }
+    }
+}
+
+/// A reply template: subject, text body, optional HTML body. Placeholders: `{licensee}` (the exact name to
+/// type), `{serial}`, `{product}`, `{seats}`, `{order_id}`, `{provider}`, `{buyer_name}`, `{download_url}`,
+/// `{activation_url}`, and `{x_url}` for any of them percent-encoded; `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReplyTemplateConfig {
+    /// Subject line, e.g. `"Your {product} license"`.
+    pub subject: String,
+    /// Plain-text body: a string, or `{ file = "reply.txt" }` relative to the config file's folder.
+    pub text: BodySource,
+    /// HTML body, same forms; values are HTML-escaped in it.
+    #[serde(default)]
+    pub html: Option<BodySource>,
+}
+
+/// A body written inline or kept in a file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum BodySource {
+    Inline(String),
+    File {
+        /// Path of the file, relative to the config file's folder.
+        file: PathBuf,
+    },
+}
 
 impl ReplyTemplateConfig {
-    pub fn validate(&self, _key: &str, _problems: &mut Problems) {}
+    /// Checks the subject and inline bodies; files are checked when loaded (see [`Renderer::new`]).
+    pub fn validate(&self, key: &str, problems: &mut Problems) {
+        check_placeholders(&format!("{key}.subject"), &self.subject, problems);
+        if let BodySource::Inline(text) = &self.text {
+            check_placeholders(&format!("{key}.text"), text, problems);
+        }
+        if let Some(BodySource::Inline(html)) = &self.html {
+            check_placeholders(&format!("{key}.html"), html, problems);
+        }
+    }
+}
+
+/// Reports a template's placeholder problem under its key.
+pub fn check_placeholders(key: &str, template: &str, problems: &mut Problems) {
+    if let Err(err) = placeholder::check(template) {
+        problems.error(key, err);
+    }
 }
 
 /// A fully rendered message ready for the wire, as kept in the durable outbox: re-sending after a restart
-/// sends the same bytes with the same Message-ID.
+/// sends the same bytes with the same Message-ID (kept here without angle brackets).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Outgoing {
     pub message_id: String,

@@ -1,0 +1,316 @@
+//! Rendering replies, vendor notices and alerts into [`Outgoing`] messages with lettre's builder.
+//! Values from an order are untrusted: control characters are dropped before they reach a header, the
+//! HTML body escapes them, and the recipient is only ever the buyer address a trusted order carried.
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart};
+use sha2::{Digest, Sha256};
+
+use super::placeholder::{self, Escape};
+use super::{BodySource, Outgoing, ReplyTemplateConfig, VendorCopy};
+use crate::config::{ConfigError, Loaded, Problems};
+use crate::fulfil::Recipient;
+use crate::order::{BuyerEmail, is_forbidden_char};
+
+const DEFAULT_SUBJECT: &str = "Your {product} license";
+const DEFAULT_TEXT: &str = "Hello {buyer_name},
+
+thank you for your order {order_id}. Here is your license for {product} ({seats} seat(s)).
+
+Licensed to: {licensee}
+Serial:      {serial}
+
+Type the name exactly as shown above, including capitals and accents.
+{activation_url}
+{download_url}
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{key}: {source}")]
+    Placeholder { key: String, source: placeholder::PlaceholderError },
+    #[error("{0:?} is not a usable mail address")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("no product {0:?} in the configuration")]
+    UnknownProduct(String),
+}
+
+/// A loaded template: the files read, every placeholder checked.
+#[derive(Debug, Clone)]
+struct Template {
+    key: String,
+    subject: String,
+    text: String,
+    html: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Product {
+    name: String,
+    download_url: Option<String>,
+    activation_url: Option<String>,
+    template: Option<Template>,
+}
+
+/// Everything a license reply says.
+#[derive(Debug, Clone)]
+pub struct LicenseReply<'a> {
+    pub provider: &'a str,
+    pub order_id: &'a str,
+    pub line: u32,
+    pub product: &'a str,
+    pub licensee: &'a str,
+    pub serial: &'a str,
+    pub seats: u32,
+    pub buyer_name: Option<&'a str>,
+    pub buyer_email: &'a BuyerEmail,
+    pub recipient: Recipient,
+    /// 0 for the original reply; n for the n-th resend asked for by the vendor (a new Message-ID).
+    pub resend: u32,
+}
+
+/// A message to the vendor. `cause` identifies what it is about, so the same cause gives the same Message-ID.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub cause: String,
+    pub title: String,
+    pub body: String,
+}
+
+/// Renders messages from the `[reply]` configuration and the products' templates.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    vendor: Mailbox,
+    vendor_copy: VendorCopy,
+    domain: String,
+    default: Template,
+    products: HashMap<String, Product>,
+}
+
+impl Renderer {
+    /// Reads template files and checks everything; every problem is reported.
+    pub fn new(loaded: &Loaded) -> Result<Self, ConfigError> {
+        let config = &loaded.config;
+        let mut problems = Problems::new(&loaded.path);
+        config.reply.validate_for_sending(&mut problems);
+        let from = mailbox(&mut problems, "reply.from", config.reply.from.as_deref());
+        let vendor = mailbox(&mut problems, "reply.vendor", config.reply.vendor.as_deref());
+        let reply_to = config.reply.reply_to.as_deref().and_then(|r| mailbox(&mut problems, "reply.reply_to", Some(r)));
+        let default = match &config.reply.template {
+            Some(template) => load(template, "reply.template", &loaded.base_dir, &mut problems),
+            None => Some(Template {
+                key: "reply".into(),
+                subject: DEFAULT_SUBJECT.into(),
+                text: DEFAULT_TEXT.into(),
+                html: None,
+            }),
+        };
+        let mut products = HashMap::new();
+        for (index, product) in config.products.iter().enumerate() {
+            let key = format!("product[{index}].reply");
+            let template = product.reply.as_ref().and_then(|t| load(t, &key, &loaded.base_dir, &mut problems));
+            if let Some(url) = &product.activation_url {
+                super::check_placeholders(&format!("product[{index}].activation_url"), url, &mut problems);
+            }
+            let entry = Product {
+                name: product.name.clone(),
+                download_url: product.download_url.clone(),
+                activation_url: product.activation_url.clone(),
+                template,
+            };
+            products.insert(product.id.clone(), entry);
+        }
+        match (from, vendor, default) {
+            (Some(from), Some(vendor), Some(default)) if !problems.has_errors() => {
+                let domain = from.email.domain().to_owned();
+                Ok(Self { from, reply_to, vendor, vendor_copy: config.reply.vendor_copy, domain, default, products })
+            }
+            _ => Err(ConfigError(problems.into_items())),
+        }
+    }
+
+    /// The deterministic Message-ID (without brackets) of one purpose for one order line.
+    pub fn message_id(&self, purpose: &str, parts: &[&str]) -> String {
+        let mut hasher = Sha256::new();
+        for part in std::iter::once(&purpose).chain(parts) {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        format!("keypost.{purpose}.{}@{}", hex::encode(digest.get(..12).unwrap_or_default()), self.domain)
+    }
+
+    /// The reply carrying a license, plus a separate vendor notice when so configured.
+    pub fn license(&self, reply: &LicenseReply<'_>) -> Result<(Outgoing, Option<Outgoing>), RenderError> {
+        let product =
+            self.products.get(reply.product).ok_or_else(|| RenderError::UnknownProduct(reply.product.into()))?;
+        let template = product.template.as_ref().unwrap_or(&self.default);
+        let values = self.values(reply, product)?;
+        let subject = clean(&render(template, "subject", &template.subject, &values, Escape::None)?);
+        let text = render(template, "text", &template.text, &values, Escape::None)?;
+        let html = template.html.as_ref().map(|h| render(template, "html", h, &values, Escape::Html)).transpose()?;
+        let line = reply.line.to_string();
+        let resend = reply.resend.to_string();
+        let mut ids = vec![reply.provider, reply.order_id, line.as_str()];
+        if reply.resend > 0 {
+            ids.push(&resend);
+        }
+        let id = self.message_id(if reply.resend > 0 { "resend" } else { "reply" }, &ids);
+        let to = match reply.recipient {
+            Recipient::Buyer => {
+                let address = reply
+                    .buyer_email
+                    .as_str()
+                    .parse()
+                    .map_err(|_| RenderError::Address(reply.buyer_email.to_string()))?;
+                Mailbox::new(reply.buyer_name.map(clean), address)
+            }
+            Recipient::Vendor => self.vendor.clone(),
+        };
+        let bcc = self.vendor_copy == VendorCopy::Bcc && reply.recipient == Recipient::Buyer;
+        let main = self.build(&id, to, bcc, &subject, text, html)?;
+        let notice = match self.vendor_copy {
+            VendorCopy::Notice if reply.recipient == Recipient::Buyer => {
+                Some(self.notice(reply, &product.name, &ids)?)
+            }
+            _ => None,
+        };
+        Ok((main, notice))
+    }
+
+    fn values(
+        &self,
+        reply: &LicenseReply<'_>,
+        product: &Product,
+    ) -> Result<BTreeMap<&'static str, String>, RenderError> {
+        let mut values = BTreeMap::from([
+            ("licensee", reply.licensee.to_owned()),
+            ("serial", reply.serial.to_owned()),
+            ("product", product.name.clone()),
+            ("seats", reply.seats.to_string()),
+            ("order_id", reply.order_id.to_owned()),
+            ("provider", reply.provider.to_owned()),
+            ("buyer_name", clean(reply.buyer_name.unwrap_or(reply.licensee))),
+        ]);
+        if let Some(url) = &product.download_url {
+            values.insert("download_url", url.clone());
+        }
+        if let Some(url) = &product.activation_url {
+            let rendered = placeholder::render(url, &values, Escape::None)
+                .map_err(|source| RenderError::Placeholder { key: "product.activation_url".into(), source })?;
+            values.insert("activation_url", rendered);
+        }
+        Ok(values)
+    }
+
+    fn notice(&self, reply: &LicenseReply<'_>, product: &str, ids: &[&str]) -> Result<Outgoing, RenderError> {
+        let body = format!(
+            "keypost sent a license.\n\nProvider: {}\nOrder:    {}\nProduct:  {product}\nSeats:    {}\nLicensee: {}\nBuyer:    {}\n",
+            reply.provider, reply.order_id, reply.seats, reply.licensee, reply.buyer_email
+        );
+        let subject = clean(&format!("[keypost] sold {product} ({} {})", reply.provider, reply.order_id));
+        self.build(&self.message_id("notice", ids), self.vendor.clone(), false, &subject, body, None)
+    }
+
+    /// A message to the vendor about a review, a set-aside message, a revocation or a failure.
+    pub fn alert(&self, alert: &Alert) -> Result<Outgoing, RenderError> {
+        let id = self.message_id("alert", &[&alert.cause]);
+        let subject = clean(&format!("[keypost] {}", alert.title));
+        self.build(&id, self.vendor.clone(), false, &subject, alert.body.clone(), None)
+    }
+
+    fn build(
+        &self,
+        id: &str,
+        to: Mailbox,
+        bcc: bool,
+        subject: &str,
+        text: String,
+        html: Option<String>,
+    ) -> Result<Outgoing, RenderError> {
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{id}>")));
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        if bcc {
+            builder = builder.bcc(self.vendor.clone());
+        }
+        let message = match html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html))?,
+            None => builder.header(ContentType::TEXT_PLAIN).body(text)?,
+        };
+        let envelope = message.envelope();
+        Ok(Outgoing {
+            message_id: id.to_owned(),
+            from: envelope.from().map(ToString::to_string).unwrap_or_default(),
+            to: envelope.to().iter().map(ToString::to_string).collect(),
+            bytes: message.formatted(),
+        })
+    }
+}
+
+fn render(
+    template: &Template,
+    part: &str,
+    text: &str,
+    values: &BTreeMap<&str, String>,
+    escape: Escape,
+) -> Result<String, RenderError> {
+    placeholder::render(text, values, escape)
+        .map_err(|source| RenderError::Placeholder { key: format!("{}.{part}", template.key), source })
+}
+
+/// Drops characters that must never reach a header (CR, LF, other controls, bidi overrides).
+fn clean(value: &str) -> String {
+    value.chars().filter(|c| !is_forbidden_char(*c)).collect()
+}
+
+fn mailbox(problems: &mut Problems, key: &str, value: Option<&str>) -> Option<Mailbox> {
+    match value?.parse::<Mailbox>() {
+        Ok(mailbox) => Some(mailbox),
+        Err(err) => {
+            problems.error(key, format!("not a mail address: {err}"));
+            None
+        }
+    }
+}
+
+/// Reads a template's bodies and checks its placeholders, reporting problems under `key`.
+fn load(config: &ReplyTemplateConfig, key: &str, base_dir: &Path, problems: &mut Problems) -> Option<Template> {
+    config.validate(key, problems);
+    let text = read_body(&config.text, &format!("{key}.text"), base_dir, problems)?;
+    let html = match &config.html {
+        Some(source) => Some(read_body(source, &format!("{key}.html"), base_dir, problems)?),
+        None => None,
+    };
+    Some(Template { key: key.to_owned(), subject: config.subject.clone(), text, html })
+}
+
+fn read_body(source: &BodySource, key: &str, base_dir: &Path, problems: &mut Problems) -> Option<String> {
+    match source {
+        BodySource::Inline(text) => Some(text.clone()),
+        BodySource::File { file } => match std::fs::read_to_string(base_dir.join(file)) {
+            Ok(text) => {
+                super::check_placeholders(&format!("{key} ({})", file.display()), &text, problems);
+                Some(text)
+            }
+            Err(err) => {
+                problems.error(key, format!("cannot read {}: {err}", file.display()));
+                None
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
