@@ -30,6 +30,10 @@ pub struct MaildirConfig {
     /// How often `keypost run` looks for new mail, in seconds.
     #[serde(default = "default_poll_secs")]
     pub poll_interval_secs: u64,
+    /// Demo only: when the Maildir does not exist yet, first fill it with a copy of this one (relative to the
+    /// config file's folder), so a demo can be run again from a fresh state.
+    #[serde(default)]
+    pub seed_from: Option<PathBuf>,
 }
 
 /// `[mailbox.imap]`.

@@ -1,1 +1,194 @@
-//! A local Maildir as a [`super::Source`]: `new/` is the queue; settled messages move to subfolders.
+//! A local Maildir as a [`super::Source`]: `new/` and `cur/` are the queue; settled messages move to Maildir++
+//! subfolders (`.keypost.done`, `.keypost.ignored`, `.keypost.set-aside`). Nothing is ever deleted.
+//! A message's key is its file name up to the `:2,` flags, so a mail client moving it from `new/` to `cur/`
+//! does not make it a different message.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+
+use super::{Disposition, MailContent, MaildirConfig, RawMail, Source};
+
+/// The Maildir++ subfolder for each disposition.
+pub fn folder(disposition: Disposition) -> &'static str {
+    match disposition {
+        Disposition::Done => ".keypost.done",
+        Disposition::Ignored => ".keypost.ignored",
+        Disposition::SetAside => ".keypost.set-aside",
+    }
+}
+
+#[derive(Debug)]
+pub struct Maildir {
+    root: PathBuf,
+    max_bytes: u64,
+    poll: Duration,
+    /// Where each handed-out key was found, so `settle` need not search.
+    located: HashMap<String, PathBuf>,
+}
+
+impl Maildir {
+    /// Opens the Maildir (relative paths against `base_dir`), creating `new/`, `cur/` and `tmp/` when missing.
+    /// With `seed_from` set and the Maildir absent, it is first filled with a copy of that one (the demo).
+    pub fn open(config: &MaildirConfig, base_dir: &Path, max_bytes: u64) -> anyhow::Result<Self> {
+        let root = base_dir.join(&config.path);
+        if let Some(seed) = &config.seed_from
+            && !root.exists()
+        {
+            seed_copy(&base_dir.join(seed), &root)
+                .with_context(|| format!("Failed to seed {} from {}", root.display(), seed.display()))?;
+        }
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(root.join(sub))
+                .with_context(|| format!("Failed to create {}/{sub}", root.display()))?;
+        }
+        let poll = Duration::from_secs(config.poll_interval_secs.max(1));
+        Ok(Self { root, max_bytes, poll, located: HashMap::new() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Waiting files with their key and modification time, oldest first.
+    fn waiting(&self) -> anyhow::Result<Vec<(SystemTime, String, PathBuf)>> {
+        let mut found = Vec::new();
+        for sub in ["new", "cur"] {
+            let dir = self.root.join(sub);
+            let entries = std::fs::read_dir(&dir).with_context(|| format!("Failed to list {}", dir.display()))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                if name.starts_with('.') || !is_file {
+                    continue;
+                }
+                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+                found.push((modified, message_key(&name).to_owned(), entry.path()));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<MailContent> {
+        let size = std::fs::metadata(path)?.len();
+        if size > self.max_bytes {
+            return Ok(MailContent::TooLarge { size });
+        }
+        std::fs::read(path).map(MailContent::Bytes)
+    }
+
+    fn find(&self, key: &str) -> Option<PathBuf> {
+        if let Some(path) = self.located.get(key).filter(|p| p.exists()) {
+            return Some(path.clone());
+        }
+        let waiting = self.waiting().ok()?;
+        waiting.into_iter().find(|(_, k, _)| k == key).map(|(_, _, path)| path)
+    }
+}
+
+/// The part of a Maildir file name before the `:2,` flags.
+fn message_key(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(key, _)| key)
+}
+
+fn seed_copy(seed: &Path, root: &Path) -> std::io::Result<()> {
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(seed.join(sub)) else { continue };
+        std::fs::create_dir_all(root.join("new"))?;
+        for entry in entries.flatten() {
+            if entry.file_type()?.is_file() {
+                std::fs::copy(entry.path(), root.join("new").join(entry.file_name()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Source for Maildir {
+    fn name(&self) -> String {
+        "maildir".to_owned()
+    }
+
+    async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
+        let mut out = Vec::new();
+        for (_, key, path) in self.waiting()?.into_iter().take(max) {
+            match self.read(&path) {
+                Ok(content) => {
+                    self.located.insert(key.clone(), path);
+                    out.push(RawMail { key, content });
+                }
+                // Moved away or unreadable between listing and reading: it is seen again next time.
+                Err(err) => tracing::warn!(file = %path.display(), "Cannot read a waiting message: {err}"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
+        let target_dir = self.root.join(folder(disposition));
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(target_dir.join(sub))
+                .with_context(|| format!("Failed to create {}", target_dir.display()))?;
+        }
+        let Some(path) = self.find(key) else {
+            // Already moved (a settle repeated after a crash): nothing left to do.
+            return Ok(());
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| key.to_owned());
+        let name = if name.contains(":2,") { name } else { format!("{name}:2,S") };
+        let target = target_dir.join("cur").join(name);
+        std::fs::rename(&path, &target)
+            .with_context(|| format!("Failed to move {} to {}", path.display(), target.display()))?;
+        self.located.remove(key);
+        Ok(())
+    }
+
+    async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()> {
+        tokio::time::sleep(self.poll.min(max_wait)).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(path: &str) -> MaildirConfig {
+        MaildirConfig { path: path.into(), poll_interval_secs: 1, seed_from: None }
+    }
+
+    #[tokio::test]
+    async fn messages_are_handed_out_oldest_first_and_settled_into_folders_never_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut maildir = Maildir::open(&config("mail"), dir.path(), 10).unwrap();
+        std::fs::write(dir.path().join("mail/new/1.a"), "first").unwrap();
+        std::fs::write(dir.path().join("mail/cur/2.b:2,S"), "second").unwrap();
+        std::fs::write(dir.path().join("mail/new/3.c"), "this one is too large").unwrap();
+        let got = maildir.fetch_new(10).await.unwrap();
+        let keys: Vec<_> = got.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys.len(), 3);
+        assert!(got.contains(&RawMail { key: "2.b".into(), content: MailContent::Bytes(b"second".to_vec()) }));
+        assert!(got.contains(&RawMail { key: "3.c".into(), content: MailContent::TooLarge { size: 21 } }));
+        maildir.settle("2.b", Disposition::Ignored).await.unwrap();
+        maildir.settle("1.a", Disposition::Done).await.unwrap();
+        maildir.settle("1.a", Disposition::Done).await.unwrap();
+        assert_eq!(maildir.fetch_new(10).await.unwrap().len(), 1);
+        assert!(dir.path().join("mail/.keypost.done/cur/1.a:2,S").exists());
+        assert!(dir.path().join("mail/.keypost.ignored/cur/2.b:2,S").exists());
+    }
+
+    #[tokio::test]
+    async fn a_missing_maildir_is_seeded_once_from_the_configured_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("seed/new")).unwrap();
+        std::fs::write(dir.path().join("seed/new/1.a"), "x").unwrap();
+        let config = MaildirConfig { seed_from: Some("seed".into()), ..config("run/mail") };
+        let mut maildir = Maildir::open(&config, dir.path(), 1024).unwrap();
+        maildir.settle("1.a", Disposition::Done).await.unwrap();
+        let mut again = Maildir::open(&config, dir.path(), 1024).unwrap();
+        assert!(again.fetch_new(10).await.unwrap().is_empty(), "an existing Maildir is not seeded again");
+        assert!(dir.path().join("seed/new/1.a").exists(), "the seed is copied, not moved");
+    }
+}
