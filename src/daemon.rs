@@ -1,1 +1,201 @@
-//! The loops: `poll_once()` processes what is waiting and returns an outcome; `run` is a thin wrapper.
+//! The loops: [`Daemon::poll_once`] processes what is waiting and returns an [`Outcome`]; [`Daemon::run`] is a
+//! thin wrapper that waits for new mail and retries the outbox. Generic over the [`Source`] and the [`Mailer`],
+//! so the IMAP and SMTP implementations (or test fakes) slot in; the crash protocol is in `store.rs`.
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tracing::Instrument as _;
+
+use crate::mailbox::{Disposition, RawMail, Source};
+use crate::reply::Mailer;
+use crate::trust::Verifier;
+
+pub mod any;
+mod core;
+mod message;
+mod outbox;
+mod seams;
+
+pub use core::{Assessed, Core, Origin};
+pub use seams::{Licenser, Reader, Reading};
+
+/// Most messages fetched per pass.
+pub const BATCH: usize = 100;
+/// Longest wait for new mail between two passes (the outbox is retried at least this often).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Messages handed out by the source.
+    pub messages: usize,
+    /// Orders whose licenses were issued.
+    pub fulfilled: usize,
+    pub ignored: usize,
+    pub set_aside: usize,
+    /// Orders sent to the vendor for review (nothing to the buyer).
+    pub review: usize,
+    pub revoked: usize,
+    /// Duplicates: an email or order already handled.
+    pub skipped: usize,
+    /// Messages seen again after a crash, only settled again.
+    pub resettled: usize,
+    pub sent: usize,
+    pub send_failures: usize,
+}
+
+impl Outcome {
+    pub fn add(&mut self, other: &Outcome) {
+        self.messages += other.messages;
+        self.fulfilled += other.fulfilled;
+        self.ignored += other.ignored;
+        self.set_aside += other.set_aside;
+        self.review += other.review;
+        self.revoked += other.revoked;
+        self.skipped += other.skipped;
+        self.resettled += other.resettled;
+        self.sent += other.sent;
+        self.send_failures += other.send_failures;
+    }
+
+    /// Nothing happened.
+    pub fn is_idle(&self) -> bool {
+        *self == Outcome::default()
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fulfilled {}, ignored {}, set aside {}, for review {}, revoked {}, duplicates {}, sent {}, send failures {}",
+            self.fulfilled,
+            self.ignored,
+            self.set_aside,
+            self.review,
+            self.revoked,
+            self.skipped,
+            self.sent,
+            self.send_failures
+        )
+    }
+}
+
+/// The daemon: a source, a mailer, and the core they feed.
+pub struct Daemon<S: Source, M: Mailer> {
+    pub source: S,
+    pub mailer: M,
+    pub core: Core,
+    reader: Box<dyn Reader>,
+    verifier: Verifier,
+}
+
+impl<S: Source, M: Mailer> Daemon<S, M> {
+    pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
+        Self { source, mailer, core, reader, verifier }
+    }
+
+    /// Sends the due outbox, handles up to [`BATCH`] waiting messages, sends what they queued.
+    pub async fn poll_once(&mut self) -> anyhow::Result<Outcome> {
+        let mut outcome = self.core.send_due(&self.mailer).await?;
+        let batch = self
+            .source
+            .fetch_new(BATCH)
+            .await
+            .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
+        for raw in batch {
+            let span = tracing::info_span!("message", source = %self.source.name(), key = %raw.key);
+            outcome.add(&self.handle(raw).instrument(span).await?);
+        }
+        // Alerts queued by failed sends go out in the same pass.
+        outcome.add(&self.core.send_due(&self.mailer).await?);
+        Ok(outcome)
+    }
+
+    /// Passes until the source has nothing more waiting (`keypost run --once`).
+    pub async fn drain(&mut self) -> anyhow::Result<Outcome> {
+        let mut total = Outcome::default();
+        // Bounded: a message that cannot be moved comes back every pass.
+        for _ in 0..10_000 {
+            let outcome = self.poll_once().await?;
+            total.add(&outcome);
+            if outcome.messages < BATCH {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// One message: record its outcome durably, send what it queued, then settle it in the source.
+    async fn handle(&mut self, raw: RawMail) -> anyhow::Result<Outcome> {
+        let source = self.source.name();
+        if let Some(record) = self.core.store.source_record(&source, &raw.key)? {
+            tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
+            self.settle(&raw.key, record.disposition).await;
+            return Ok(Outcome { messages: 1, resettled: 1, ..Outcome::default() });
+        }
+        let assessed = message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
+        let Assessed { disposition, mut change, note, mut outcome } = assessed;
+        change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
+        let queued = change.queued().to_vec();
+        self.core.store.commit(change).context("Failed to record a message's outcome")?;
+        self.core.store.flush().await.context("Failed to flush the state")?;
+        outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
+        self.settle(&raw.key, disposition).await;
+        outcome.messages = 1;
+        Ok(outcome)
+    }
+
+    /// A failed move is only logged: the message comes back and is settled again from its record.
+    async fn settle(&mut self, key: &str, disposition: Disposition) {
+        if let Err(err) = self.source.settle(key, disposition).await {
+            tracing::warn!("Cannot settle the message yet: {err:#}");
+        }
+    }
+
+    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff.
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.poll_once().await {
+                Ok(outcome) => {
+                    failures = 0;
+                    if !outcome.is_idle() {
+                        tracing::info!(%outcome, "Pass done.");
+                    }
+                    if outcome.messages >= BATCH { Duration::ZERO } else { self.until_next_retry() }
+                }
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    let wait = backoff(failures);
+                    tracing::error!(retry_in_secs = wait.as_secs(), "Pass failed: {err:#}");
+                    wait
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                result = self.source.wait_for_new(wait) => if let Err(err) = result {
+                    tracing::warn!("Waiting for new mail failed: {err:#}");
+                    tokio::time::sleep(backoff(1)).await;
+                },
+            }
+        }
+    }
+
+    fn until_next_retry(&self) -> Duration {
+        let now = self.core.now().unix_timestamp();
+        match self.core.store.next_outbox_try() {
+            Ok(Some(at)) => Duration::from_secs(u64::try_from(at - now).unwrap_or(0)).min(MAX_WAIT),
+            _ => MAX_WAIT,
+        }
+    }
+}
+
+/// 2 s doubling to 80 s, with up to 25 % jitter so restarted daemons do not retry in step.
+fn backoff(failures: u32) -> Duration {
+    let secs = (2u64 << failures.saturating_sub(1).min(5)).min(80);
+    Duration::from_millis(secs * 1000 + fastrand::u64(0..=secs * 250))
+}

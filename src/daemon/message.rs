@@ -1,0 +1,130 @@
+//! One message through the pipeline, up to the change that records its outcome:
+//! size -> read (parse + classify) -> trust -> seen before? -> decide -> apply.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use anyhow::Context as _;
+
+use super::Outcome;
+use super::core::{Assessed, Core, Origin};
+use super::seams::{Reader, Reading};
+use crate::email::Email;
+use crate::fulfil::{self, History, KnownLine};
+use crate::mailbox::{Disposition, MailContent, RawMail};
+use crate::order::Order;
+use crate::reply::Alert;
+use crate::store::Change;
+use crate::trust::{Verdict, Verifier};
+
+/// Seconds in the rate-limit window.
+const HOUR: i64 = 60 * 60;
+
+pub(super) async fn assess(
+    core: &Core,
+    reader: &dyn Reader,
+    verifier: &Verifier,
+    source: &str,
+    raw: &RawMail,
+) -> anyhow::Result<Assessed> {
+    let label = format!("{source}/{}", raw.key);
+    let bytes = match &raw.content {
+        MailContent::TooLarge { size } => {
+            return set_aside(core, &label, format!("larger than the limit ({size} bytes)"));
+        }
+        MailContent::Bytes(bytes) => bytes,
+    };
+    // A parser bug must cost one message, not the daemon.
+    let reading = catch_unwind(AssertUnwindSafe(|| reader.read(bytes)))
+        .unwrap_or_else(|_| Reading::Unparseable { reason: "the parser panicked on it".to_owned() });
+    match reading {
+        Reading::Unparseable { reason } => set_aside(core, &label, format!("cannot be parsed: {reason}")),
+        Reading::Broken { template, problems } => {
+            set_aside(core, &label, format!("template {template} matched but failed: {}", problems.join("; ")))
+        }
+        Reading::Unrecognised { near_misses } => {
+            let note = match near_misses.is_empty() {
+                true => "not recognised as an order".to_owned(),
+                false => format!("not recognised (near misses: {})", near_misses.join(", ")),
+            };
+            Ok(ignored(core, &label, note))
+        }
+        Reading::NotAnOrder { template, reason } => {
+            Ok(ignored(core, &label, format!("{template}: not an order: {reason}")))
+        }
+        Reading::Order { email, order, .. } => order_mail(core, reader, verifier, &label, bytes, &email, &order).await,
+    }
+}
+
+async fn order_mail(
+    core: &Core,
+    reader: &dyn Reader,
+    verifier: &Verifier,
+    label: &str,
+    bytes: &[u8],
+    email: &Email,
+    order: &Order,
+) -> anyhow::Result<Assessed> {
+    let verdict = match reader.provider_trust(&order.provider) {
+        Some(trust) => verifier.check(bytes, email, &trust).await,
+        None => Verdict::Refused { reason: format!("no trust information for provider {}", order.provider) },
+    };
+    match verdict {
+        Verdict::Refused { reason } => {
+            return set_aside(core, label, format!("{} order {} not trusted: {reason}", order.provider, order.id));
+        }
+        Verdict::Trusted { method } => tracing::debug!(method, "Sender trusted."),
+    }
+    let origin = Origin {
+        label: label.to_owned(),
+        message_id: email.message_id.clone(),
+        content_hash: email.content_hash.clone(),
+    };
+    if let Some(seen) = core.store.seen_email(email.message_id.as_deref(), &email.content_hash)? {
+        let seen = seen.replace('\0', "/");
+        tracing::info!(order = %seen, "Same email seen before; nothing to do.");
+        let mut change = Change::new();
+        change.audit(core.now().unix_timestamp(), "duplicate", label, format!("same email as order {seen}"));
+        let outcome = Outcome { skipped: 1, ..Outcome::default() };
+        return Ok(Assessed { disposition: Disposition::Done, change, note: format!("duplicate of {seen}"), outcome });
+    }
+    let history = history(core, order)?;
+    let decision = fulfil::decide(order, &history, &core.config);
+    tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
+    tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
+    core.apply(&origin, order, decision)
+}
+
+fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
+    let lines =
+        core.store.order_lines(&order.provider, order.id.as_str()).context("Failed to read the order's history")?;
+    let since = core.now().unix_timestamp() - HOUR;
+    let (provider, buyer) = core.store.recent_counts(&order.provider, order.buyer_email.as_ref(), since)?;
+    Ok(History {
+        lines: lines
+            .iter()
+            .map(|r| KnownLine { line: r.line, licensed: r.license.is_some(), revoked: r.revoked.is_some() })
+            .collect(),
+        buyer_orders_last_hour: buyer,
+        provider_orders_last_hour: provider,
+    })
+}
+
+fn ignored(core: &Core, label: &str, note: String) -> Assessed {
+    tracing::info!(note, "Ignored.");
+    let mut change = Change::new();
+    change.audit(core.now().unix_timestamp(), "ignored", label, note.clone());
+    Assessed { disposition: Disposition::Ignored, change, note, outcome: Outcome { ignored: 1, ..Outcome::default() } }
+}
+
+/// Sets a message aside and alerts the vendor.
+fn set_aside(core: &Core, label: &str, note: String) -> anyhow::Result<Assessed> {
+    tracing::warn!(note, "Message set aside.");
+    let mut change = Change::new();
+    change.audit(core.now().unix_timestamp(), "set-aside", label, note.clone());
+    let body = format!(
+        "keypost set a message aside and did nothing else with it.\n\nMessage: {label}\nReason:  {note}\n\nIt is in the set-aside folder; nothing was deleted.\n"
+    );
+    let alert = Alert { cause: format!("set-aside\0{label}"), title: format!("set aside: {note}"), body };
+    core.queue_alert(&alert, &mut change)?;
+    let outcome = Outcome { set_aside: 1, ..Outcome::default() };
+    Ok(Assessed { disposition: Disposition::SetAside, change, note, outcome })
+}

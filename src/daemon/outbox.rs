@@ -1,0 +1,124 @@
+//! Sending the durable outbox: each entry is sent, then its outcome committed and flushed before the next.
+//! Transient failures are retried with doubling delays; permanent ones (or too many attempts) mark the reply
+//! failed and alert the vendor.
+use anyhow::Context as _;
+
+use super::Outcome;
+use super::core::Core;
+use crate::reply::{Alert, Mailer, SendError};
+use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
+
+/// The longest wait between two tries.
+const MAX_RETRY_SECS: u64 = 6 * 60 * 60;
+
+impl Core {
+    /// Sends every entry whose next try is due.
+    pub async fn send_due<M: Mailer>(&self, mailer: &M) -> anyhow::Result<Outcome> {
+        let due = self.store.due_outbox(self.now().unix_timestamp()).context("Failed to read the outbox")?;
+        let mut outcome = Outcome::default();
+        for entry in due {
+            outcome.add(&self.send_one(mailer, entry).await?);
+        }
+        Ok(outcome)
+    }
+
+    /// Sends these just-queued entries (those already sent or gone are skipped).
+    pub async fn send_queued<M: Mailer>(&self, mailer: &M, message_ids: &[String]) -> anyhow::Result<Outcome> {
+        let mut outcome = Outcome::default();
+        for id in message_ids {
+            if let Some(entry) = self.store.outbox_entry(id)? {
+                outcome.add(&self.send_one(mailer, entry).await?);
+            }
+        }
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all, fields(message_id = %entry.outgoing.message_id))]
+    async fn send_one<M: Mailer>(&self, mailer: &M, entry: OutboxEntry) -> anyhow::Result<Outcome> {
+        let result = mailer.send(&entry.outgoing).await;
+        let now = self.now().unix_timestamp();
+        let mut change = Change::new();
+        let mut outcome = Outcome::default();
+        match result {
+            Ok(()) => {
+                self.record_sent(&entry, now, &mut change)?;
+                outcome.sent = 1;
+            }
+            Err(err) => {
+                self.record_failure(entry, &err, now, &mut change)?;
+                outcome.send_failures = 1;
+            }
+        }
+        self.store.commit(change)?;
+        self.store.flush().await.context("Failed to flush the state after a send")?;
+        Ok(outcome)
+    }
+
+    fn record_sent(&self, entry: &OutboxEntry, now: i64, change: &mut Change) -> anyhow::Result<()> {
+        let id = &entry.outgoing.message_id;
+        change.unqueue(id);
+        change.audit(now, "sent", id, format!("{} recipient(s)", entry.outgoing.to.len()));
+        if let Purpose::Reply { provider, order_id, line } = &entry.purpose {
+            if let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? {
+                record.reply = ReplyState::Sent { message_id: id.clone(), at: now };
+                change.put_order(&record);
+            }
+            tracing::info!(provider, order_id = %order_id, line, "Reply sent.");
+        }
+        Ok(())
+    }
+
+    fn record_failure(
+        &self,
+        mut entry: OutboxEntry,
+        err: &SendError,
+        now: i64,
+        change: &mut Change,
+    ) -> anyhow::Result<()> {
+        entry.attempts = entry.attempts.saturating_add(1);
+        let id = entry.outgoing.message_id.clone();
+        let gives_up = matches!(err, SendError::Permanent(_)) || entry.attempts >= self.config.reply.send_attempts;
+        if !gives_up {
+            let delay = retry_delay(self.config.reply.retry_after_secs, entry.attempts);
+            tracing::warn!(attempts = entry.attempts, retry_in_secs = delay, "Send failed; will retry: {err}");
+            entry.next_try = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
+            entry.last_error = Some(err.to_string());
+            change.audit(now, "retry", &id, err.to_string());
+            change.queue(&entry);
+            return Ok(());
+        }
+        tracing::error!(attempts = entry.attempts, "Send failed; giving up: {err}");
+        change.unqueue(&id);
+        change.audit(now, "send-failed", &id, err.to_string());
+        if let Purpose::Reply { provider, order_id, line } = &entry.purpose {
+            if let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? {
+                record.reply = ReplyState::Failed { reason: err.to_string(), attempts: entry.attempts };
+                change.put_order(&record);
+            }
+            let body = format!(
+                "keypost could not send the license for {provider}/{order_id} line {line} after {} attempt(s): {err}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n",
+                entry.attempts
+            );
+            let title = format!("send failed: {provider}/{order_id}");
+            self.queue_alert(&Alert { cause: format!("failed\0{id}"), title, body }, change)?;
+        }
+        // A vendor message that fails is only logged and audited: alerting about an alert would loop.
+        Ok(())
+    }
+}
+
+/// `base`, doubled per attempt after the first, at most [`MAX_RETRY_SECS`].
+pub fn retry_delay(base: u64, attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(1).min(20);
+    base.saturating_mul(1u64 << doublings).min(MAX_RETRY_SECS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retries_double_and_are_capped_at_six_hours() {
+        let delays: Vec<u64> = (1..=4).map(|a| super::retry_delay(60, a)).collect();
+        assert_eq!(delays, [60, 120, 240, 480]);
+        assert_eq!(super::retry_delay(60, 40), 6 * 60 * 60);
+    }
+}

@@ -1,0 +1,32 @@
+//! The two pure steps the daemon calls through small traits, so tests can drive it with fakes:
+//! reading a message (email parse + template classify) and making a serial.
+use crate::email::Email;
+use crate::order::{Licensee, Order};
+use crate::trust::ProviderTrust;
+
+/// What a message turned out to be.
+#[derive(Debug, Clone)]
+pub enum Reading {
+    /// Not a message keypost can parse: set aside, vendor alerted.
+    Unparseable { reason: String },
+    /// No template recognised it: ignored.
+    Unrecognised { near_misses: Vec<String> },
+    /// A provider's mail that is not an order (a payout, a newsletter): ignored.
+    NotAnOrder { template: String, reason: String },
+    /// A template recognised it but could not extract an order: set aside, vendor alerted.
+    Broken { template: String, problems: Vec<String> },
+    /// An order, with the email it came from (the trust check needs both).
+    Order { email: Box<Email>, template: String, order: Box<Order> },
+}
+
+/// Parses and classifies a message. Must not panic on any input (the daemon also guards against it).
+pub trait Reader {
+    fn read(&self, bytes: &[u8]) -> Reading;
+    /// Who may send a provider's mail, from its template.
+    fn provider_trust(&self, provider: &str) -> Option<ProviderTrust>;
+}
+
+/// Makes the serial for a product's license.
+pub trait Licenser {
+    fn make(&self, product: &str, licensee: &Licensee, seats: u32, issued: time::Date) -> Result<String, String>;
+}
