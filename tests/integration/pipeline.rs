@@ -1,1 +1,412 @@
-//! Integration tests: pipeline.
+//! Integration tests: the whole pipeline without the network. In-process fakes at the seams (an in-memory
+//! source, a recording mailer, a reader for a tiny test mail shape) drive `poll_once()` directly, no sleeping;
+//! `kill` runs the built binary against a Maildir and the files outbox and kills it again and again.
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keypost::config::{Loaded, Problems};
+use keypost::daemon::{Core, Daemon, Licenser, Outcome, Reader, Reading};
+use keypost::email::Email;
+use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
+use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
+use keypost::reply::{Mailer, Outgoing, Renderer, SendError};
+use keypost::store::{ReplyState, Store};
+use keypost::trust::{ProviderTrust, Verifier};
+
+mod kill;
+
+/// The configuration every in-process test runs with: two products, a vendor, the `shop` provider trusted on
+/// its sender address (the test reader has no DKIM to offer).
+const CONFIG: &str = r#"
+[reply]
+from = "Acme Licenses <licenses@acme.example>"
+vendor = "vendor@acme.example"
+send_attempts = 3
+retry_after_secs = 60
+
+[trust]
+sender_only = ["shop"]
+
+[limits]
+per_provider_per_hour = 1000
+
+[[product]]
+id = "pro"
+name = "Acme Pro"
+skus = ["ACME-PRO"]
+serial = { scheme = "name-cbc", key = { inline = "0123456789abcdef0123456789abcdef" } }
+"#;
+
+pub(crate) const VENDOR: &str = "vendor@acme.example";
+
+/// A source whose waiting messages the test controls.
+#[derive(Default)]
+pub struct MemorySource {
+    pub waiting: BTreeMap<String, Vec<u8>>,
+    pub settled: Vec<(String, Disposition)>,
+}
+
+impl MemorySource {
+    pub fn deliver(&mut self, key: &str, bytes: &[u8]) {
+        self.waiting.insert(key.to_owned(), bytes.to_vec());
+    }
+
+    pub fn disposition(&self, key: &str) -> Option<Disposition> {
+        self.settled.iter().rev().find(|(k, _)| k == key).map(|(_, d)| *d)
+    }
+}
+
+impl Source for MemorySource {
+    fn name(&self) -> String {
+        "memory".into()
+    }
+    async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
+        let take = self.waiting.iter().take(max);
+        Ok(take.map(|(key, bytes)| RawMail { key: key.clone(), content: MailContent::Bytes(bytes.clone()) }).collect())
+    }
+    async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
+        self.waiting.remove(key);
+        self.settled.push((key.to_owned(), disposition));
+        Ok(())
+    }
+    async fn wait_for_new(&mut self, _max_wait: Duration) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A mailer that records every send, and fails while told to (for every message, or for one recipient).
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub sent: RefCell<Vec<Outgoing>>,
+    pub failure: RefCell<Option<SendError>>,
+    pub failure_for: RefCell<Option<(String, SendError)>>,
+}
+
+impl RecordingMailer {
+    /// Messages sent with this address among the recipients.
+    pub fn to(&self, address: &str) -> Vec<Outgoing> {
+        self.sent.borrow().iter().filter(|m| m.to.iter().any(|t| t == address)).cloned().collect()
+    }
+
+    /// Messages sent to the vendor alone (alerts and notices, not Bcc copies).
+    pub fn vendor_only(&self) -> Vec<String> {
+        let sent = self.sent.borrow();
+        sent.iter().filter(|m| m.to == [VENDOR]).map(|m| String::from_utf8_lossy(&m.bytes).into_owned()).collect()
+    }
+}
+
+impl Mailer for RecordingMailer {
+    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
+        if let Some(err) = self.failure.borrow().clone() {
+            return Err(err);
+        }
+        if let Some((address, err)) = self.failure_for.borrow().clone()
+            && mail.to.contains(&address)
+        {
+            return Err(err);
+        }
+        self.sent.borrow_mut().push(mail.clone());
+        Ok(())
+    }
+}
+
+/// Reads the test shape: headers `Message-ID:` and `From:`, then `key: value` lines; a line
+/// `-- forwarded --` starts the original, whose lines alone make the content hash (as `email::parse` does).
+pub struct TestReader;
+
+impl Reader for TestReader {
+    fn read(&self, bytes: &[u8]) -> Reading {
+        let text = String::from_utf8_lossy(bytes);
+        if text.contains("PANIC") {
+            panic!("a parser bug");
+        }
+        let fields: BTreeMap<&str, &str> =
+            text.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let body = text.split_once("\n\n").map_or(text.as_ref(), |(_, body)| body);
+        let original = text.split_once("-- forwarded --").map_or(body, |(_, original)| original);
+        let email = Email {
+            message_id: fields.get("Message-ID").map(|s| s.to_string()),
+            from: None,
+            subject: String::new(),
+            date: None,
+            text: original.to_owned(),
+            forwarded: None,
+            attached_original: None,
+            authentication_results: vec![],
+            content_hash: format!("{:x}", fnv(original.lines().map(str::trim).filter(|l| !l.is_empty()))),
+        };
+        match fields.get("kind").copied() {
+            None if text.contains("broken") => {
+                Reading::Broken { template: "shop".into(), problems: vec!["no order id".into()] }
+            }
+            None => Reading::Unrecognised { near_misses: vec![] },
+            Some("payout") => Reading::NotAnOrder { template: "shop".into(), reason: "a payout".into() },
+            Some(kind) => Reading::Order {
+                email: Box::new(email),
+                template: "shop".into(),
+                order: Box::new(order(&fields, kind)),
+            },
+        }
+    }
+
+    fn provider_trust(&self, provider: &str) -> Option<ProviderTrust> {
+        Some(ProviderTrust { provider: provider.to_owned(), dkim_domains: vec![], senders: vec![] })
+    }
+}
+
+fn fnv<'a>(lines: impl Iterator<Item = &'a str>) -> u64 {
+    lines.flat_map(str::bytes).fold(0xcbf29ce484222325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
+    let kind = match kind {
+        "refund" => OrderKind::Refund,
+        "chargeback" => OrderKind::Chargeback,
+        _ => OrderKind::Sale,
+    };
+    let items = fields
+        .get("sku")
+        .map(|sku| LineItem {
+            sku: Sku::parse(sku).ok(),
+            product_name: None,
+            quantity: fields.get("qty").and_then(|q| q.parse().ok()).unwrap_or(1),
+            unit_price: Some(Money { hundredths: 1900, currency: Some("EUR".into()) }),
+        })
+        .into_iter()
+        .collect();
+    Order {
+        provider: fields.get("provider").copied().unwrap_or("shop").to_owned(),
+        kind,
+        id: OrderId::parse(fields.get("order").copied().unwrap_or("?")).unwrap(),
+        test: fields.get("test").is_some(),
+        licensee: fields.get("name").and_then(|n| Licensee::parse(n).ok()),
+        buyer_name: None,
+        buyer_email: fields.get("email").and_then(|e| BuyerEmail::parse(e).ok()),
+        items,
+        total: None,
+    }
+}
+
+/// Serials the tests can predict.
+pub struct TestLicenser;
+
+impl Licenser for TestLicenser {
+    fn make(&self, product: &str, licensee: &Licensee, seats: u32, _issued: time::Date) -> Result<String, String> {
+        Ok(format!("SERIAL-{product}-{seats}-{}", licensee.as_str().len()))
+    }
+}
+
+/// A test mail in the [`TestReader`] shape.
+pub fn mail(message_id: &str, lines: &str) -> Vec<u8> {
+    format!("Message-ID: {message_id}\nFrom: shop@shop.example\n\n{lines}\n").into_bytes()
+}
+
+pub fn sale(order_id: &str, email: &str) -> String {
+    format!("kind: sale\norder: {order_id}\nname: Åsa Öberg\nemail: {email}\nsku: ACME-PRO\nqty: 2")
+}
+
+pub type TestDaemon = Daemon<MemorySource, RecordingMailer>;
+
+/// A daemon over a state folder (reopening the same folder is a restart).
+pub fn daemon(state: &std::path::Path, extra_config: &str) -> TestDaemon {
+    let mut problems = Problems::new("test.toml");
+    let config = keypost::config::parse(&format!("{extra_config}\n{CONFIG}"), &mut problems).unwrap();
+    assert!(problems.items().iter().all(|p| p.key.contains("serial")), "{:?}", problems.items());
+    let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
+    let renderer = Renderer::new(&loaded).unwrap();
+    let verifier = Verifier::new(&loaded.config.trust).unwrap();
+    let core = Core::new(Store::open(&state.join("state")).unwrap(), loaded.config, renderer, Box::new(TestLicenser));
+    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, Box::new(TestReader), verifier)
+}
+
+fn counts(outcome: &Outcome) -> [usize; 6] {
+    [outcome.fulfilled, outcome.skipped, outcome.review, outcome.revoked, outcome.ignored, outcome.set_aside]
+}
+
+#[tokio::test]
+async fn the_same_order_arriving_three_ways_gets_one_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    let original = mail("m1@shop.example", &sale("A-1", "asa@example.com"));
+    let forwarded =
+        mail("fw@vendor.example", &format!("Fwd: your order\n-- forwarded --\n{}", sale("A-1", "asa@example.com")));
+    let second = mail("m2@shop.example", &format!("{}\nnote: your receipt", sale("A-1", "asa@example.com")));
+    daemon.source.deliver("1-original", &original);
+    daemon.source.deliver("2-same-again", &original);
+    daemon.source.deliver("3-forwarded", &forwarded);
+    daemon.source.deliver("4-same-order-id", &second);
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [1, 3, 0, 0, 0, 0], "{outcome}");
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 1, "exactly one reply");
+    assert_eq!(outcome.sent, 1);
+    for key in ["1-original", "2-same-again", "3-forwarded", "4-same-order-id"] {
+        assert_eq!(daemon.source.disposition(key), Some(Disposition::Done), "{key}");
+    }
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert!(matches!(line.reply, ReplyState::Sent { .. }), "{:?}", line.reply);
+    let events: Vec<String> = daemon.core.store.audit().unwrap().into_iter().map(|a| a.event).collect();
+    assert_eq!(
+        events,
+        ["decided", "sent", "duplicate", "duplicate", "skipped"],
+        "by Message-ID, content hash, order id"
+    );
+}
+
+#[tokio::test]
+async fn a_repeat_purchase_by_the_same_buyer_is_a_new_order_with_its_own_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.source.deliver("2", &mail("m2@shop.example", &sale("A-2", "asa@example.com")));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(outcome.fulfilled, 2);
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 2);
+}
+
+#[tokio::test]
+async fn a_refund_after_a_sale_revokes_the_license_and_alerts_the_vendor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.poll_once().await.unwrap();
+    daemon.source.deliver("2", &mail("r1@shop.example", "kind: refund\norder: A-1"));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [0, 0, 0, 1, 0, 0], "{outcome}");
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert_eq!(line.revoked.map(|r| r.reason).as_deref(), Some("refund"));
+    let alerts = daemon.mailer.vendor_only();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("revoked: shop/A-1 (refund)"), "{}", alerts[0]);
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 1, "the buyer only ever got the license");
+}
+
+#[tokio::test]
+async fn non_orders_are_ignored_and_unreadable_or_broken_mail_is_set_aside_with_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("newsletter", &mail("n@x.example", "hello there"));
+    daemon.source.deliver("payout", &mail("p@x.example", "kind: payout"));
+    daemon.source.deliver("broken", &mail("b@x.example", "this is broken"));
+    daemon.source.deliver("panics", &mail("c@x.example", "PANIC"));
+    daemon.source.deliver("z-sale", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [1, 0, 0, 0, 2, 2], "{outcome}");
+    assert_eq!(daemon.source.disposition("payout"), Some(Disposition::Ignored));
+    assert_eq!(daemon.source.disposition("panics"), Some(Disposition::SetAside));
+    assert_eq!(daemon.mailer.vendor_only().len(), 2, "one alert per set-aside message");
+}
+
+#[tokio::test]
+async fn an_untrusted_order_is_set_aside_and_never_fulfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    let forged = sale("A-1", "asa@example.com").replace("kind: sale", "kind: sale\nprovider: elsewhere");
+    daemon.source.deliver("forged", &mail("f@x.example", &forged));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [0, 0, 0, 0, 0, 1], "{outcome}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+    assert!(daemon.mailer.vendor_only()[0].contains("not trusted"));
+}
+
+#[tokio::test]
+async fn an_unknown_product_goes_to_review_with_an_alert_and_nothing_to_the_buyer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com").replace("ACME-PRO", "OTHER")));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [0, 0, 1, 0, 0, 0], "{outcome}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+    assert!(daemon.mailer.vendor_only()[0].contains("unknown product"));
+}
+
+#[tokio::test]
+async fn a_test_order_is_answered_to_the_vendor_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &format!("{}\ntest: yes", sale("T-1", "asa@example.com"))));
+    assert_eq!(daemon.poll_once().await.unwrap().fulfilled, 1);
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+    assert_eq!(daemon.mailer.to(VENDOR).len(), 1);
+}
+
+#[tokio::test]
+async fn a_reply_that_failed_is_retried_after_a_restart_with_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = daemon(dir.path(), "");
+    *first.mailer.failure.borrow_mut() = Some(SendError::Transient("421 try later".into()));
+    first.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let outcome = first.poll_once().await.unwrap();
+    assert_eq!((outcome.fulfilled, outcome.sent, outcome.send_failures), (1, 0, 1));
+    assert_eq!(first.source.disposition("1"), Some(Disposition::Done), "the reply is durable, so the mail is settled");
+    let queued = first.core.store.due_outbox(i64::MAX).unwrap();
+    drop(first);
+
+    let mut restarted = daemon(dir.path(), "");
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+    restarted.core.set_clock(move || later);
+    let outcome = restarted.poll_once().await.unwrap();
+    assert_eq!(outcome.sent, 1);
+    let sent = restarted.mailer.to("asa@example.com");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0], queued[0].outgoing, "same bytes, same Message-ID");
+}
+
+#[tokio::test]
+async fn a_transient_failure_waits_for_its_retry_time_without_sleeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    let start = time::OffsetDateTime::now_utc();
+    daemon.core.set_clock(move || start);
+    *daemon.mailer.failure.borrow_mut() = Some(SendError::Transient("timeout".into()));
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.poll_once().await.unwrap();
+    *daemon.mailer.failure.borrow_mut() = None;
+    assert_eq!(daemon.poll_once().await.unwrap().sent, 0, "not due before 60 s");
+    daemon.core.set_clock(move || start + time::Duration::seconds(61));
+    assert_eq!(daemon.poll_once().await.unwrap().sent, 1);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_marks_the_reply_failed_and_alerts_the_vendor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    let refused = SendError::Permanent("550 no such user".into());
+    *daemon.mailer.failure_for.borrow_mut() = Some(("asa@example.com".into(), refused));
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!((outcome.fulfilled, outcome.send_failures, outcome.sent), (1, 1, 1), "{outcome:?}");
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert!(matches!(line.reply, ReplyState::Failed { attempts: 1, .. }), "{:?}", line.reply);
+    let alerts = daemon.mailer.vendor_only();
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].contains("send failed: shop/A-1"), "{}", alerts[0]);
+    assert_eq!(daemon.core.store.outbox_len(), 0, "a permanent failure is not retried");
+}
+
+#[tokio::test]
+async fn a_message_redelivered_after_its_outcome_was_recorded_is_only_settled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = mail("m1@shop.example", &sale("A-1", "asa@example.com"));
+    let mut first = daemon(dir.path(), "");
+    first.source.deliver("1", &bytes);
+    first.poll_once().await.unwrap();
+    drop(first);
+    // As if the process died before the move: the source hands the same message out again.
+    let mut restarted = daemon(dir.path(), "");
+    restarted.source.deliver("1", &bytes);
+    let outcome = restarted.poll_once().await.unwrap();
+    assert_eq!((outcome.resettled, outcome.sent, outcome.fulfilled), (1, 0, 0), "{outcome:?}");
+    assert_eq!(restarted.source.disposition("1"), Some(Disposition::Done));
+}
+
+#[tokio::test]
+async fn the_audit_trail_records_every_decision_and_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.source.deliver("2", &mail("n@x.example", "hello"));
+    daemon.poll_once().await.unwrap();
+    let events: Vec<String> = daemon.core.store.audit().unwrap().into_iter().map(|a| a.event).collect();
+    assert_eq!(events, ["decided", "sent", "ignored"]);
+}
