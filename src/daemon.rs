@@ -13,12 +13,15 @@ use crate::reply::Mailer;
 use crate::trust::Verifier;
 
 pub mod any;
+pub mod build;
 mod core;
+mod manual;
 mod message;
 mod outbox;
 mod seams;
 
 pub use core::{Assessed, Core, Origin};
+pub use manual::MANUAL_PROVIDER;
 pub use seams::{Licenser, Reader, Reading};
 
 /// Most messages fetched per pass.

@@ -197,6 +197,7 @@ impl Core {
             license: None,
             reply: ReplyState::None,
             revoked: None,
+            resends: 0,
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct OrderRecord {
     pub reply: ReplyState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<Revocation>,
+    /// Replies sent again by hand (`keypost resend`); each gets its own Message-ID.
+    #[serde(default)]
+    pub resends: u32,
 }
 
 impl OrderRecord {

@@ -410,3 +410,32 @@ async fn the_audit_trail_records_every_decision_and_send() {
     let events: Vec<String> = daemon.core.store.audit().unwrap().into_iter().map(|a| a.event).collect();
     assert_eq!(events, ["decided", "sent", "ignored"]);
 }
+
+#[tokio::test]
+async fn a_resend_sends_the_same_serial_under_a_new_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.poll_once().await.unwrap();
+    let queued = daemon.core.resend("shop", "A-1").await.unwrap();
+    let outcome = daemon.core.send_queued(&daemon.mailer, &queued).await.unwrap();
+    assert_eq!(outcome.sent, 1);
+    let replies = daemon.mailer.to("asa@example.com");
+    assert_eq!(replies.len(), 2);
+    assert_ne!(replies[0].message_id, replies[1].message_id);
+    let serial = format!("SERIAL-pro-2-{}", "Åsa Öberg".len());
+    assert!(replies.iter().all(|r| String::from_utf8_lossy(&r.bytes).contains(&serial)));
+}
+
+#[tokio::test]
+async fn a_manual_issue_replies_like_a_real_order_and_a_revoke_marks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path(), "");
+    let (order_id, queued) = daemon.core.issue_manual("pro", "Bo Ek", "bo@example.com", 3).await.unwrap();
+    daemon.core.send_queued(&daemon.mailer, &queued).await.unwrap();
+    assert_eq!(daemon.mailer.to("bo@example.com").len(), 1);
+    assert_eq!(daemon.core.store.lookup("bo ek").unwrap().len(), 1);
+    assert_eq!(daemon.core.revoke("manual", &order_id, "test").await.unwrap(), 1);
+    assert_eq!(daemon.core.revoke("manual", &order_id, "test").await.unwrap(), 0, "already revoked");
+    assert!(daemon.core.issue_manual("nope", "Bo", "bo@example.com", 1).await.is_err());
+}

@@ -1,0 +1,115 @@
+//! The vendor's own actions on orders: resend a reply, revoke a license, issue a license by hand.
+//! Each returns one committed, flushed change; the caller sends what it queued.
+use anyhow::Context as _;
+
+use super::core::{Core, Origin};
+use crate::fulfil::{Decision, Grant, Recipient};
+use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
+use crate::reply::LicenseReply;
+use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
+
+/// The provider name of orders issued by hand.
+pub const MANUAL_PROVIDER: &str = "manual";
+
+impl Core {
+    /// Queues a fresh copy of each active license of an order (same serial, new Message-ID). Returns the
+    /// queued Message-IDs.
+    pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Vec<String>> {
+        let lines = self.store.order_lines(provider, order_id)?;
+        let now = self.now().unix_timestamp();
+        let mut change = Change::new();
+        for mut record in lines.into_iter().filter(|r| r.revoked.is_none()) {
+            let (Some(license), Some(buyer)) = (&record.license, &record.buyer_email) else { continue };
+            let recipient = if record.test && self.config.limits.test_orders == crate::fulfil::TestOrders::Vendor {
+                Recipient::Vendor
+            } else {
+                Recipient::Buyer
+            };
+            let reply = LicenseReply {
+                provider,
+                order_id,
+                line: record.line,
+                product: &license.grant.product,
+                licensee: license.grant.licensee.as_str(),
+                serial: &license.serial,
+                seats: license.grant.seats,
+                buyer_name: record.buyer_name.as_deref(),
+                buyer_email: buyer,
+                recipient,
+                resend: record.resends + 1,
+            };
+            let (main, _) = self.renderer.license(&reply).context("Failed to render the reply")?;
+            record.resends += 1;
+            record.reply = ReplyState::Queued { message_id: main.message_id.clone() };
+            let purpose =
+                Purpose::Reply { provider: provider.to_owned(), order_id: record.order_id.clone(), line: record.line };
+            change.queue(&OutboxEntry::new(main, purpose, now));
+            change.audit(now, "resend", &record.label(), "asked for by the vendor");
+            change.put_order(&record);
+        }
+        anyhow::ensure!(!change.queued().is_empty(), "order {provider}/{order_id} has no active license to send");
+        let queued = change.queued().to_vec();
+        self.store.commit(change)?;
+        self.store.flush().await?;
+        Ok(queued)
+    }
+
+    /// Marks every active license of an order revoked. Returns how many were.
+    pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let lines = self.store.order_lines(provider, order_id)?;
+        let active: Vec<u32> =
+            lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
+        anyhow::ensure!(!lines.is_empty(), "no order {provider}/{order_id}");
+        if active.is_empty() {
+            return Ok(0);
+        }
+        let id = OrderId::parse(order_id)?;
+        let mut change = Change::new();
+        self.revoke_lines(provider, &id, &active, reason, &mut change)?;
+        self.store.commit(change)?;
+        self.store.flush().await?;
+        Ok(active.len())
+    }
+
+    /// Issues a license without an order email; the reply goes out like a real one. Returns the order id and
+    /// the queued Message-IDs.
+    pub async fn issue_manual(
+        &self,
+        product: &str,
+        licensee: &str,
+        email: &str,
+        seats: u32,
+    ) -> anyhow::Result<(String, Vec<String>)> {
+        anyhow::ensure!(
+            self.config.products.iter().any(|p| p.id == product),
+            "no product {product:?} in the configuration"
+        );
+        let now = self.now();
+        let order_id = OrderId::parse(&format!("M-{}-{:04x}", now.unix_timestamp(), fastrand::u16(..)))?;
+        let licensee = Licensee::parse(licensee).context("Invalid --name")?;
+        let order = Order {
+            provider: MANUAL_PROVIDER.to_owned(),
+            kind: OrderKind::Sale,
+            id: order_id.clone(),
+            test: false,
+            licensee: Some(licensee.clone()),
+            buyer_name: None,
+            buyer_email: Some(BuyerEmail::parse(email).context("Invalid --email")?),
+            items: vec![LineItem {
+                sku: None,
+                product_name: Some(product.to_owned()),
+                quantity: seats,
+                unit_price: None,
+            }],
+            total: None,
+        };
+        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee }];
+        let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
+        let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
+        anyhow::ensure!(assessed.outcome.fulfilled == 1, "not issued: {}", assessed.note);
+        let queued = assessed.change.queued().to_vec();
+        self.store.commit(assessed.change)?;
+        self.store.flush().await?;
+        Ok((order_id.to_string(), queued))
+    }
+}
