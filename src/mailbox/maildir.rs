@@ -93,14 +93,18 @@ fn message_key(name: &str) -> &str {
     name.split_once(':').map_or(name, |(key, _)| key)
 }
 
+/// Copies the seed's messages into `new/` in name order, so their modification times keep that order.
 fn seed_copy(seed: &Path, root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join("new"))?;
+    let mut files = Vec::new();
     for sub in ["new", "cur"] {
         let Ok(entries) = std::fs::read_dir(seed.join(sub)) else { continue };
-        std::fs::create_dir_all(root.join("new"))?;
-        for entry in entries.flatten() {
-            if entry.file_type()?.is_file() {
-                std::fs::copy(entry.path(), root.join("new").join(entry.file_name()))?;
-            }
+        files.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())).map(|e| e.path()));
+    }
+    files.sort_by_key(|path| path.file_name().map(ToOwned::to_owned));
+    for path in files {
+        if let Some(name) = path.file_name() {
+            std::fs::copy(&path, root.join("new").join(name))?;
         }
     }
     Ok(())
