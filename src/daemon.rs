@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tracing::Instrument as _;
 
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
@@ -109,8 +108,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
         for raw in batch {
-            let span = tracing::info_span!("message", source = %self.source.name(), key = %raw.key);
-            outcome.add(&self.handle(raw).instrument(span).await?);
+            outcome.add(&self.handle(raw).await?);
         }
         // Alerts queued by failed sends go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
@@ -132,6 +130,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     }
 
     /// One message: record its outcome durably, send what it queued, then settle it in the source.
+    #[tracing::instrument(skip_all, fields(source = %self.source.name(), key = %raw.key))]
     async fn handle(&mut self, raw: RawMail) -> anyhow::Result<Outcome> {
         let source = self.source.name();
         if let Some(record) = self.core.store.source_record(&source, &raw.key)? {

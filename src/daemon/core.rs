@@ -93,10 +93,7 @@ impl Core {
         let now = self.now();
         let buyer = order.buyer_email.as_ref().ok_or("no buyer email")?;
         for grant in grants {
-            let serial = self
-                .licenser
-                .make(&grant.product, &grant.licensee, grant.seats, now.date())
-                .map_err(|err| format!("cannot make a serial for {}: {err}", grant.product))?;
+            let serial = self.serial(grant, now.date())?;
             let reply = LicenseReply {
                 provider: &order.provider,
                 order_id: order.id.as_str(),
@@ -125,6 +122,14 @@ impl Core {
             change.audit(now.unix_timestamp(), "decided", &record.label(), format!("issue: {}", record.reason));
         }
         Ok(())
+    }
+
+    /// The serial for a grant; a failure (or a panic in the maker) is a review reason, not a crash.
+    fn serial(&self, grant: &Grant, issued: time::Date) -> Result<String, String> {
+        let make = || self.licenser.make(&grant.product, &grant.licensee, grant.seats, issued);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
+            .unwrap_or_else(|_| Err("the serial maker panicked".to_owned()))
+            .map_err(|err| format!("cannot make a serial for {}: {err}", grant.product))
     }
 
     fn review(&self, origin: &Origin, order: &Order, reason: &str, change: &mut Change) -> anyhow::Result<()> {

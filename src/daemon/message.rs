@@ -28,7 +28,7 @@ pub(super) async fn assess(
     let label = format!("{source}/{}", raw.key);
     let bytes = match &raw.content {
         MailContent::TooLarge { size } => {
-            return set_aside(core, &label, format!("larger than the limit ({size} bytes)"));
+            return set_aside(core, &label, "too large", format!("larger than the limit ({size} bytes)"));
         }
         MailContent::Bytes(bytes) => bytes,
     };
@@ -36,9 +36,12 @@ pub(super) async fn assess(
     let reading = catch_unwind(AssertUnwindSafe(|| reader.read(bytes)))
         .unwrap_or_else(|_| Reading::Unparseable { reason: "the parser panicked on it".to_owned() });
     match reading {
-        Reading::Unparseable { reason } => set_aside(core, &label, format!("cannot be parsed: {reason}")),
+        Reading::Unparseable { reason } => {
+            set_aside(core, &label, "unparseable", format!("cannot be parsed: {reason}"))
+        }
         Reading::Broken { template, problems } => {
-            set_aside(core, &label, format!("template {template} matched but failed: {}", problems.join("; ")))
+            let note = format!("template {template} matched but failed: {}", problems.join("; "));
+            set_aside(core, &label, "template match failed", note)
         }
         Reading::Unrecognised { near_misses } => {
             let note = match near_misses.is_empty() {
@@ -69,7 +72,8 @@ async fn order_mail(
     };
     match verdict {
         Verdict::Refused { reason } => {
-            return set_aside(core, label, format!("{} order {} not trusted: {reason}", order.provider, order.id));
+            let note = format!("{} order {} not trusted: {reason}", order.provider, order.id);
+            return set_aside(core, label, "not trusted", note);
         }
         Verdict::Trusted { method } => tracing::debug!(method, "Sender trusted."),
     }
@@ -109,15 +113,18 @@ fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
 }
 
 fn ignored(core: &Core, label: &str, note: String) -> Assessed {
-    tracing::info!(note, "Ignored.");
+    tracing::info!("Ignored: not an order.");
+    tracing::debug!(note, "Why ignored.");
     let mut change = Change::new();
     change.audit(core.now().unix_timestamp(), "ignored", label, note.clone());
     Assessed { disposition: Disposition::Ignored, change, note, outcome: Outcome { ignored: 1, ..Outcome::default() } }
 }
 
-/// Sets a message aside and alerts the vendor.
-fn set_aside(core: &Core, label: &str, note: String) -> anyhow::Result<Assessed> {
-    tracing::warn!(note, "Message set aside.");
+/// Sets a message aside and alerts the vendor. The log gets the `kind` only: the note may quote the mail
+/// (names, addresses), which the vendor's alert may show but a log line at warn level may not.
+fn set_aside(core: &Core, label: &str, kind: &str, note: String) -> anyhow::Result<Assessed> {
+    tracing::warn!(kind, "Message set aside; vendor alerted.");
+    tracing::debug!(note, "Why set aside.");
     let mut change = Change::new();
     change.audit(core.now().unix_timestamp(), "set-aside", label, note.clone());
     let body = format!(

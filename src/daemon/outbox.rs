@@ -80,14 +80,17 @@ impl Core {
         let gives_up = matches!(err, SendError::Permanent(_)) || entry.attempts >= self.config.reply.send_attempts;
         if !gives_up {
             let delay = retry_delay(self.config.reply.retry_after_secs, entry.attempts);
-            tracing::warn!(attempts = entry.attempts, retry_in_secs = delay, "Send failed; will retry: {err}");
+            // A server's refusal can quote the recipient: the reason goes to debug, the audit and the alert.
+            tracing::warn!(attempts = entry.attempts, retry_in_secs = delay, "Send failed; will retry.");
+            tracing::debug!("Send failure: {err}");
             entry.next_try = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
             entry.last_error = Some(err.to_string());
             change.audit(now, "retry", &id, err.to_string());
             change.queue(&entry);
             return Ok(());
         }
-        tracing::error!(attempts = entry.attempts, "Send failed; giving up: {err}");
+        tracing::error!(attempts = entry.attempts, "Send failed; giving up.");
+        tracing::debug!("Send failure: {err}");
         change.unqueue(&id);
         change.audit(now, "send-failed", &id, err.to_string());
         if let Purpose::Reply { provider, order_id, line } = &entry.purpose {

@@ -99,7 +99,8 @@ fn seed_copy(seed: &Path, root: &Path) -> std::io::Result<()> {
     let mut files = Vec::new();
     for sub in ["new", "cur"] {
         let Ok(entries) = std::fs::read_dir(seed.join(sub)) else { continue };
-        files.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file())).map(|e| e.path()));
+        let messages = entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_file()));
+        files.extend(messages.filter(|e| !e.file_name().to_string_lossy().starts_with('.')).map(|e| e.path()));
     }
     files.sort_by_key(|path| path.file_name().map(ToOwned::to_owned));
     for path in files {
