@@ -157,14 +157,20 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         }
     }
 
-    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff. `on_pass` sees each
+    /// successful pass (the service's watchdog ping and status line go there: a stuck loop stops calling it).
+    pub async fn run(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        mut on_pass: impl FnMut(&Outcome),
+    ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
         loop {
             let wait = match self.poll_once().await {
                 Ok(outcome) => {
                     failures = 0;
+                    on_pass(&outcome);
                     if !outcome.is_idle() {
                         tracing::info!(%outcome, "Pass done.");
                     }

@@ -27,7 +27,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
         } else {
             tracing::info!(source = %crate::mailbox::Source::name(&daemon.source), "keypost is running.");
-            daemon.run(shutdown()).await?;
+            daemon.run(shutdown(), |_| {}).await?;
             tracing::info!("keypost stopped.");
         }
         Ok(ExitCode::SUCCESS)

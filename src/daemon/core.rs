@@ -163,14 +163,27 @@ impl Core {
     ) -> anyhow::Result<()> {
         let now = self.now().unix_timestamp();
         let subject = format!("{provider}/{order_id}");
+        let mut body = format!("keypost marked these licenses of order {subject} revoked ({reason}):\n\n");
         for line in lines {
             let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? else { continue };
             record.revoked = Some(Revocation { at: now, reason: reason.to_owned() });
+            if let Some(license) = &record.license {
+                let grant = &license.grant;
+                body.push_str(&format!(
+                    "  line {line}: {} x{} for {:?}, serial {}\n",
+                    grant.product,
+                    grant.seats,
+                    grant.licensee.as_str(),
+                    license.serial
+                ));
+            }
             change.put_order(&record);
             change.audit(now, "revoked", &record.label(), reason);
         }
         tracing::info!(order = %subject, reason, "License revoked.");
-        let body = format!("keypost marked the license(s) of order {subject} revoked ({reason}).\nLines: {lines:?}\n");
+        body.push_str(
+            "\nThe app keeps working until it checks a revocation list; the state and `keypost export` show it.\n",
+        );
         let alert = Alert {
             cause: format!("revoke\0{subject}\0{reason}"),
             title: format!("revoked: {subject} ({reason})"),

@@ -229,3 +229,19 @@ async fn a_manual_issue_replies_like_a_real_order_and_a_revoke_marks_it() {
     assert_eq!(daemon.core.revoke("manual", &order_id, "test").await.unwrap(), 0, "already revoked");
     assert!(daemon.core.issue_manual("nope", "Bo", "bo@example.com", 1).await.is_err());
 }
+
+#[tokio::test]
+async fn run_keeps_polling_until_shutdown_and_answers_each_order_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let passes = std::cell::Cell::new(0);
+    let shutdown = async {
+        while passes.get() < 3 {
+            tokio::task::yield_now().await;
+        }
+    };
+    daemon.run(shutdown, |_| passes.set(passes.get() + 1)).await.unwrap();
+    assert!(passes.get() >= 3);
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 1);
+}
