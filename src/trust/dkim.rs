@@ -105,6 +105,9 @@ pub(crate) fn authenticator(dns: bool) -> anyhow::Result<MessageAuthenticator> {
     built.map_err(|err| anyhow::anyhow!("Failed to set up the DNS resolver for DKIM key lookups: {err}"))
 }
 
+/// Provider signatures checked per message; real mail carries one or two.
+const MAX_SIGNATURES: usize = 4;
+
 /// Headers that are added in transit, so a copy the signer did not see is expected.
 const TRANSIT_HEADERS: [&str; 5] =
     ["received", "dkim-signature", "authentication-results", "arc-seal", "arc-message-signature"];
@@ -118,10 +121,11 @@ pub(crate) async fn verify(
     provider: &ProviderTrust,
 ) -> Result<String, DkimRefusal> {
     // Not strict: a signature with l= is parsed so that it can be refused with a clear reason below.
-    let message = AuthenticatedMessage::parse_with_opts(signed, None, false).ok_or(DkimRefusal::Unparseable)?;
+    let mut message = AuthenticatedMessage::parse_with_opts(signed, None, false).ok_or(DkimRefusal::Unparseable)?;
     if message.dkim_headers.is_empty() && !message.has_dkim_errors {
         return Err(DkimRefusal::NoSignature);
     }
+    let mut problems = keep_provider_signatures(&mut message, provider);
     let from_headers = count_headers(&message, "from");
     let [from] = message.from.as_slice() else {
         return Err(DkimRefusal::FromCount { headers: from_headers, addresses: message.from.len() });
@@ -130,7 +134,6 @@ pub(crate) async fn verify(
         return Err(DkimRefusal::FromCount { headers: from_headers, addresses: message.from.len() });
     }
     let outputs = authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(keys)).await;
-    let mut problems = Vec::new();
     for output in &outputs {
         let Some(signature) = output.signature() else {
             problems.push(format!("malformed signature ({})", quote(&output.result().to_string())));
@@ -145,6 +148,23 @@ pub(crate) async fn verify(
     Err(DkimRefusal::NoneAccepted(problems.join(", ")))
 }
 
+/// Only the provider's signatures are checked, a few at most: a sender must not be able to make keypost
+/// look up keys at domains of its choosing (a beacon) or many times over (a slowdown). Returns why the
+/// others were dropped.
+fn keep_provider_signatures(message: &mut AuthenticatedMessage<'_>, provider: &ProviderTrust) -> Vec<String> {
+    let mut dropped = Vec::new();
+    message.dkim_headers.retain(|header| {
+        let d = &header.header.d;
+        let ours = domain::provider_domain(d, &provider.dkim_domains).is_some();
+        if !ours {
+            dropped.push(format!("d={}: not a DKIM domain of provider {}", quote(d), provider.provider));
+        }
+        ours
+    });
+    message.dkim_headers.truncate(MAX_SIGNATURES);
+    dropped
+}
+
 /// keypost's rules for one signature, on top of mail-auth's verdict.
 fn accept(
     result: &DkimResult,
@@ -156,9 +176,6 @@ fn accept(
 ) -> Result<(), String> {
     if result != &DkimResult::Pass {
         return Err(describe(result, signature));
-    }
-    if domain::provider_domain(&signature.d, &provider.dkim_domains).is_none() {
-        return Err(format!("not a DKIM domain of provider {}", provider.provider));
     }
     if !signature.h.iter().any(|h| h.trim().eq_ignore_ascii_case("from")) {
         return Err("the From header is not signed".to_owned());

@@ -84,6 +84,13 @@ fn a_pinned_key_appearing_twice_is_an_error() {
     assert_eq!(problems(&config), ["Error trust.pinned_keys[1] s1._domainkey.paypal.com is pinned twice"]);
 }
 
+#[test]
+fn verifier_builds_outside_an_async_runtime_with_dns_on_or_off() {
+    assert!(Verifier::new(&offline(&[])).is_ok());
+    // Reads the system resolver configuration but sends nothing.
+    assert!(Verifier::new(&TrustConfig::default()).is_ok());
+}
+
 #[tokio::test]
 async fn describe_names_each_weak_provider_and_the_key_sources() {
     let verifier = Verifier::new(&offline(&["gumroad", "paypal"])).unwrap();
