@@ -14,8 +14,12 @@ pub(crate) enum ResultsRefusal {
     Unparseable,
     #[error("no Authentication-Results header from {0}")]
     Missing(String),
-    #[error("exactly one From address is required (found {0})")]
+    #[error("exactly one From header with one address is required (found {0} address(es))")]
     FromCount(usize),
+    #[error("the parsed From {parsed} is not the From header {header}")]
+    FromMismatch { parsed: String, header: String },
+    #[error("From {0} is not among the provider's senders")]
+    NotASender(String),
     #[error("the topmost header from {authserv_id} shows no aligned dkim=pass for provider {provider}")]
     NoPass { authserv_id: String, provider: String },
 }
@@ -133,22 +137,29 @@ pub(crate) fn verify(
         .filter_map(|value| parse(value))
         .find(|results| results.authserv_id.eq_ignore_ascii_case(authserv_id.trim()))
         .ok_or_else(|| ResultsRefusal::Missing(quote(authserv_id)))?;
-    let [from] = message.from.as_slice() else {
+    let from_headers =
+        message.headers.iter().filter(|(name, _)| name.trim_ascii().eq_ignore_ascii_case(b"from")).count();
+    let ([from], 1) = (message.from.as_slice(), from_headers) else {
         return Err(ResultsRefusal::FromCount(message.from.len()));
     };
-    let parsed_from_matches = email.from.as_ref().is_none_or(|a| a.address.trim().eq_ignore_ascii_case(from));
     let from_domain = domain::address_domain(from).unwrap_or_default();
     let passed = ours
         .clauses
         .iter()
         .filter(|c| c.method == "dkim" && c.result == "pass")
         .find_map(|c| signing_domain(c).filter(|d| domain::aligned(d, &from_domain, &provider.dkim_domains)));
-    match passed {
-        Some(d) if parsed_from_matches && domain::sender_allowed(from, &provider.senders) => {
-            Ok(format!("authentication-results {}: dkim=pass header.d={}", quote(&ours.authserv_id), quote(&d)))
-        }
-        _ => Err(ResultsRefusal::NoPass { authserv_id: quote(authserv_id), provider: provider.provider.clone() }),
+    let Some(d) = passed else {
+        return Err(ResultsRefusal::NoPass { authserv_id: quote(authserv_id), provider: provider.provider.clone() });
+    };
+    if let Some(parsed) = &email.from
+        && !parsed.address.trim().eq_ignore_ascii_case(from)
+    {
+        return Err(ResultsRefusal::FromMismatch { parsed: quote(&parsed.address), header: quote(from) });
     }
+    if !domain::sender_permitted(from, &provider.senders) {
+        return Err(ResultsRefusal::NotASender(quote(from)));
+    }
+    Ok(format!("authentication-results {}: dkim=pass header.d={}", quote(&ours.authserv_id), quote(&d)))
 }
 
 /// `header.d=`, else the domain of `header.i=`.

@@ -196,7 +196,7 @@ fn accept(
     {
         return Err(format!("the parsed From {} is not the signed From {}", quote(&parsed.address), quote(from)));
     }
-    if !domain::sender_allowed(from, &provider.senders) {
+    if !domain::sender_permitted(from, &provider.senders) {
         return Err(format!("From {} is not among the provider's senders", quote(from)));
     }
     Ok(())

@@ -59,6 +59,11 @@ pub(crate) fn sender_allowed(address: &str, senders: &[String]) -> bool {
     })
 }
 
+/// For a cryptographically proven message the template's senders narrow things further when it lists any.
+pub(crate) fn sender_permitted(address: &str, senders: &[String]) -> bool {
+    senders.is_empty() || sender_allowed(address, senders)
+}
+
 pub(crate) fn looks_like_domain(name: &str) -> bool {
     let name = name.trim_end_matches('.');
     name.len() <= 253
@@ -136,6 +141,8 @@ mod tests {
         assert!(!sender_allowed("noreply@evilfastspring.com", &senders));
         assert!(sender_allowed("x@paddle.com", &senders));
         assert!(!sender_allowed("anyone@paypal.com", &[]));
+        assert!(sender_permitted("anyone@paypal.com", &[]));
+        assert!(!sender_permitted("other@paypal.com", &senders));
     }
 
     #[test]

@@ -121,6 +121,24 @@ async fn signature_by_a_provider_subdomain_aligns_with_the_parent_from_domain() 
 }
 
 #[tokio::test]
+async fn template_without_senders_relies_on_the_signature_alone() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign(&order_email("receipts@paypal.com", "8AB12345", "49.00"));
+    let provider = ProviderTrust { senders: Vec::new(), ..paypal() };
+    let verdict = verifier(&[&paypal_key]).check(raw.as_bytes(), &parsed("receipts@paypal.com"), &provider).await;
+    assert!(verdict.is_trusted(), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn signed_order_from_an_unlisted_sender_of_the_provider_is_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign(&order_email("invoices@paypal.com", "8AB12345", "49.00"));
+    let provider = ProviderTrust { senders: vec![FROM.into()], ..paypal() };
+    let verdict = verifier(&[&paypal_key]).check(raw.as_bytes(), &parsed("invoices@paypal.com"), &provider).await;
+    assert!(refusal(verdict).contains("From invoices@paypal.com is not among the provider's senders"));
+}
+
+#[tokio::test]
 async fn forged_from_line_on_a_signed_order_is_refused() {
     let paypal_key = Signer::new("paypal.com");
     let raw = paypal_key.sign(&order_email("other@paypal.com", "8AB12345", "49.00"));
