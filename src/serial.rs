@@ -40,8 +40,9 @@ pub enum SerialError {
     LoadKey { field: String, source: SecretError },
     #[error("serial.{field} (from {origin}) must be {format}", format = key::FORMAT)]
     BadKey { field: String, origin: String },
-    #[error("serial.{field}: {message}")]
-    Config { field: String, message: String },
+    /// Settings that `SerialConfig::validate` would have reported (each as `serial.field: message`).
+    #[error("{problems}")]
+    Config { problems: String },
 }
 
 /// Why a serial did not verify. Each message is one line a buyer's support can act on.
@@ -94,8 +95,8 @@ impl Maker {
     /// Checks the settings and loads every key (relative key files are taken from `base_dir`).
     pub fn from_config(config: &SerialConfig, base_dir: &Path) -> Result<Maker, SerialError> {
         let settings = config.settings().map_err(|found| {
-            let (field, message) = found.into_iter().next().unwrap_or_default();
-            SerialError::Config { field, message }
+            let problems = found.into_iter().map(|(field, message)| format!("serial.{field}: {message}"));
+            SerialError::Config { problems: problems.collect::<Vec<_>>().join("; ") }
         })?;
         let current = load_key("key", &config.key, base_dir)?;
         let scheme = match settings.scheme {

@@ -115,20 +115,8 @@ impl SerialConfig {
     /// Checks every field and returns the settings, or every problem found.
     pub(super) fn settings(&self) -> Result<Settings, Vec<FieldProblem>> {
         let mut found = Vec::new();
-        let scheme = match self.scheme.as_deref() {
-            None | Some("block") => Scheme::Block,
-            Some("name-cbc") => Scheme::NameCbc,
-            Some(other) => {
-                found.push(("scheme".into(), format!("unknown scheme {other:?}; expected \"block\" or \"name-cbc\"")));
-                Scheme::Block
-            }
-        };
-        let rule = match &self.normalise {
-            None if scheme == Scheme::Block => NormaliseRule::Rfc8266Casefold,
-            None => NormaliseRule::Rfc8266,
-            Some(text) => parse_enum(&mut found, "normalise", text, NormaliseRule::parse, &NormaliseRule::NAMES)
-                .unwrap_or(NormaliseRule::Rfc8266),
-        };
+        let scheme = self.checked_scheme(&mut found);
+        let rule = self.checked_rule(scheme, &mut found);
         self.check_scheme_fields(scheme, &mut found);
         self.check_inline_keys(&mut found);
         let settings = Settings {
@@ -153,6 +141,27 @@ impl SerialConfig {
             key_id: self.key_id.as_deref().unwrap_or(DEFAULT_KEY_ID).to_ascii_uppercase(),
         };
         if found.is_empty() { Ok(settings) } else { Err(found) }
+    }
+
+    fn checked_scheme(&self, found: &mut Vec<FieldProblem>) -> Scheme {
+        match self.scheme.as_deref() {
+            None | Some("block") => Scheme::Block,
+            Some("name-cbc") => Scheme::NameCbc,
+            Some(other) => {
+                found.push(("scheme".into(), format!("unknown scheme {other:?}; expected \"block\" or \"name-cbc\"")));
+                Scheme::Block
+            }
+        }
+    }
+
+    /// The configured rule, else the scheme's default: block compares names case-insensitively.
+    fn checked_rule(&self, scheme: Scheme, found: &mut Vec<FieldProblem>) -> NormaliseRule {
+        match &self.normalise {
+            None if scheme == Scheme::Block => NormaliseRule::Rfc8266Casefold,
+            None => NormaliseRule::Rfc8266,
+            Some(text) => parse_enum(found, "normalise", text, NormaliseRule::parse, &NormaliseRule::NAMES)
+                .unwrap_or(NormaliseRule::Rfc8266),
+        }
     }
 
     fn check_scheme_fields(&self, scheme: Scheme, found: &mut Vec<FieldProblem>) {

@@ -225,3 +225,12 @@ proptest! {
         prop_assert!(cbc.verify(&name, &tamper(&serial, position, shift, base32)).is_err());
     }
 }
+
+#[test]
+fn maker_refuses_unchecked_settings_listing_every_bad_field() {
+    let text = "scheme = \"name-cbc\"\nkey = { env = \"UNUSED\" }\noutput = \"base64\"\niv = \"00\"";
+    let err = Maker::from_config(&config(text), Path::new(".")).unwrap_err();
+    assert!(matches!(err, SerialError::Config { .. }));
+    let message = err.to_string();
+    assert!(message.contains("serial.output: unknown value \"base64\"") && message.contains("serial.iv: must be"));
+}
