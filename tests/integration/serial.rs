@@ -238,6 +238,7 @@ mod vectors {
         let doc = std::fs::read_to_string(root().join("docs/serial-format.md")).unwrap();
         if blessing() {
             bless(file.clone(), &doc);
+            eprintln!("KEYPOST_BLESS=1: rewrote tests/vectors/serial.json and the tables of docs/serial-format.md");
             return;
         }
         let sets = file["sets"].as_array().unwrap();
