@@ -80,7 +80,8 @@ impl Block {
             return Err(VerifyError::UnknownKeyId { key_id: key_id.to_owned(), known });
         };
         let bytes = Output::Crockford.decode(body).ok_or(VerifyError::Mistyped)?;
-        let mut block = aes::Block::clone_from_slice(&bytes);
+        let bytes: [u8; 16] = bytes.as_slice().try_into().map_err(|_| VerifyError::Mistyped)?;
+        let mut block = aes::Block::from(bytes);
         aes::Aes128::new(&(*entry.key.expose_secret()).into()).decrypt_block(&mut block);
         let (header, found_tag) = block.split_at(HEADER_LEN);
         let header: [u8; HEADER_LEN] = header.try_into().map_err(|_| VerifyError::Mistyped)?;
