@@ -1,8 +1,9 @@
 //! The `block` scheme: one AES-128 block holding version, product code, seats, issue day and a name tag,
 //! prefixed with a key id so keys can be rotated. Pure. Layout and algorithm: `docs/serial-format.md`.
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use time::Date;
 
 use super::key::Key;
@@ -112,31 +113,19 @@ fn tag(key: &Key, header: &[u8; HEADER_LEN], normalised: &str) -> [u8; TAG_LEN] 
     out
 }
 
-/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts`; keys here are at most 32 bytes.
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts`.
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut block_key = [0u8; 64];
-    let hashed;
-    let key = if key.len() > 64 {
-        hashed = Sha256::digest(key);
-        hashed.as_slice()
-    } else {
-        key
-    };
-    block_key.iter_mut().zip(key).for_each(|(slot, byte)| *slot = *byte);
-    let mut inner = Sha256::new();
-    inner.update(block_key.map(|b| b ^ 0x36));
-    parts.iter().for_each(|part| inner.update(part));
-    let mut outer = Sha256::new();
-    outer.update(block_key.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    parts.iter().for_each(|part| mac.update(part));
+    mac.finalize().into_bytes().into()
 }
 
-/// Compares without stopping at the first difference, so timing does not tell how much of a tag was right.
+/// Compares in constant time, so timing does not tell how much of a tag was right.
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
