@@ -1,4 +1,21 @@
 //! Raw bytes -> [`Email`]: ids, headers, the best text body, and the original of a forwarded order. No I/O.
+//!
+//! Mail is untrusted: [`parse`] refuses oversized or absurdly nested messages before handing them to
+//! mail-parser, and turns a parser panic into an error instead of a crash.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, PartType};
+use sha2::{Digest, Sha256};
+
+pub mod forward;
+pub mod html;
+
+/// A header section larger than this is refused (real ones are a few KiB; DKIM-heavy ones maybe 30).
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// More MIME parts than this is refused.
+pub const MAX_PARTS: usize = 500;
+/// Multipart nesting deeper than this is refused (real mail rarely goes past 4).
+pub const MAX_DEPTH: usize = 16;
 
 /// A mailbox address with its display name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,3 +55,208 @@ pub struct Email {
     /// however it was forwarded, has the same hash.
     pub content_hash: String,
 }
+
+/// Why a message could not be read. Every variant means "set it aside", never "crash".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("message is {size} bytes, more than the {max} allowed")]
+    TooLarge { size: u64, max: u64 },
+    #[error("message header section is larger than {MAX_HEADER_BYTES} bytes")]
+    HeadersTooLarge,
+    #[error("message has {0} too many MIME parts or nests them too deeply")]
+    TooComplex(&'static str),
+    #[error("message could not be parsed as RFC 5322")]
+    Unparseable,
+    #[error("the mail parser panicked on this message")]
+    ParserPanicked,
+}
+
+/// Parses one message, unwrapping a forwarded original (attached or inline).
+pub fn parse(raw: &[u8], max_bytes: u64) -> Result<Email, EmailError> {
+    let size = u64::try_from(raw.len()).unwrap_or(u64::MAX);
+    if size > max_bytes {
+        return Err(EmailError::TooLarge { size, max: max_bytes });
+    }
+    if header_section_len(raw) > MAX_HEADER_BYTES {
+        return Err(EmailError::HeadersTooLarge);
+    }
+    // mail-parser is well tested but the input is hostile: a panic is this message's problem only.
+    catch_unwind(AssertUnwindSafe(|| parse_checked(raw))).unwrap_or(Err(EmailError::ParserPanicked))
+}
+
+fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
+    let message = MessageParser::default().parse(raw).ok_or(EmailError::Unparseable)?;
+    check_shape(&message)?;
+    let outer_from = message.from().and_then(|list| list.first()).and_then(address_of);
+    let mut email = Email {
+        message_id: message.message_id().map(str::to_owned),
+        from: outer_from.clone(),
+        subject: message.subject().unwrap_or_default().trim().to_owned(),
+        date: message.date().map(|d| d.to_rfc3339()),
+        text: best_text(&message),
+        forwarded: None,
+        attached_original: None,
+        authentication_results: authentication_results(&message),
+        content_hash: String::new(),
+    };
+    if let Some(original) = attached_original(&message, raw) {
+        if let Some(inner) = MessageParser::default().parse(&original) {
+            email.from = inner.from().and_then(|list| list.first()).and_then(address_of);
+            email.subject = inner.subject().unwrap_or_default().trim().to_owned();
+            email.date = inner.date().map(|d| d.to_rfc3339());
+            email.text = best_text(&inner);
+            email.forwarded = Some(Forward { by: outer_from, style: "attachment".to_owned() });
+            email.attached_original = Some(original);
+        }
+    } else if let Some(inline) = forward::unwrap(&email.text) {
+        email.from = parse_address(&inline.from);
+        email.subject = inline.subject.unwrap_or_default();
+        email.date = inline.date.as_deref().and_then(parse_date);
+        email.text = inline.body;
+        email.forwarded = Some(Forward { by: outer_from, style: inline.style.to_owned() });
+    }
+    email.content_hash = content_hash(&email);
+    Ok(email)
+}
+
+/// Bytes before the first empty line, counting no further than just past the limit.
+fn header_section_len(raw: &[u8]) -> usize {
+    let head = raw.get(..MAX_HEADER_BYTES + 4).unwrap_or(raw);
+    let lf = head.windows(2).position(|w| w == b"\n\n");
+    let crlf = head.windows(4).position(|w| w == b"\r\n\r\n");
+    lf.into_iter().chain(crlf).min().unwrap_or(head.len())
+}
+
+/// Refuses messages with too many parts or too deep a nesting of multiparts and attached messages.
+fn check_shape(message: &Message<'_>) -> Result<(), EmailError> {
+    let mut parts = 0;
+    let mut stack = vec![(message, 1usize)];
+    while let Some((msg, depth)) = stack.pop() {
+        parts += msg.parts.len();
+        if parts > MAX_PARTS {
+            return Err(EmailError::TooComplex("too many MIME parts"));
+        }
+        if depth + part_depth(msg) > MAX_DEPTH {
+            return Err(EmailError::TooComplex("too deeply nested parts"));
+        }
+        stack.extend(msg.parts.iter().filter_map(MessagePart::message).map(|inner| (inner, depth + 1)));
+    }
+    Ok(())
+}
+
+/// The deepest multipart nesting inside one message (not counting attached messages).
+fn part_depth(message: &Message<'_>) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0u32, 0usize)];
+    let mut visited = 0;
+    while let Some((id, depth)) = stack.pop() {
+        visited += 1;
+        if visited > MAX_PARTS * 2 {
+            return usize::MAX / 2; // a cycle or worse: refuse
+        }
+        deepest = deepest.max(depth);
+        if let Some(children) = message.part(id).and_then(MessagePart::sub_parts) {
+            stack.extend(children.iter().map(|child| (*child, depth + 1)));
+        }
+    }
+    deepest
+}
+
+/// text/plain when it says something, else the first HTML part as text. Line ends become `\n`.
+fn best_text(message: &Message<'_>) -> String {
+    let plain = message.text_bodies().find_map(|part| match &part.body {
+        PartType::Text(text) if !text.trim().is_empty() => Some(text.to_string()),
+        _ => None,
+    });
+    let text = plain.or_else(|| {
+        message.html_bodies().find_map(|part| match &part.body {
+            PartType::Html(html) => Some(html::to_text(html)),
+            _ => None,
+        })
+    });
+    text.unwrap_or_default().replace("\r\n", "\n")
+}
+
+/// The bytes of the first message/rfc822 attachment, as they were sent (transfer encoding removed).
+fn attached_original(message: &Message<'_>, raw: &[u8]) -> Option<Vec<u8>> {
+    let part = message.attachments().find(|part| part.message().is_some())?;
+    let inner = part.message()?;
+    if part.encoding == Encoding::None {
+        // mail-parser keeps the whole outer message as an in-line nested message's raw bytes; cut it out.
+        let start = usize::try_from(part.raw_body_offset()).ok()?;
+        let end = usize::try_from(part.raw_end_offset()).ok()?;
+        raw.get(start..end).map(<[u8]>::to_vec)
+    } else {
+        Some(inner.raw_message().to_vec())
+    }
+}
+
+fn authentication_results(message: &Message<'_>) -> Vec<String> {
+    message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, value)| value.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn address_of(addr: &mail_parser::Addr<'_>) -> Option<Address> {
+    let address = addr.address()?.trim();
+    if address.is_empty() {
+        return None;
+    }
+    let name = addr.name().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned);
+    Some(Address { name, address: address.to_owned() })
+}
+
+/// `PayPal <service@paypal.com>`, `PayPal [mailto:service@paypal.com]`, `"Pay Pal" service@paypal.com` or
+/// a bare address, as mail clients write the original's From in an inline forward.
+pub fn parse_address(value: &str) -> Option<Address> {
+    let value = value.trim();
+    let (name, address) = if let Some((name, rest)) = value.split_once('<') {
+        (name, rest.split('>').next().unwrap_or(""))
+    } else if let Some((name, rest)) = value.split_once("[mailto:") {
+        (name, rest.split(']').next().unwrap_or(""))
+    } else {
+        let address = value.split_whitespace().find(|word| word.contains('@'))?;
+        (value.strip_suffix(address).unwrap_or(""), address)
+    };
+    let address = address.trim().trim_matches(|c| c == '"' || c == '\'');
+    if !address.contains('@') {
+        return None;
+    }
+    let name = name.trim().trim_matches(|c: char| c == '"' || c == '\'' || c == '*').trim();
+    let name = (!name.is_empty() && name != address).then(|| name.to_owned());
+    Some(Address { name, address: address.to_owned() })
+}
+
+/// A date as an inline forward wrote it, when it is an RFC 5322 date; RFC 3339 out.
+fn parse_date(value: &str) -> Option<String> {
+    let header = format!("Date: {value}\r\n\r\n");
+    let message = MessageParser::default().parse(header.as_bytes())?;
+    message.date().map(|d| d.to_rfc3339())
+}
+
+/// The original's sender, subject and text with quoting, spacing and blank lines normalised away.
+fn content_hash(email: &Email) -> String {
+    let from = email.from.as_ref().map(|a| a.address.to_lowercase()).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(from.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(email.subject.split_whitespace().collect::<Vec<_>>().join(" ").as_bytes());
+    hasher.update(b"\n");
+    for line in normalised_lines(&email.text) {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn normalised_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .map(|line| line.trim_start_matches(|c: char| c == '>' || c.is_whitespace()))
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@
 //! template.classify(&email)       -> Outcome    (no match -> ignored; broken match -> set aside + alert)
 //! trust::check(raw, email, ...)   -> Verdict    (untrusted -> set aside + alert, never fulfilled)
 //! fulfil::decide(order, history)  -> Decision   (issue | resend | revoke | skip | review)
-//! serial::make(product, licensee) -> Serial
+//! serial::Maker::make(licensee, ..) -> serial
 //! store: record decision + outbox entry, flushed (before any external effect)
 //! reply: send outbox, record sent, flushed      (at-least-once, deterministic Message-ID)
 //! mailbox.settle(key)

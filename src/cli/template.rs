@@ -1,13 +1,143 @@
-//! `keypost template test` and `keypost template check`.
+//! `keypost template test` and `keypost template check`: the tools a vendor uses to add or fix a provider.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
 
-use super::Globals;
+use super::{EXIT_ERROR, EXIT_INVALID_CONFIG, Globals};
+use crate::config::{Loaded, Problem};
+use crate::template::{Templates, TemplatesConfig, golden, test_message};
 
 #[derive(Debug, Subcommand)]
-pub enum TemplateCommand {}
+pub enum TemplateCommand {
+    /// Run one saved message through the templates: which one matched (or why none did), the classification,
+    /// every extracted field and the text it came from. Exit 0 when the message was classified (an order or
+    /// not an order), 1 when no template matched, the extraction is broken or the message is unreadable.
+    Test(TestArgs),
+    /// Compile every template and run every fixture (<fixtures>/<provider>/<case>.eml against
+    /// <case>.expected.json). Every problem is listed with its file and key; exit 2 if there are any.
+    Check(CheckArgs),
+}
 
-pub fn run(command: TemplateCommand, _globals: &Globals) -> anyhow::Result<ExitCode> {
-    match command {}
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The message as saved from the mail client (an .eml file: headers and body, unchanged)
+    pub file: PathBuf,
+    /// Try only this template (by id, e.g. paypal) and say why it does not match
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the text the templates were run against (what the patterns must match)
+    #[arg(long)]
+    pub show_text: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A fixture folder; repeatable [default: ./fixtures when it exists, and fixtures/ in the configured
+    /// templates dir]
+    #[arg(long)]
+    pub fixtures: Vec<PathBuf>,
+    /// Write each case's .expected.json from what keypost extracts now, instead of comparing (review the diff!)
+    #[arg(long)]
+    pub bless: bool,
+}
+
+pub fn run(command: TemplateCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
+    match command {
+        TemplateCommand::Test(args) => test(args, globals),
+        TemplateCommand::Check(args) => check(args, globals),
+    }
+}
+
+fn test(args: TestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let loaded = optional_config(globals)?;
+    let templates = match load_templates(loaded.as_ref()) {
+        Ok(templates) => templates,
+        Err(problems) => return Ok(print_problems(&problems)),
+    };
+    let raw = std::fs::read(&args.file).with_context(|| format!("Failed to read {}", args.file.display()))?;
+    let report = test_message(&templates, &raw, args.template.as_deref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render(args.show_text));
+    }
+    Ok(if report.is_classified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
+}
+
+fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let loaded = optional_config(globals)?;
+    let mut roots = args.fixtures;
+    if roots.is_empty() {
+        roots = default_fixture_roots(loaded.as_ref(), Path::new("fixtures"));
+    }
+    let ok = check_templates(loaded.as_ref(), &roots, args.bless)?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID_CONFIG) })
+}
+
+/// Loads the templates and runs the fixtures under `roots`, printing every problem; true when all is well.
+/// Shared with `keypost check`.
+pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless: bool) -> anyhow::Result<bool> {
+    let templates = match load_templates(loaded) {
+        Ok(templates) => templates,
+        Err(problems) => {
+            print_problems(&problems);
+            return Ok(false);
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    let mut covered = std::collections::BTreeSet::new();
+    for root in roots {
+        let cases = golden::run(&templates, root, None, bless)
+            .with_context(|| format!("Failed to read fixtures in {}", root.display()))?;
+        for case in cases {
+            covered.insert(case.provider.clone());
+            match case.status {
+                golden::Status::Failed(diff) => {
+                    failed += 1;
+                    println!("error: {}: fixture does not match\n{diff}", case.eml.display());
+                }
+                golden::Status::Passed | golden::Status::Blessed => passed += 1,
+            }
+        }
+    }
+    for template in templates.iter().filter(|t| !covered.contains(&t.id)) {
+        println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
+    }
+    let verb = if bless { "written" } else { "passed" };
+    println!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
+    Ok(failed == 0)
+}
+
+/// `./fixtures` (or `cwd_fixtures`) when it exists, and `<templates.dir>/fixtures` when configured and present.
+pub(super) fn default_fixture_roots(loaded: Option<&Loaded>, cwd_fixtures: &Path) -> Vec<PathBuf> {
+    let configured = loaded.and_then(|l| l.config.templates.dir.as_ref().map(|dir| l.resolve(dir).join("fixtures")));
+    [Some(cwd_fixtures.to_owned()), configured].into_iter().flatten().filter(|p| p.is_dir()).collect()
+}
+
+/// The configuration when `--config` is given or a default one exists; templates work without one.
+fn optional_config(globals: &Globals) -> anyhow::Result<Option<Loaded>> {
+    if globals.config.is_none() && crate::config::locate(None).is_err() {
+        return Ok(None);
+    }
+    super::load_config(globals).map(Some)
+}
+
+fn load_templates(loaded: Option<&Loaded>) -> Result<Templates, Vec<Problem>> {
+    match loaded {
+        Some(loaded) => Templates::load(&loaded.config.templates, &loaded.base_dir),
+        None => Templates::load(&TemplatesConfig::default(), Path::new(".")),
+    }
+}
+
+fn print_problems(problems: &[Problem]) -> ExitCode {
+    for problem in problems {
+        println!("{problem}");
+    }
+    println!("{} problem(s) in the templates", problems.len());
+    ExitCode::from(EXIT_INVALID_CONFIG)
 }

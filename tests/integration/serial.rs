@@ -1,1 +1,265 @@
-//! Integration tests: serial.
+//! Integration tests: `keypost serial` and `keypost verify`, run as a user runs the built binary.
+use std::path::Path;
+use std::process::{Command, Output};
+
+const CONFIG: &str = r#"
+[[product]]
+id = "pro"
+name = "Pro"
+[product.serial]
+product_code = 258
+key = { file = "pro.key" }
+
+[[product]]
+id = "legacy"
+name = "Legacy"
+[product.serial]
+scheme = "name-cbc"
+key = { env = "KEYPOST_IT_LEGACY_KEY" }
+output = "crockford"
+group = 5
+"#;
+
+/// A temp dir holding keypost.toml and a private test key file.
+fn setup() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), CONFIG).unwrap();
+    let key = dir.path().join("pro.key");
+    std::fs::write(&key, "000102030405060708090a0b0c0d0e0f\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dir
+}
+
+fn keypost(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .current_dir(dir)
+        .args(args)
+        .env("KEYPOST_IT_LEGACY_KEY", "keypost-test-key")
+        .env_remove("KEYPOST_CONFIG")
+        .env("KEYPOST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn block_serial_from_the_cli_verifies_with_its_seats_and_date() {
+    let dir = setup();
+    let made = keypost(
+        dir.path(),
+        &["serial", "--product", "pro", "--name", "Åsa  Öberg", "--seats", "5", "--date", "2026-11-22"],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let serial = stdout(&made).trim().to_owned();
+    assert_eq!(serial.len(), 34, "{serial}");
+    assert!(serial.starts_with("K1"), "{serial}");
+    let checked = keypost(dir.path(), &["verify", "-p", "pro", "-n", " åsa öberg ", "-s", &serial.to_lowercase()]);
+    assert_eq!(checked.status.code(), Some(0), "{checked:?}");
+    assert_eq!(stdout(&checked), "valid: licensee \"åsa öberg\", seats 5, issued 2026-11-22, key K1\n");
+}
+
+#[test]
+fn tampered_serial_exits_1_with_a_one_line_reason() {
+    let dir = setup();
+    let made = keypost(dir.path(), &["serial", "-p", "pro", "-n", "Jane Doe"]);
+    let serial = stdout(&made).trim().to_owned();
+    let last = serial.chars().last().unwrap();
+    let tampered = format!("{}{}", &serial[..serial.len() - 1], if last == 'A' { 'B' } else { 'A' });
+    let checked = keypost(dir.path(), &["verify", "-p", "pro", "-n", "Jane Doe", "-s", &tampered]);
+    assert_eq!(checked.status.code(), Some(1), "{checked:?}");
+    let out = stdout(&checked);
+    assert!(out.starts_with("invalid: ") && out.lines().count() == 1, "{out}");
+}
+
+#[test]
+fn name_cbc_serial_for_another_name_is_refused() {
+    let dir = setup();
+    let made = keypost(dir.path(), &["serial", "-p", "legacy", "-n", "Zoë O'Brien-Smith"]);
+    assert!(made.status.success(), "{made:?}");
+    let serial = stdout(&made).trim().to_owned();
+    let good = keypost(dir.path(), &["verify", "-p", "legacy", "-n", "Zoë O'Brien-Smith", "-s", &serial]);
+    assert_eq!((good.status.code(), stdout(&good)), (Some(0), "valid: licensee \"Zoë O'Brien-Smith\"\n".to_owned()));
+    let other = keypost(dir.path(), &["verify", "-p", "legacy", "-n", "Zoe O'Brien-Smith", "-s", &serial]);
+    assert_eq!(other.status.code(), Some(1), "{other:?}");
+}
+
+#[test]
+fn unknown_product_is_an_error_listing_the_known_ids() {
+    let dir = setup();
+    let out = keypost(dir.path(), &["serial", "-p", "nope", "-n", "Jane"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown product \"nope\"") && stderr.contains("known products: \"pro\", \"legacy\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn name_that_normalises_to_nothing_is_refused_by_the_cli() {
+    let dir = setup();
+    let out = keypost(dir.path(), &["serial", "-p", "pro", "-n", " \u{a0} "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("empty once normalised"));
+}
+
+/// `tests/vectors/serial.json` against the library, and against `docs/serial-format.md` (so they cannot drift).
+/// `KEYPOST_BLESS=1` rewrites the computed fields of the JSON and the vector tables of the document.
+mod vectors {
+    use std::path::{Path, PathBuf};
+
+    use keypost::serial::{Maker, SerialConfig, SerialError};
+    use serde_json::{Value, json};
+
+    const BEGIN: &str = "<!-- BEGIN VECTORS: generated from tests/vectors/serial.json -->";
+    const END: &str = "<!-- END VECTORS -->";
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn blessing() -> bool {
+        std::env::var_os("KEYPOST_BLESS").is_some_and(|v| v == "1")
+    }
+
+    fn load() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/vectors/serial.json")).unwrap()).unwrap()
+    }
+
+    fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+        value[field].as_str().unwrap_or_else(|| panic!("{field} missing in {value}"))
+    }
+
+    /// The set's parameters as a `[product.serial]` table with the test key inline.
+    fn maker(set: &Value) -> Maker {
+        let mut config = set.as_object().unwrap().clone();
+        for field in ["id", "seats", "issued"] {
+            config.remove(field);
+        }
+        config.insert("key".into(), json!({ "inline": text(set, "key") }));
+        let config: SerialConfig = serde_json::from_value(Value::Object(config)).unwrap();
+        Maker::from_config(&config, Path::new(".")).unwrap()
+    }
+
+    fn error_code(err: &SerialError) -> &'static str {
+        match err {
+            SerialError::NotRepresentable { .. } => "not-representable",
+            SerialError::EmptyName => "empty-name",
+            SerialError::ControlCharacter { .. } => "control-character",
+            other => panic!("unexpected error for a vector: {other}"),
+        }
+    }
+
+    /// What keypost computes for one vector: its `normalised`, `serial` and `error` fields.
+    fn compute(sets: &[Value], vector: &Value) -> Value {
+        let set = sets.iter().find(|s| s["id"] == vector["set"]).unwrap();
+        let maker = maker(set);
+        let name = text(vector, "name");
+        let seats = set["seats"].as_u64().map_or(1, |s| u32::try_from(s).unwrap());
+        let issued = set["issued"].as_str().unwrap_or("2000-01-01");
+        let issued = time::Date::parse(issued, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+        let normalised = maker.normalised(name).unwrap();
+        match maker.make(name, seats, issued) {
+            Ok(serial) => json!({ "normalised": normalised, "serial": serial, "error": null }),
+            Err(err) => json!({ "normalised": normalised, "serial": null, "error": error_code(&err) }),
+        }
+    }
+
+    /// JSON with every non-ASCII character as a `\uXXXX` escape, so NFC and NFD differ visibly.
+    fn ascii_json(value: &Value) -> String {
+        escape_non_ascii(&serde_json::to_string(value).unwrap())
+    }
+
+    /// Non-ASCII characters only occur inside JSON strings, where `\uXXXX` (UTF-16 units) means the same.
+    fn escape_non_ascii(json_text: &str) -> String {
+        let mut out = String::new();
+        for c in json_text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                c.encode_utf16(&mut units).iter().for_each(|u| out.push_str(&format!("\\u{u:04x}")));
+            }
+        }
+        out
+    }
+
+    /// The vector tables of `docs/serial-format.md`, one line per set and per vector.
+    fn doc_lines(file: &Value) -> Vec<String> {
+        let mut lines = vec!["| set | scheme | test key | parameters |".to_owned(), "|---|---|---|---|".to_owned()];
+        for set in file["sets"].as_array().unwrap() {
+            let mut params = set.as_object().unwrap().clone();
+            let [id, scheme, key] = ["id", "scheme", "key"].map(|f| params.remove(f).unwrap());
+            let (id, scheme, key) = (id.as_str().unwrap(), scheme.as_str().unwrap(), key.as_str().unwrap());
+            lines.push(format!("| `{id}` | {scheme} | `{key}` | `{}` |", ascii_json(&Value::Object(params))));
+        }
+        lines.push(String::new());
+        lines.push("| set | name | raw name (JSON) | normalised (JSON) | serial |".to_owned());
+        lines.push("|---|---|---|---|---|".to_owned());
+        for v in file["vectors"].as_array().unwrap() {
+            let serial =
+                v["serial"].as_str().map_or_else(|| format!("error: {}", text(v, "error")), |s| format!("`{s}`"));
+            lines.push(format!(
+                "| `{}` | {} | `{}` | `{}` | {serial} |",
+                text(v, "set"),
+                text(v, "label"),
+                ascii_json(&v["name"]),
+                ascii_json(&v["normalised"]),
+            ));
+        }
+        lines
+    }
+
+    fn bless(mut file: Value, doc: &str) {
+        let sets = file["sets"].as_array().unwrap().clone();
+        for vector in file["vectors"].as_array_mut().unwrap() {
+            let computed = compute(&sets, vector);
+            for (field, value) in computed.as_object().unwrap() {
+                vector[field] = value.clone();
+            }
+        }
+        let pretty = escape_non_ascii(&serde_json::to_string_pretty(&file).unwrap());
+        std::fs::write(root().join("tests/vectors/serial.json"), pretty + "\n").unwrap();
+        let (before, rest) = doc.split_once(BEGIN).unwrap();
+        let (_, after) = rest.split_once(END).unwrap();
+        let table = doc_lines(&file).join("\n");
+        std::fs::write(root().join("docs/serial-format.md"), format!("{before}{BEGIN}\n{table}\n{END}{after}"))
+            .unwrap();
+    }
+
+    #[test]
+    fn every_vector_in_the_json_is_what_keypost_computes() {
+        let file = load();
+        let doc = std::fs::read_to_string(root().join("docs/serial-format.md")).unwrap();
+        if blessing() {
+            bless(file.clone(), &doc);
+            eprintln!("KEYPOST_BLESS=1: rewrote tests/vectors/serial.json and the tables of docs/serial-format.md");
+            return;
+        }
+        let sets = file["sets"].as_array().unwrap();
+        let vectors = file["vectors"].as_array().unwrap();
+        assert!(vectors.len() >= 40, "only {} vectors", vectors.len());
+        for vector in vectors {
+            let computed = compute(sets, vector);
+            for field in ["normalised", "serial", "error"] {
+                assert_eq!(vector[field], computed[field], "{field} of {}/{}", vector["set"], vector["name_id"]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_vector_appears_in_the_format_document() {
+        let file = load();
+        let doc = std::fs::read_to_string(root().join("docs/serial-format.md")).unwrap();
+        let lines = doc_lines(&file);
+        assert!(lines.len() > file["vectors"].as_array().unwrap().len());
+        for line in lines.iter().filter(|l| l.starts_with("| `")) {
+            assert!(doc.lines().any(|d| d == line), "docs/serial-format.md lacks:\n{line}");
+        }
+    }
+}

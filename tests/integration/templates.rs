@@ -1,1 +1,167 @@
-//! Integration tests: templates.
+//! Integration tests: templates. The golden fixtures through the function `keypost template test` uses, a
+//! no-panic property over arbitrary and mutated bytes, and the built binary as a vendor runs it.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use keypost::template::{Outcome, Templates, golden, test_message};
+use proptest::prelude::*;
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    manifest_dir().join("fixtures")
+}
+
+fn builtin() -> Templates {
+    Templates::builtin().unwrap_or_else(|problems| panic!("built-in templates have problems: {problems:#?}"))
+}
+
+#[test]
+fn every_golden_fixture_gives_its_expected_result() {
+    let bless = std::env::var_os(golden::BLESS_VAR).is_some_and(|v| v == "1");
+    let cases = golden::run(&builtin(), &fixtures(), None, bless).unwrap();
+    assert!(!cases.is_empty(), "no fixture ran: is fixtures/ empty?");
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| match &case.status {
+            golden::Status::Failed(diff) => Some(format!("{}:\n{diff}", case.eml.display())),
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} of {} fixture(s) failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_builtin_template_has_a_sale_and_a_non_order_fixture() {
+    let templates = builtin();
+    let cases = golden::run(&templates, &fixtures(), None, false).unwrap();
+    for template in templates.iter() {
+        let outcomes: Vec<Outcome> = cases
+            .iter()
+            .filter(|case| case.provider == template.id)
+            .filter_map(|case| test_message(&templates, &std::fs::read(&case.eml).unwrap(), None).outcome)
+            .collect();
+        let has_sale = outcomes.iter().any(|o| matches!(o, Outcome::Order { order, .. } if !order.kind.revokes()));
+        let has_non_order = outcomes.iter().any(|o| matches!(o, Outcome::NotAnOrder { .. }));
+        assert!(has_sale && has_non_order, "{}: needs a sale fixture and a not-an-order fixture", template.id);
+    }
+}
+
+/// Every fixture's bytes, for mutation.
+fn fixture_bytes() -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    for dir in std::fs::read_dir(fixtures()).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                all.push(std::fs::read(path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let templates = builtin();
+        let _ = test_message(&templates, &raw, None);
+    }
+
+    #[test]
+    fn mutated_fixtures_never_panic(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..24),
+    ) {
+        let all = fixture_bytes();
+        let mut raw = all[pick.index(all.len())].clone();
+        for (at, byte, op) in edits {
+            if raw.is_empty() { break; }
+            let i = at.index(raw.len());
+            match op {
+                0 => raw[i] = byte,
+                1 => { raw.insert(i, byte); }
+                _ => { raw.truncate(i); }
+            }
+        }
+        let templates = builtin();
+        let _ = test_message(&templates, &raw, None);
+    }
+}
+
+fn keypost(args: &[&str], cwd: &Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("KEYPOST_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap_or(-1), stdout + &String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn template_test_without_config_names_the_template_and_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = fixtures().join("paypal/sale_plain_text.eml");
+    let (code, out) = keypost(&["template", "test", eml.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("template:  paypal"), "{out}");
+    assert!(out.contains("sale 5TY12345AB678901C"), "{out}");
+    assert!(out.contains("<- \"Transaction ID: 5TY12345AB678901C\""), "{out}");
+}
+
+#[test]
+fn template_test_json_reports_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = fixtures().join("paypal/sale_plain_text.eml");
+    let (code, out) = keypost(&["template", "test", "--json", eml.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"]["outcome"], "order");
+    assert_eq!(json["outcome"]["order"]["buyer_email"], "jane.buyer@example.com");
+}
+
+#[test]
+fn template_test_of_unknown_mail_lists_near_misses_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("x.eml");
+    std::fs::write(&eml, "From: someone@else.example\r\nSubject: You received a payment\r\n\r\nhi\r\n").unwrap();
+    let (code, out) = keypost(&["template", "test", "--template", "paypal", eml.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("near miss: paypal: sender someone@else.example is not one of"), "{out}");
+}
+
+#[test]
+fn template_check_passes_on_the_shipped_fixtures() {
+    let (code, out) = keypost(&["template", "check"], manifest_dir());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+}
+
+#[test]
+fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("parsers")).unwrap();
+    std::fs::write(
+        dir.path().join("parsers/shop.toml"),
+        "name = \"Shop\"\ncolour = 1\n[match]\nsenders = [\"shop.example\"]\n[[rule]]\nsubject = '(unclosed'\n\
+         kind = \"sale\"\n[fields.order_id]\npattern = 'Order: (\\d+)'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "[templates]\ndir = \"parsers\"\n").unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "template", "check"], dir.path());
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "shop.toml: colour: unknown key",
+        "shop.toml: match.senders[0]:",
+        "shop.toml: rule[0].subject: invalid regex",
+        "shop.toml: fields.order_id.pattern: needs a named group (?P<value>...)",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

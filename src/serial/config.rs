@@ -1,0 +1,256 @@
+//! `[product.serial]` in keypost.toml, and turning it into checked settings. No I/O: keys are only read by
+//! `Maker::from_config`; here an inline key's format is checked, never its value shown.
+use serde::Deserialize;
+
+use super::key;
+use super::name_cbc::NameEncoding;
+use super::normalise::NormaliseRule;
+use super::text::Output;
+use crate::config::Problems;
+use crate::secret::SecretSource;
+
+/// `[product.serial]`: how serials for one product are made. See `docs/serial-format.md`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SerialConfig {
+    /// `"block"` (default; fixed-length serials with seats, issue date and key id) or `"name-cbc"` (AES-128-CBC
+    /// of the name, to match an app that already verifies such serials).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// The 16-byte AES key, as 32 hex digits or 16 ASCII characters: `{ file = ... }`, `{ env = ... }`,
+    /// `{ credential = ... }` or `{ inline = ... }` (inline works, but `keypost check` warns).
+    pub key: SecretSource,
+    /// Name normalisation: `"rfc8266"` (default for name-cbc), `"rfc8266-casefold"` (default for block), `"none"`.
+    #[serde(default)]
+    pub normalise: Option<String>,
+    /// block: this product's code (0-65535), inside every serial, so a serial of one product never fits another.
+    #[serde(default)]
+    pub product_code: Option<u16>,
+    /// block: the two Crockford base32 characters that start every new serial and name the key (default `K1`).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// block: earlier keys, kept only so their serials still verify; remove one to retire its serials.
+    #[serde(default)]
+    pub retired_keys: Vec<RetiredKey>,
+    /// Characters per group in the printed serial, 0 for none (default 4 for block, 0 for name-cbc).
+    #[serde(default)]
+    pub group: Option<usize>,
+    /// What joins the groups (default `-`).
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// name-cbc: the CBC IV, 32 hex digits or 16 ASCII characters (default all zero bytes).
+    #[serde(default)]
+    pub iv: Option<String>,
+    /// name-cbc: the name's bytes: `"utf-8"` (default), `"utf-16le"` or `"windows-1252"`.
+    #[serde(default)]
+    pub name_encoding: Option<String>,
+    /// name-cbc: the serial's text: `"base32"` (RFC 4648, default), `"crockford"` or `"hex"`.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// `{ key_id = "K0", key = { file = "old.key" } }`: a key that no longer makes serials but still verifies them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetiredKey {
+    /// The id its serials start with.
+    pub key_id: String,
+    /// The retired key, in any form `key` accepts.
+    pub key: SecretSource,
+}
+
+/// Which scheme a product's serials follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Block,
+    NameCbc,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Block => "block",
+            Scheme::NameCbc => "name-cbc",
+        }
+    }
+}
+
+/// A [`SerialConfig`] whose values are all known to be well-formed (keys aside: they are read later).
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub scheme: Scheme,
+    pub rule: NormaliseRule,
+    pub group: usize,
+    pub separator: String,
+    pub iv: [u8; 16],
+    pub name_encoding: NameEncoding,
+    pub output: Output,
+    pub product_code: u16,
+    pub key_id: String,
+}
+
+/// One bad field: its name under `[product.serial]` and what is wrong.
+pub(super) type FieldProblem = (String, String);
+
+const BLOCK_ONLY: [&str; 2] = ["product_code", "key_id"];
+const NAME_CBC_ONLY: [&str; 3] = ["iv", "name_encoding", "output"];
+const DEFAULT_KEY_ID: &str = "K1";
+
+impl SerialConfig {
+    /// Reports every bad field as `{key}.field`; warns when a key is written inline.
+    pub fn validate(&self, key: &str, problems: &mut Problems) {
+        if let Err(found) = self.settings() {
+            for (field, message) in found {
+                problems.error(format!("{key}.{field}"), message);
+            }
+        }
+        let sources = std::iter::once(("key".to_owned(), &self.key))
+            .chain(self.retired_keys.iter().enumerate().map(|(i, r)| (format!("retired_keys[{i}].key"), &r.key)));
+        for (field, _) in sources.filter(|(_, source)| source.is_inline()) {
+            problems.warn(
+                format!("{key}.{field}"),
+                "the key is written in the config file; prefer { file = ... }, { env = ... } or { credential = ... }",
+            );
+        }
+    }
+
+    /// Checks every field and returns the settings, or every problem found.
+    pub(super) fn settings(&self) -> Result<Settings, Vec<FieldProblem>> {
+        let mut found = Vec::new();
+        let scheme = self.checked_scheme(&mut found);
+        let rule = self.checked_rule(scheme, &mut found);
+        self.check_scheme_fields(scheme, &mut found);
+        self.check_inline_keys(&mut found);
+        let settings = Settings {
+            scheme,
+            rule,
+            group: self.group.unwrap_or(if scheme == Scheme::Block { 4 } else { 0 }),
+            separator: self.checked_separator(&mut found),
+            iv: self.checked_iv(&mut found),
+            name_encoding: self
+                .name_encoding
+                .as_deref()
+                .and_then(|text| {
+                    parse_enum(&mut found, "name_encoding", text, NameEncoding::parse, &NameEncoding::NAMES)
+                })
+                .unwrap_or(NameEncoding::Utf8),
+            output: self
+                .output
+                .as_deref()
+                .and_then(|text| parse_enum(&mut found, "output", text, Output::parse, &Output::NAMES))
+                .unwrap_or(Output::Base32),
+            product_code: self.product_code.unwrap_or(0),
+            key_id: self.key_id.as_deref().unwrap_or(DEFAULT_KEY_ID).to_ascii_uppercase(),
+        };
+        if found.is_empty() { Ok(settings) } else { Err(found) }
+    }
+
+    fn checked_scheme(&self, found: &mut Vec<FieldProblem>) -> Scheme {
+        match self.scheme.as_deref() {
+            None | Some("block") => Scheme::Block,
+            Some("name-cbc") => Scheme::NameCbc,
+            Some(other) => {
+                found.push(("scheme".into(), format!("unknown scheme {other:?}; expected \"block\" or \"name-cbc\"")));
+                Scheme::Block
+            }
+        }
+    }
+
+    /// The configured rule, else the scheme's default: block compares names case-insensitively.
+    fn checked_rule(&self, scheme: Scheme, found: &mut Vec<FieldProblem>) -> NormaliseRule {
+        match &self.normalise {
+            None if scheme == Scheme::Block => NormaliseRule::Rfc8266Casefold,
+            None => NormaliseRule::Rfc8266,
+            Some(text) => parse_enum(found, "normalise", text, NormaliseRule::parse, &NormaliseRule::NAMES)
+                .unwrap_or(NormaliseRule::Rfc8266),
+        }
+    }
+
+    fn check_scheme_fields(&self, scheme: Scheme, found: &mut Vec<FieldProblem>) {
+        let present = |field: &str| match field {
+            "product_code" => self.product_code.is_some(),
+            "key_id" => self.key_id.is_some() || !self.retired_keys.is_empty(),
+            "iv" => self.iv.is_some(),
+            "name_encoding" => self.name_encoding.is_some(),
+            _ => self.output.is_some(),
+        };
+        let (foreign, other) = match scheme {
+            Scheme::Block => (&NAME_CBC_ONLY[..], "name-cbc"),
+            Scheme::NameCbc => (&BLOCK_ONLY[..], "block"),
+        };
+        for field in foreign.iter().filter(|field| present(field)) {
+            let field = if *field == "key_id" && self.key_id.is_none() { "retired_keys" } else { field };
+            found.push((field.to_owned(), format!("only applies to scheme \"{other}\"")));
+        }
+        if scheme == Scheme::Block {
+            self.check_block_fields(found);
+        }
+    }
+
+    fn check_block_fields(&self, found: &mut Vec<FieldProblem>) {
+        if self.product_code.is_none() {
+            found.push(("product_code".into(), "is required for scheme \"block\" (a number 0-65535)".into()));
+        }
+        let current = self.key_id.as_deref().unwrap_or(DEFAULT_KEY_ID);
+        if !super::block::is_key_id(current) {
+            found.push(("key_id".into(), key_id_message(current)));
+        }
+        let mut seen = vec![current.to_ascii_uppercase()];
+        for (i, retired) in self.retired_keys.iter().enumerate() {
+            let id = retired.key_id.to_ascii_uppercase();
+            if !super::block::is_key_id(&id) {
+                found.push((format!("retired_keys[{i}].key_id"), key_id_message(&retired.key_id)));
+            } else if seen.contains(&id) {
+                found.push((format!("retired_keys[{i}].key_id"), format!("key id {id:?} is already in use")));
+            }
+            seen.push(id);
+        }
+    }
+
+    fn check_inline_keys(&self, found: &mut Vec<FieldProblem>) {
+        use secrecy::ExposeSecret;
+        let sources = std::iter::once(("key".to_owned(), &self.key))
+            .chain(self.retired_keys.iter().enumerate().map(|(i, r)| (format!("retired_keys[{i}].key"), &r.key)));
+        for (field, source) in sources {
+            if let SecretSource::Inline(secret) = source
+                && key::parse_16(secret.expose_secret()).is_none()
+            {
+                found.push((field, format!("must be {}", key::FORMAT)));
+            }
+        }
+    }
+
+    fn checked_separator(&self, found: &mut Vec<FieldProblem>) -> String {
+        let separator = self.separator.clone().unwrap_or_else(|| "-".to_owned());
+        let ok = separator.chars().count() <= 3 && separator.chars().all(|c| c.is_ascii_punctuation() || c == ' ');
+        if !ok || (separator.is_empty() && self.group.is_some_and(|g| g > 0)) {
+            found.push(("separator".into(), "must be 1 to 3 ASCII punctuation characters or spaces".into()));
+        }
+        separator
+    }
+
+    fn checked_iv(&self, found: &mut Vec<FieldProblem>) -> [u8; 16] {
+        let Some(text) = &self.iv else { return [0; 16] };
+        key::parse_16(text).unwrap_or_else(|| {
+            found.push(("iv".into(), format!("must be {}", key::FORMAT)));
+            [0; 16]
+        })
+    }
+}
+
+fn key_id_message(id: &str) -> String {
+    format!("key id {id:?} must be two Crockford base32 characters (0-9, A-Z without I, L, O, U)")
+}
+
+fn parse_enum<T: Copy>(
+    found: &mut Vec<FieldProblem>,
+    field: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    names: &[&str],
+) -> Option<T> {
+    let value = parse(text);
+    if value.is_none() {
+        let expected = names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        found.push((field.to_owned(), format!("unknown value {text:?}; expected one of {expected}")));
+    }
+    value
+}

@@ -1,0 +1,304 @@
+//! One template file -> a compiled [`Template`], or every problem in it with its key. No I/O.
+use std::path::Path;
+
+use regex::{Regex, RegexBuilder};
+
+use super::model::{FieldSpec, ItemsSpec, RuleSpec, TemplateFile};
+use crate::config::{Problem, Problems};
+use crate::order::OrderKind;
+
+/// A compiled regex may use at most this much memory, so a template cannot exhaust the daemon's.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Patterns longer than this are refused outright.
+pub const MAX_PATTERN_CHARS: usize = 4000;
+
+/// What a rule turns a message into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    Order(OrderKind),
+    NotOrder(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub subject: Option<Regex>,
+    pub body: Option<Regex>,
+    pub kind: RuleKind,
+    /// Replaces the template's order id pattern for messages this rule matches.
+    pub order_id: Option<Regex>,
+}
+
+/// Where a field is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Body,
+    Subject,
+}
+
+/// A clean-up applied to an extracted value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clean {
+    Trim,
+    CollapseSpaces,
+    HtmlEntities,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub pattern: Regex,
+    pub source: Source,
+    pub required: bool,
+    pub clean: Vec<Clean>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Items {
+    pub pattern: Regex,
+    pub source: Source,
+    pub quantity: Option<Regex>,
+    pub required: bool,
+    pub clean: Vec<Clean>,
+}
+
+/// A template ready to match messages.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The file it came from (`parsers/x.toml` for built-in ones).
+    pub file: std::path::PathBuf,
+    pub dkim_domains: Vec<String>,
+    /// Lower-cased addresses and `@domain`s.
+    pub senders: Vec<String>,
+    pub body_markers: Vec<Regex>,
+    pub rules: Vec<Rule>,
+    pub test_subject: Option<Regex>,
+    pub test_body: Option<Regex>,
+    pub dollar_currency: String,
+    pub order_id: Option<Field>,
+    pub licensee: Option<Field>,
+    pub buyer_name: Option<Field>,
+    pub buyer_email: Option<Field>,
+    pub total: Option<Field>,
+    pub items: Option<Items>,
+}
+
+/// Parses and compiles one template's text; `file` names it in problems and gives the default id.
+pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
+    let mut problems = Problems::new(file);
+    let spec = parse_toml(text, &mut problems).ok_or_else(|| problems_of(&mut problems))?;
+    let default_id = file.file_stem().and_then(|s| s.to_str()).unwrap_or("template").to_owned();
+    let id = spec.id.clone().unwrap_or(default_id);
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        problems.error("id", format!("{id:?} must be lower-case letters, digits, '-' or '_'"));
+    }
+    let mut c = Compiler { problems: &mut problems };
+    let template = Template {
+        id,
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        file: file.to_owned(),
+        dkim_domains: c.domains(&spec.trust.dkim_domains),
+        senders: c.senders(&spec.recognise.senders),
+        body_markers: c.patterns("match.body", &spec.recognise.body),
+        rules: c.rules(&spec.rules),
+        test_subject: spec.test.as_ref().and_then(|t| c.optional("test.subject", t.subject.as_deref())),
+        test_body: spec.test.as_ref().and_then(|t| c.optional("test.body", t.body.as_deref())),
+        dollar_currency: c.currency(spec.default_currency.as_deref()),
+        order_id: c.field("order_id", spec.fields.order_id.as_ref(), &["value"]),
+        licensee: c.field("licensee", spec.fields.licensee.as_ref(), &["value"]),
+        buyer_name: c.field("buyer_name", spec.fields.buyer_name.as_ref(), &["value"]),
+        buyer_email: c.field("buyer_email", spec.fields.buyer_email.as_ref(), &["value"]),
+        total: c.field("total", spec.fields.total.as_ref(), &["value"]),
+        items: spec.items.as_ref().and_then(|items| c.items(items)),
+    };
+    if template.order_id.is_none() && template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_))) {
+        problems.error("fields.order_id", "is needed: every order has an id");
+    }
+    if problems.has_errors() { Err(problems.into_items()) } else { Ok(template) }
+}
+
+fn problems_of(problems: &mut Problems) -> Vec<Problem> {
+    std::mem::replace(problems, Problems::new("")).into_items()
+}
+
+/// Parses the TOML, reporting every unknown key (not just the first) and a syntax error with its line.
+fn parse_toml(text: &str, problems: &mut Problems) -> Option<TemplateFile> {
+    let mut unknown = Vec::new();
+    let result = serde_ignored::deserialize(toml::Deserializer::new(text), |path| unknown.push(path.to_string()));
+    for key in unknown {
+        problems.error(key, "unknown key");
+    }
+    match result {
+        Ok(spec) => Some(spec),
+        Err(err) => {
+            let line = err.span().and_then(|s| text.get(..s.start)).map(|before| before.matches('\n').count() + 1);
+            problems.error(line.map_or("(file)".to_owned(), |l| format!("line {l}")), err.message());
+            None
+        }
+    }
+}
+
+/// `["html_entities", "collapse_spaces", "trim"]`.
+pub fn default_clean() -> Vec<Clean> {
+    vec![Clean::HtmlEntities, Clean::CollapseSpaces, Clean::Trim]
+}
+
+struct Compiler<'a> {
+    problems: &'a mut Problems,
+}
+
+impl Compiler<'_> {
+    fn regex(&mut self, key: &str, pattern: &str) -> Option<Regex> {
+        if pattern.chars().count() > MAX_PATTERN_CHARS {
+            self.problems.error(key, format!("pattern is longer than {MAX_PATTERN_CHARS} characters"));
+            return None;
+        }
+        let built = RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .nest_limit(64)
+            .build();
+        built.map_err(|err| self.problems.error(key, format!("invalid regex: {err}"))).ok()
+    }
+
+    fn optional(&mut self, key: &str, pattern: Option<&str>) -> Option<Regex> {
+        pattern.and_then(|p| self.regex(key, p))
+    }
+
+    fn patterns(&mut self, key: &str, patterns: &[String]) -> Vec<Regex> {
+        patterns.iter().enumerate().filter_map(|(i, p)| self.regex(&format!("{key}[{i}]"), p)).collect()
+    }
+
+    fn domains(&mut self, domains: &[String]) -> Vec<String> {
+        for (i, domain) in domains.iter().enumerate() {
+            if !domain.contains('.') || domain.contains(['@', ' ']) {
+                self.problems.error(format!("trust.dkim_domains[{i}]"), format!("{domain:?} is not a domain"));
+            }
+        }
+        domains.iter().map(|d| d.trim().to_lowercase()).collect()
+    }
+
+    fn senders(&mut self, senders: &[String]) -> Vec<String> {
+        if senders.is_empty() {
+            self.problems.error("match.senders", "must list at least one address or @domain");
+        }
+        for (i, sender) in senders.iter().enumerate() {
+            let ok = sender.rsplit_once('@').is_some_and(|(_, domain)| domain.contains('.')) && !sender.contains(' ');
+            if !ok {
+                self.problems.error(format!("match.senders[{i}]"), format!("{sender:?} is not an address or @domain"));
+            }
+        }
+        senders.iter().map(|s| s.trim().to_lowercase()).collect()
+    }
+
+    fn rules(&mut self, rules: &[RuleSpec]) -> Vec<Rule> {
+        if rules.is_empty() {
+            self.problems.error("rule", "at least one [[rule]] is needed to classify messages");
+        }
+        rules.iter().enumerate().filter_map(|(i, rule)| self.rule(i, rule)).collect()
+    }
+
+    fn rule(&mut self, index: usize, rule: &RuleSpec) -> Option<Rule> {
+        let key = format!("rule[{index}]");
+        if rule.subject.is_none() && rule.body.is_none() {
+            self.problems.error(&key, "needs a subject or body pattern");
+        }
+        let kind = match (rule.kind.as_str(), &rule.reason) {
+            ("sale", _) => RuleKind::Order(OrderKind::Sale),
+            ("refund", _) => RuleKind::Order(OrderKind::Refund),
+            ("chargeback", _) => RuleKind::Order(OrderKind::Chargeback),
+            ("cancellation", _) => RuleKind::Order(OrderKind::Cancellation),
+            ("not_order", Some(reason)) => RuleKind::NotOrder(reason.clone()),
+            ("not_order", None) => {
+                self.problems.error(format!("{key}.reason"), "a not_order rule needs a reason");
+                RuleKind::NotOrder(String::new())
+            }
+            (other, _) => {
+                self.problems.error(
+                    format!("{key}.kind"),
+                    format!("{other:?} is not one of sale, refund, chargeback, cancellation, not_order"),
+                );
+                return None;
+            }
+        };
+        let subject = self.optional(&format!("{key}.subject"), rule.subject.as_deref());
+        let body = self.optional(&format!("{key}.body"), rule.body.as_deref());
+        let order_id = self.optional(&format!("{key}.order_id"), rule.order_id.as_deref());
+        if order_id.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
+            self.problems.error(format!("{key}.order_id"), "needs a named group (?P<value>...)");
+        }
+        Some(Rule { subject, body, kind, order_id })
+    }
+
+    fn currency(&mut self, code: Option<&str>) -> String {
+        let code = code.unwrap_or("USD");
+        if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+            self.problems.error("default_currency", format!("{code:?} is not an ISO 4217 code like \"USD\""));
+        }
+        code.to_owned()
+    }
+
+    fn field(&mut self, name: &str, spec: Option<&FieldSpec>, groups: &[&str]) -> Option<Field> {
+        let spec = spec?;
+        let key = format!("fields.{name}");
+        let source = self.source(&key, spec.from.as_deref());
+        let clean = self.clean(&format!("{key}.clean"), spec.clean.as_deref());
+        let pattern = self.regex(&format!("{key}.pattern"), &spec.pattern)?;
+        for group in groups {
+            if pattern.capture_names().flatten().all(|n| n != *group) {
+                self.problems.error(format!("{key}.pattern"), format!("needs a named group (?P<{group}>...)"));
+            }
+        }
+        Some(Field { pattern, source, required: spec.required || name == "order_id", clean })
+    }
+
+    fn source(&mut self, key: &str, from: Option<&str>) -> Source {
+        match from {
+            None | Some("body") => Source::Body,
+            Some("subject") => Source::Subject,
+            Some(other) => {
+                self.problems.error(format!("{key}.from"), format!("{other:?} is not \"body\" or \"subject\""));
+                Source::Body
+            }
+        }
+    }
+
+    fn items(&mut self, spec: &ItemsSpec) -> Option<Items> {
+        let clean = self.clean("items.clean", spec.clean.as_deref());
+        let source = self.source("items", spec.from.as_deref());
+        let quantity = self.optional("items.quantity", spec.quantity.as_deref());
+        if quantity.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
+            self.problems.error("items.quantity", "needs a named group (?P<value>...)");
+        }
+        let pattern = self.regex("items.pattern", &spec.pattern)?;
+        let names: Vec<&str> = pattern.capture_names().flatten().collect();
+        if !names.contains(&"sku") && !names.contains(&"name") {
+            self.problems.error("items.pattern", "needs a named group (?P<sku>...) or (?P<name>...)");
+        }
+        Some(Items { pattern, source, quantity, required: spec.required, clean })
+    }
+
+    fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {
+        let Some(names) = names else {
+            return default_clean();
+        };
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| match name.as_str() {
+                "trim" => Some(Clean::Trim),
+                "collapse_spaces" => Some(Clean::CollapseSpaces),
+                "html_entities" => Some(Clean::HtmlEntities),
+                other => {
+                    self.problems.error(
+                        format!("{key}[{i}]"),
+                        format!("{other:?} is not one of trim, collapse_spaces, html_entities"),
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+}

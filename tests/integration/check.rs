@@ -1,0 +1,36 @@
+//! `keypost check` as a vendor runs it: every problem in the configuration, with file and key, exit 2.
+use std::process::Command;
+
+fn check(config_text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keypost.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_keypost")).arg("check").arg("--config").arg(&path).output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn check_reports_all_three_mistakes_with_key_and_exits_2() {
+    let (code, stdout) = check(
+        r#"
+colour = "blue"
+
+[mailbox.imap]
+host = "imap.example.com"
+security = "plain"
+user = "orders"
+password = { env = "KEYPOST_IMAP_PASSWORD" }
+
+[[product]]
+id = "pro"
+name = "Pro"
+skus = ["PRO"]
+min_price = [{ currency = "USD", amount = "nine" }]
+serial = { key = { env = "KEYPOST_PRO_KEY" } }
+"#,
+    );
+    assert_eq!(code, 2, "stdout: {stdout}");
+    assert!(stdout.contains("keypost.toml: colour: unknown key"), "{stdout}");
+    assert!(stdout.contains("mailbox.imap.security"), "{stdout}");
+    assert!(stdout.contains("product[0].min_price[0].amount"), "{stdout}");
+}
