@@ -17,6 +17,7 @@ mod core;
 mod manual;
 mod message;
 mod outbox;
+mod real;
 mod seams;
 
 pub use core::{Assessed, Core, Origin};

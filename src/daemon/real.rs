@@ -1,0 +1,68 @@
+//! The real [`Reader`] (email parse + provider templates) and [`Licenser`] (one serial maker per product).
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+
+use super::seams::{Licenser, Reader, Reading};
+use crate::config::{ConfigError, Loaded};
+use crate::order::Licensee;
+use crate::serial::Maker;
+use crate::template::{Outcome, Templates};
+use crate::trust::ProviderTrust;
+
+/// Parses with [`crate::email::parse`] and classifies with the loaded templates.
+pub struct TemplateReader {
+    templates: Templates,
+}
+
+impl TemplateReader {
+    pub fn load(loaded: &Loaded) -> anyhow::Result<Self> {
+        let templates = Templates::load(&loaded.config.templates, &loaded.base_dir).map_err(ConfigError)?;
+        Ok(Self { templates })
+    }
+}
+
+impl Reader for TemplateReader {
+    fn read(&self, bytes: &[u8]) -> Reading {
+        let email = match crate::email::parse(bytes, self.templates.max_message_bytes()) {
+            Ok(email) => email,
+            Err(err) => return Reading::Unparseable { reason: err.to_string() },
+        };
+        match self.templates.classify(&email) {
+            Outcome::Order { template, order } => {
+                Reading::Order { email: Box::new(email), template, order: Box::new(order) }
+            }
+            Outcome::NotAnOrder { template, reason } => Reading::NotAnOrder { template, reason },
+            Outcome::Unrecognised { near_misses } => Reading::Unrecognised { near_misses },
+            Outcome::Broken { template, problems } => Reading::Broken { template, problems },
+        }
+    }
+
+    fn provider_trust(&self, provider: &str) -> Option<ProviderTrust> {
+        self.templates.provider_trust(provider)
+    }
+}
+
+/// Each product's [`Maker`], keys loaded once at start-up.
+pub struct SerialLicenser {
+    makers: HashMap<String, Maker>,
+}
+
+impl SerialLicenser {
+    pub fn load(loaded: &Loaded) -> anyhow::Result<Self> {
+        let mut makers = HashMap::new();
+        for product in &loaded.config.products {
+            let maker = Maker::from_config(&product.serial, &loaded.base_dir)
+                .with_context(|| format!("Failed to set up serials for product {:?}", product.id))?;
+            makers.insert(product.id.clone(), maker);
+        }
+        Ok(Self { makers })
+    }
+}
+
+impl Licenser for SerialLicenser {
+    fn make(&self, product: &str, licensee: &Licensee, seats: u32, issued: time::Date) -> Result<String, String> {
+        let maker = self.makers.get(product).ok_or_else(|| format!("no serial maker for product {product:?}"))?;
+        maker.make(licensee.as_str(), seats, issued).map_err(|err| err.to_string())
+    }
+}
