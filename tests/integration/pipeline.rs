@@ -6,7 +6,9 @@ use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
 use keypost::store::ReplyState;
 
+mod demo;
 mod fakes;
+mod kill;
 
 use fakes::{VENDOR, daemon, mail, sale};
 

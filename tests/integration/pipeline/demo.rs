@@ -1,0 +1,63 @@
+//! The embedded demo, run as a user runs it: the built binary on a copy of `examples/`, twice.
+use std::path::Path;
+use std::process::Command;
+
+fn copy_examples(to: &Path) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for file in ["demo.toml", "demo-reply.txt"] {
+        std::fs::copy(examples.join(file), to.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(to.join("demo-maildir/new")).unwrap();
+    for entry in std::fs::read_dir(examples.join("demo-maildir/new")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("demo-maildir/new").join(entry.file_name())).unwrap();
+    }
+}
+
+fn keypost(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .current_dir(dir)
+        .args(["--config", "demo.toml"])
+        .args(args)
+        .env("KEYPOST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+fn count(summary: &str, name: &str) -> usize {
+    let line = summary.lines().find(|l| l.trim_start().starts_with(&format!("{name}:"))).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_demo_answers_its_sample_maildir_once_and_a_second_run_finds_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(dir.path());
+    let first = keypost(dir.path(), &["run", "--once"]);
+    let got: Vec<usize> = ["fulfilled", "ignored", "set aside", "for review", "revoked", "duplicates"]
+        .iter()
+        .map(|n| count(&first, n))
+        .collect();
+    // Four sales fulfilled, the payout ignored, the changed layout set aside, the test sale without a name
+    // for review, the refund revoking the first sale, the forwarded copy of it a duplicate.
+    assert_eq!(got, [4, 1, 1, 1, 1, 1], "{first}");
+    let outbox = dir.path().join("demo-run/outbox");
+    let replies = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("keypost.reply."))
+        .count();
+    assert_eq!(replies, 5, "one reply per licensed line (the FastSpring order has two)");
+
+    let second = keypost(dir.path(), &["run", "--once"]);
+    assert_eq!(count(&second, "messages"), 0, "{second}");
+    assert!(std::fs::read_dir(dir.path().join("demo-maildir/new")).unwrap().count() > 0, "the seed is untouched");
+
+    let lookup = keypost(dir.path(), &["lookup", "jane.buyer@example.com"]);
+    assert!(lookup.contains("REVOKED (refund)"), "{lookup}");
+    let export = keypost(dir.path(), &["export", "--format", "csv"]);
+    assert_eq!(export, keypost(dir.path(), &["export", "--format", "csv"]), "exports are deterministic");
+    assert_eq!(export.lines().count(), 1 + 6, "a header, five licensed lines and the one for review:\n{export}");
+}
