@@ -247,3 +247,29 @@ async fn run_keeps_polling_until_shutdown_and_answers_each_order_once() {
     assert!(passes.get() >= 3);
     assert_eq!(daemon.mailer.to("asa@example.com").len(), 1);
 }
+
+#[tokio::test]
+async fn with_the_real_templates_a_paypal_sale_arriving_three_ways_gets_one_reply_and_its_refund_revokes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = fakes::real_daemon(dir.path());
+    let sale = fakes::fixture("paypal/sale_plain_text.eml");
+    let text = String::from_utf8(sale.clone()).unwrap();
+    let reworded = text.replace("pp-sale-1@paypal.com", "pp-sale-1-again@paypal.com").replace("Hello", "Hi");
+    daemon.source.deliver("1-sale", &sale);
+    daemon.source.deliver("2-same-again", &sale);
+    daemon.source.deliver("3-forwarded", &fakes::fixture("paypal/forwarded_gmail.eml"));
+    daemon.source.deliver("4-same-order-id", reworded.as_bytes());
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&outcome), [1, 3, 0, 0, 0, 0], "{outcome}");
+    let replies = daemon.mailer.to("jane.buyer@example.com");
+    assert_eq!(replies.len(), 1, "exactly one reply");
+    assert!(String::from_utf8_lossy(&replies[0].bytes).contains("Example Labs Ltd"), "the licensee to type");
+
+    daemon.source.deliver("5-refund", &fakes::fixture("paypal/refund.eml"));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(outcome.revoked, 1, "{outcome}");
+    let line = daemon.core.store.order_line("paypal", "5TY12345AB678901C", 0).unwrap().unwrap();
+    assert!(line.revoked.is_some());
+    assert!(daemon.mailer.vendor_only().iter().any(|alert| alert.contains("revoked: paypal/5TY12345AB678901C")));
+    assert_eq!(daemon.mailer.to("jane.buyer@example.com").len(), 1, "still only the one reply");
+}

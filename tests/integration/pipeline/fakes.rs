@@ -221,3 +221,37 @@ pub fn daemon(state: &std::path::Path, extra_config: &str) -> TestDaemon {
     let core = Core::new(Store::open(&state.join("state")).unwrap(), loaded.config, renderer, Box::new(TestLicenser));
     Daemon::new(MemorySource::default(), RecordingMailer::default(), core, Box::new(TestReader), verifier)
 }
+
+/// The real reader (email parse + built-in templates), serial makers and trust checks, with the in-memory
+/// source and recording mailer; PayPal trusted on its sender address (the fixtures carry no usable DKIM).
+pub fn real_daemon(state: &std::path::Path) -> TestDaemon {
+    let config = r#"
+[reply]
+from = "Acme Licenses <licenses@acme.example>"
+vendor = "vendor@acme.example"
+
+[trust]
+dns = false
+sender_only = ["paypal"]
+
+[[product]]
+id = "pro"
+name = "Acme Pro"
+skus = ["ACME-PRO"]
+serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
+"#;
+    let mut problems = Problems::new("test.toml");
+    let config = keypost::config::parse(config, &mut problems).unwrap();
+    config.validate(&mut problems);
+    assert!(!problems.has_errors(), "{:?}", problems.items());
+    let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
+    let core = keypost::daemon::build::core(&loaded).unwrap();
+    let reader = keypost::daemon::build::reader(&loaded).unwrap();
+    let verifier = Verifier::new(&loaded.config.trust).unwrap();
+    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
+}
+
+/// A template fixture's bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
+}
