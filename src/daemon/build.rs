@@ -31,10 +31,8 @@ pub fn core(loaded: &Loaded) -> anyhow::Result<Core> {
 pub fn daemon(loaded: &Loaded) -> anyhow::Result<Daemon<AnySource, AnyMailer>> {
     let core = core(loaded)?;
     let reader = reader(loaded)?;
+    // The verifier logs each weak (sender-only) provider itself.
     let verifier = Verifier::new(&loaded.config.trust).context("Failed to set up the trust checks")?;
-    if !loaded.config.trust.sender_only.is_empty() {
-        tracing::warn!(providers = ?loaded.config.trust.sender_only, "Trusting these providers on the sender address alone (weak).");
-    }
     let source = AnySource::from_config(loaded)?;
     let mailer = AnyMailer::from_config(loaded)?;
     Ok(Daemon::new(source, mailer, core, reader, verifier))
