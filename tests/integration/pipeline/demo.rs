@@ -61,3 +61,29 @@ fn the_demo_answers_its_sample_maildir_once_and_a_second_run_finds_nothing_new()
     assert_eq!(export, keypost(dir.path(), &["export", "--format", "csv"]), "exports are deterministic");
     assert_eq!(export.lines().count(), 1 + 6, "a header, five licensed lines and the one for review:\n{export}");
 }
+
+fn reply_files(outbox: &Path) -> usize {
+    let entries = std::fs::read_dir(outbox).unwrap();
+    entries.filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("keypost.re")).count()
+}
+
+#[test]
+fn the_vendor_tools_issue_resend_and_revoke_through_the_built_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(dir.path());
+    keypost(dir.path(), &["run", "--once"]);
+    let outbox = dir.path().join("demo-run/outbox");
+    let before = reply_files(&outbox);
+
+    let issued =
+        keypost(dir.path(), &["issue", "--product", "acme-pro", "--name", "Bo Ek", "--email", "bo@example.com"]);
+    assert!(issued.contains("2 sent, 0 failed"), "the reply and the vendor's notice: {issued}");
+    let resent = keypost(dir.path(), &["resend", "paypal", "8HJ45678KL901234M"]);
+    assert!(resent.contains("1 sent, 0 failed"), "{resent}");
+    assert_eq!(reply_files(&outbox), before + 2, "a manual reply and a resend, each its own message");
+
+    let revoked = keypost(dir.path(), &["revoke", "paypal", "8HJ45678KL901234M", "--reason", "fraud"]);
+    assert!(revoked.starts_with("1 license(s)"), "{revoked}");
+    assert!(keypost(dir.path(), &["lookup", "Bo Ek"]).contains("manual/M-"));
+    assert!(keypost(dir.path(), &["lookup", "8HJ45678KL901234M"]).contains("REVOKED (fraud)"));
+}
