@@ -55,7 +55,12 @@ impl Core {
     /// Records a decision about an order with everything that follows from it, as one change.
     pub fn apply(&self, origin: &Origin, order: &Order, decision: Decision) -> anyhow::Result<Assessed> {
         let mut change = Change::new();
-        change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
+        // A refund for an order not (yet) recorded leaves no record; its email must not be remembered either,
+        // or the same refund arriving again after the sale would be taken for a duplicate and not revoke.
+        let leaves_no_record = order.kind.revokes() && matches!(decision, Decision::Review { .. });
+        if !leaves_no_record {
+            change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
+        }
         let mut outcome = super::Outcome::default();
         let note = decision.reason();
         let disposition = Disposition::Done;
