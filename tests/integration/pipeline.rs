@@ -9,6 +9,7 @@ use keypost::store::ReplyState;
 mod demo;
 mod fakes;
 mod kill;
+mod property;
 
 use fakes::{VENDOR, daemon, mail, sale};
 
