@@ -98,6 +98,7 @@ fn reply_state(state: &ReplyState) -> String {
         ReplyState::Queued { .. } => "queued".to_owned(),
         ReplyState::Sent { at, .. } => format!("sent {}", rfc3339(*at)),
         ReplyState::Failed { reason, attempts } => format!("failed after {attempts} attempt(s): {reason}"),
+        ReplyState::Cancelled { reason } => format!("cancelled: {reason}"),
     }
 }
 

@@ -172,6 +172,12 @@ impl Core {
         for line in lines {
             let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? else { continue };
             record.revoked = Some(Revocation { at: now, reason: reason.to_owned() });
+            if let ReplyState::Queued { message_id } = &record.reply {
+                // Still waiting for a retry: a revoked license must not go out after all.
+                change.unqueue(message_id);
+                change.audit(now, "cancelled", message_id, format!("license revoked first ({reason})"));
+                record.reply = ReplyState::Cancelled { reason: format!("revoked before it was sent ({reason})") };
+            }
             if let Some(license) = &record.license {
                 let grant = &license.grant;
                 body.push_str(&format!(

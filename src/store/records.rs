@@ -79,6 +79,10 @@ pub enum ReplyState {
         reason: String,
         attempts: u32,
     },
+    /// Taken out of the outbox before it was sent (the license was revoked first).
+    Cancelled {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -274,3 +274,22 @@ async fn with_the_real_templates_a_paypal_sale_arriving_three_ways_gets_one_repl
     assert!(daemon.mailer.vendor_only().iter().any(|alert| alert.contains("revoked: paypal/5TY12345AB678901C")));
     assert_eq!(daemon.mailer.to("jane.buyer@example.com").len(), 1, "still only the one reply");
 }
+
+#[tokio::test]
+async fn a_refund_that_arrives_while_the_reply_waits_for_a_retry_cancels_the_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    let start = time::OffsetDateTime::now_utc();
+    daemon.core.set_clock(move || start);
+    *daemon.mailer.failure_for.borrow_mut() = Some(("asa@example.com".into(), SendError::Transient("421".into())));
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.source.deliver("2", &mail("r1@shop.example", "kind: refund\norder: A-1"));
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!((outcome.fulfilled, outcome.revoked), (1, 1), "{outcome}");
+    *daemon.mailer.failure_for.borrow_mut() = None;
+    daemon.core.set_clock(move || start + time::Duration::hours(1));
+    daemon.poll_once().await.unwrap();
+    assert!(daemon.mailer.to("asa@example.com").is_empty(), "no license for a refunded order");
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert!(matches!(line.reply, ReplyState::Cancelled { .. }), "{:?}", line.reply);
+}
