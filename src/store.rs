@@ -71,15 +71,17 @@ impl StateConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the state database {path}: {source}")]
+    #[error("the state database {path} is in use by another keypost process (stop `keypost run` first)")]
+    Locked { path: PathBuf },
+    #[error("cannot open the state database {path}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("the state database {path} is damaged ({detail}); keypost will not start over empty: restore a backup")]
     Corrupt { path: PathBuf, detail: String },
     #[error("the state database {path} has schema {found}, newer than this keypost ({SCHEMA_VERSION}); upgrade")]
     NewerSchema { path: PathBuf, found: u32 },
-    #[error("state database: {0}")]
+    #[error("state database failure")]
     Db(#[from] sled::Error),
-    #[error("state record {key} cannot be read: {source}")]
+    #[error("state record {key} cannot be read")]
     Decode { key: String, source: serde_json::Error },
 }
 
@@ -99,6 +101,10 @@ impl Store {
             Ok(Ok(db)) => db,
             Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
                 return Err(StoreError::Corrupt { path: dir.to_owned(), detail: "sled could not recover it".into() });
+            }
+            // sled 0.34 reports its file lock only as an `Other` I/O error with this text.
+            Ok(Err(sled::Error::Io(err))) if err.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Locked { path: dir.to_owned() });
             }
             Ok(Err(source)) => return Err(StoreError::Open { path: dir.to_owned(), source }),
         };

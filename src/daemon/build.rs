@@ -15,9 +15,7 @@ use crate::trust::Verifier;
 pub fn store(loaded: &Loaded) -> anyhow::Result<Store> {
     let dir = loaded.resolve(&loaded.config.state.dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the state folder {}", dir.display()))?;
-    Store::open(&dir).with_context(|| {
-        format!("Failed to open the state in {} (is another keypost using it? stop `keypost run` first)", dir.display())
-    })
+    Ok(Store::open(&dir)?)
 }
 
 /// The store, renderer and licenser.

@@ -29,12 +29,12 @@ Type the name exactly as shown above, including capitals and accents.
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("{key}: {source}")]
-    Placeholder { key: String, source: placeholder::PlaceholderError },
+    #[error("{key}: {problem}")]
+    Placeholder { key: String, problem: placeholder::PlaceholderError },
     #[error("{0:?} is not a usable mail address")]
     Address(String),
     #[error("cannot build the message: {0}")]
-    Build(#[from] lettre::error::Error),
+    Build(String),
     #[error("no product {0:?} in the configuration")]
     UnknownProduct(String),
 }
@@ -203,7 +203,7 @@ impl Renderer {
         }
         if let Some(url) = &product.activation_url {
             let rendered = placeholder::render(url, &values, Escape::None)
-                .map_err(|source| RenderError::Placeholder { key: "product.activation_url".into(), source })?;
+                .map_err(|problem| RenderError::Placeholder { key: "product.activation_url".into(), problem })?;
             values.insert("activation_url", rendered);
         }
         Ok(values)
@@ -246,9 +246,10 @@ impl Renderer {
             builder = builder.bcc(self.vendor.clone());
         }
         let message = match html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html))?,
-            None => builder.header(ContentType::TEXT_PLAIN).body(text)?,
-        };
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+            None => builder.header(ContentType::TEXT_PLAIN).body(text),
+        }
+        .map_err(|err| RenderError::Build(err.to_string()))?;
         let envelope = message.envelope();
         Ok(Outgoing {
             message_id: id.to_owned(),
@@ -267,7 +268,7 @@ fn render(
     escape: Escape,
 ) -> Result<String, RenderError> {
     placeholder::render(text, values, escape)
-        .map_err(|source| RenderError::Placeholder { key: format!("{}.{part}", template.key), source })
+        .map_err(|problem| RenderError::Placeholder { key: format!("{}.{part}", template.key), problem })
 }
 
 /// Drops characters that must never reach a header (CR, LF, other controls, bidi overrides).

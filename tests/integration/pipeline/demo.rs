@@ -87,3 +87,32 @@ fn the_vendor_tools_issue_resend_and_revoke_through_the_built_binary() {
     assert!(keypost(dir.path(), &["lookup", "Bo Ek"]).contains("manual/M-"));
     assert!(keypost(dir.path(), &["lookup", "8HJ45678KL901234M"]).contains("REVOKED (fraud)"));
 }
+
+#[test]
+fn a_vendor_tool_run_while_the_daemon_holds_the_state_says_to_stop_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(dir.path());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .current_dir(dir.path())
+        .args(["--config", "demo.toml", "run"])
+        .env("KEYPOST_LOG", "error")
+        .spawn()
+        .unwrap();
+    let outbox = dir.path().join("demo-run/outbox/sends.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !outbox.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let lookup = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .current_dir(dir.path())
+        .args(["--config", "demo.toml", "lookup", "x"])
+        .env("KEYPOST_LOG", "error")
+        .output()
+        .unwrap();
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(outbox.exists(), "the daemon answered within 20 s");
+    assert_eq!(lookup.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&lookup.stderr);
+    assert!(stderr.contains("stop `keypost run` first"), "{stderr}");
+}
