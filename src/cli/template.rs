@@ -71,18 +71,26 @@ fn test(args: TestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let loaded = optional_config(globals)?;
+    let (config, base_dir) = templates_config(loaded.as_ref());
     let mut roots = args.fixtures;
     if roots.is_empty() {
-        roots = default_fixture_roots(loaded.as_ref(), Path::new("fixtures"));
+        roots.extend(Some(PathBuf::from("fixtures")).filter(|p| p.is_dir()));
+        roots.extend(configured_fixtures(&config, &base_dir));
     }
-    let ok = check_templates(loaded.as_ref(), &roots, args.bless)?;
+    let ok = check_templates(&config, &base_dir, &roots, args.bless, true)?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID_CONFIG) })
 }
 
 /// Loads the templates and runs the fixtures under `roots`, printing every problem; true when all is well.
-/// Shared with `keypost check`.
-pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless: bool) -> anyhow::Result<bool> {
-    let templates = match load_templates(loaded) {
+/// `keypost check` uses it too, without the warning about templates that have no fixtures.
+pub(super) fn check_templates(
+    config: &TemplatesConfig,
+    base_dir: &Path,
+    roots: &[PathBuf],
+    bless: bool,
+    warn_uncovered: bool,
+) -> anyhow::Result<bool> {
+    let templates = match Templates::load(config, base_dir) {
         Ok(templates) => templates,
         Err(problems) => {
             print_problems(&problems);
@@ -105,7 +113,7 @@ pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless:
             }
         }
     }
-    for template in templates.iter().filter(|t| !covered.contains(&t.id)) {
+    for template in templates.iter().filter(|t| warn_uncovered && !covered.contains(&t.id)) {
         println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
     let verb = if bless { "written" } else { "passed" };
@@ -113,10 +121,17 @@ pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless:
     Ok(failed == 0)
 }
 
-/// `./fixtures` (or `cwd_fixtures`) when it exists, and `<templates.dir>/fixtures` when configured and present.
-pub(super) fn default_fixture_roots(loaded: Option<&Loaded>, cwd_fixtures: &Path) -> Vec<PathBuf> {
-    let configured = loaded.and_then(|l| l.config.templates.dir.as_ref().map(|dir| l.resolve(dir).join("fixtures")));
-    [Some(cwd_fixtures.to_owned()), configured].into_iter().flatten().filter(|p| p.is_dir()).collect()
+/// `<templates.dir>/fixtures`, when a templates dir is configured and has one.
+pub(super) fn configured_fixtures(config: &TemplatesConfig, base_dir: &Path) -> Option<PathBuf> {
+    config.dir.as_ref().map(|dir| base_dir.join(dir).join("fixtures")).filter(|p| p.is_dir())
+}
+
+/// The `[templates]` section and the folder its paths are relative to; the defaults without a configuration.
+fn templates_config(loaded: Option<&Loaded>) -> (TemplatesConfig, PathBuf) {
+    match loaded {
+        Some(loaded) => (loaded.config.templates.clone(), loaded.base_dir.clone()),
+        None => (TemplatesConfig::default(), PathBuf::from(".")),
+    }
 }
 
 /// The configuration when `--config` is given or a default one exists; templates work without one.
@@ -128,10 +143,8 @@ fn optional_config(globals: &Globals) -> anyhow::Result<Option<Loaded>> {
 }
 
 fn load_templates(loaded: Option<&Loaded>) -> Result<Templates, Vec<Problem>> {
-    match loaded {
-        Some(loaded) => Templates::load(&loaded.config.templates, &loaded.base_dir),
-        None => Templates::load(&TemplatesConfig::default(), Path::new(".")),
-    }
+    let (config, base_dir) = templates_config(loaded);
+    Templates::load(&config, &base_dir)
 }
 
 fn print_problems(problems: &[Problem]) -> ExitCode {

@@ -88,7 +88,10 @@ impl Extraction<'_> {
             return None;
         };
         let matched = caps.get(0).map(|m| m.as_str().to_owned());
-        let value = clean(caps.name("value").map_or("", |m| m.as_str()), &field.clean);
+        // `value2` and `value3` join `value` for names a provider prints in parts (first and last name).
+        let parts: Vec<&str> =
+            ["value", "value2", "value3"].iter().filter_map(|g| caps.name(g)).map(|m| m.as_str()).collect();
+        let value = clean(&parts.join(" "), &field.clean);
         if value.is_empty() {
             self.fail(name, matched, "matched but empty");
             return None;
