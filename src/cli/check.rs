@@ -43,7 +43,7 @@ fn check_templates(path: &Path) -> anyhow::Result<bool> {
     let base_dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let config = templates_section(path).unwrap_or_default();
     let roots: Vec<_> = super::template::configured_fixtures(&config, base_dir).into_iter().collect();
-    super::template::check_templates(&config, base_dir, &roots, false, false)
+    super::template::check_templates(&config, base_dir, &roots, super::template::Fixtures::default())
 }
 
 /// The `[templates]` table of the config file, when it reads as one (the config check reports it otherwise).

@@ -41,6 +41,9 @@ pub struct CheckArgs {
     /// templates dir]
     #[arg(long)]
     pub fixtures: Vec<PathBuf>,
+    /// Run only the fixtures of this provider (the fixture folder name, e.g. payhip)
+    #[arg(long)]
+    pub template: Option<String>,
     /// Write each case's .expected.json from what keypost extracts now, instead of comparing (review the diff!)
     #[arg(long)]
     pub bless: bool,
@@ -77,18 +80,34 @@ fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         roots.extend(Some(PathBuf::from("fixtures")).filter(|p| p.is_dir()));
         roots.extend(configured_fixtures(&config, &base_dir));
     }
-    let ok = check_templates(&config, &base_dir, &roots, args.bless, true)?;
+    let only = args.template.as_deref();
+    let ok = check_templates(
+        &config,
+        &base_dir,
+        &roots,
+        Fixtures { only, bless: args.bless, warn_uncovered: only.is_none() },
+    )?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID_CONFIG) })
 }
 
+/// Which fixtures [`check_templates`] runs and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Fixtures<'a> {
+    /// Only this provider's.
+    pub only: Option<&'a str>,
+    /// Rewrite the expectations instead of comparing.
+    pub bless: bool,
+    /// Warn about templates that have no fixtures.
+    pub warn_uncovered: bool,
+}
+
 /// Loads the templates and runs the fixtures under `roots`, printing every problem; true when all is well.
-/// `keypost check` uses it too, without the warning about templates that have no fixtures.
+/// `keypost check` uses it too.
 pub(super) fn check_templates(
     config: &TemplatesConfig,
     base_dir: &Path,
     roots: &[PathBuf],
-    bless: bool,
-    warn_uncovered: bool,
+    how: Fixtures<'_>,
 ) -> anyhow::Result<bool> {
     let templates = match Templates::load(config, base_dir) {
         Ok(templates) => templates,
@@ -100,7 +119,7 @@ pub(super) fn check_templates(
     let (mut passed, mut failed) = (0, 0);
     let mut covered = std::collections::BTreeSet::new();
     for root in roots {
-        let cases = golden::run(&templates, root, None, bless)
+        let cases = golden::run(&templates, root, how.only, how.bless)
             .with_context(|| format!("Failed to read fixtures in {}", root.display()))?;
         for case in cases {
             covered.insert(case.provider.clone());
@@ -113,10 +132,10 @@ pub(super) fn check_templates(
             }
         }
     }
-    for template in templates.iter().filter(|t| warn_uncovered && !covered.contains(&t.id)) {
+    for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
         println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
-    let verb = if bless { "written" } else { "passed" };
+    let verb = if how.bless { "written" } else { "passed" };
     println!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
     Ok(failed == 0)
 }

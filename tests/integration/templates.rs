@@ -165,3 +165,25 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+#[test]
+fn keypost_check_lists_template_problems_alongside_config_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("parsers")).unwrap();
+    std::fs::write(dir.path().join("parsers/shop.toml"), "name = \"Shop\"\n[match]\nsenders = [\"@shop.example\"]\n")
+        .unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "colour = 1\n[templates]\ndir = \"parsers\"\n").unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "check"], dir.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("keypost.toml: colour: unknown key"), "{out}");
+    assert!(out.contains("shop.toml: rule: at least one [[rule]] is needed"), "{out}");
+}
+
+#[test]
+fn keypost_check_of_a_good_config_checks_the_builtin_templates_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "").unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "check"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("template(s) OK; 0 fixture(s) passed, 0 failed"), "{out}");
+}
