@@ -11,12 +11,16 @@ use crate::template::{Templates, TemplatesConfig, golden, test_message};
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
-    /// Run one saved message through the templates: which one matched (or why none did), the classification,
-    /// every extracted field and the text it came from. Exit 0 when the message was classified (an order or
-    /// not an order), 1 when no template matched, the extraction is broken or the message is unreadable.
+    /// Show what the templates make of one saved message (.eml)
+    ///
+    /// Which template matched (or why none did: the near misses), the classification, every extracted field
+    /// and the text it came from. Exit 0 when the message was classified (an order or not an order), 1 when
+    /// no template matched, the extraction is broken or the message is unreadable.
     Test(TestArgs),
-    /// Compile every template and run every fixture (<fixtures>/<provider>/<case>.eml against
-    /// <case>.expected.json). Every problem is listed with its file and key; exit 2 if there are any.
+    /// Compile every template and run every fixture; exit 2 on any problem
+    ///
+    /// Fixtures are <fixtures>/<provider>/<case>.eml, each checked against <case>.expected.json. Every
+    /// problem is listed with its file and key.
     Check(CheckArgs),
 }
 
