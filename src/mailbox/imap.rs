@@ -253,7 +253,8 @@ impl Cursor {
 
     /// Whether the folder holds UIDs this cursor has not looked at.
     fn behind(&self, state: FolderState) -> bool {
-        self.uidvalidity != Some(state.uidvalidity) || state.uidnext > self.next_uid
+        // Without UIDNEXT, only IDLE or the poll interval can tell.
+        self.uidvalidity != Some(state.uidvalidity) || state.uidnext.is_some_and(|next| next > self.next_uid)
     }
 }
 
@@ -262,7 +263,7 @@ impl Cursor {
 async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize) -> anyhow::Result<Vec<RawMail>> {
     let state = conn.refresh().await?;
     cursor.follow(state, &ctx.folder);
-    let last = state.uidnext.saturating_sub(1);
+    let last = state.uidnext.map_or(u32::MAX, |next| next.saturating_sub(1));
     let mut uids = conn.search(cursor.next_uid, last).await?;
     if uids.is_empty()
         && let Some(&oldest) = cursor.unsettled.first()
@@ -286,9 +287,10 @@ async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize
         mails.push(RawMail { key: uids::key(state.uidvalidity, uid), content });
         cursor.unsettled.insert(uid);
     }
-    cursor.next_uid = match uids.last() {
-        Some(&uid) if !complete => uid.saturating_add(1),
-        _ => cursor.next_uid.max(state.uidnext),
+    cursor.next_uid = match (uids.last(), state.uidnext) {
+        (_, Some(next)) if complete => cursor.next_uid.max(next),
+        (Some(&uid), _) => uid.saturating_add(1),
+        (None, _) => cursor.next_uid,
     };
     Ok(mails)
 }

@@ -22,7 +22,13 @@ pub struct Caps {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderState {
     pub uidvalidity: u32,
-    pub uidnext: u32,
+    /// `None` from a server that does not report it: then the search runs to the highest possible UID.
+    pub uidnext: Option<u32>,
+}
+
+fn folder_state(mailbox: &async_imap::types::Mailbox) -> anyhow::Result<FolderState> {
+    let uidvalidity = mailbox.uid_validity.context("SELECT returned no UIDVALIDITY")?;
+    Ok(FolderState { uidvalidity, uidnext: mailbox.uid_next })
 }
 
 pub struct Conn {
@@ -47,31 +53,21 @@ impl Conn {
         let t = endpoint.timeout;
         let caps = within(t, "CAPABILITY", session.capabilities()).await?;
         let caps = Caps { idle: caps.has_str("IDLE"), r#move: caps.has_str("MOVE"), uidplus: caps.has_str("UIDPLUS") };
-        let names: Vec<_> =
-            within(t, "LIST", async { session.list(Some(""), Some("")).await?.try_collect().await }).await?;
-        let delimiter = names.iter().find_map(|name: &async_imap::types::Name| name.delimiter().map(str::to_owned));
+        let delimiter = delimiter(&mut session, t).await?;
         let folder = server_folder(folder, delimiter.as_deref());
         let mailbox = within(t, &format!("SELECT {folder}"), session.select(&folder)).await?;
-        let selected = FolderState {
-            uidvalidity: mailbox.uid_validity.context("SELECT returned no UIDVALIDITY")?,
-            uidnext: mailbox.uid_next.unwrap_or(1),
-        };
+        let selected = folder_state(&mailbox)?;
         let known_folders = HashSet::new();
         Ok(Self { session, caps, timeout: t, delimiter, folder, selected, known_folders, busy: false })
     }
 
-    /// Syncs the session (NOOP) and asks for UIDNEXT and UIDVALIDITY: EXISTS alone can be missed.
+    /// SELECTs the folder again for its current UIDVALIDITY and UIDNEXT. Not NOOP + STATUS: a selected folder
+    /// keeps its old view in Dovecot (STATUS then repeats the UIDVALIDITY of a folder deleted and re-created
+    /// meanwhile), and unsolicited EXISTS can be missed.
     pub async fn refresh(&mut self) -> anyhow::Result<FolderState> {
-        within(self.timeout, "NOOP", self.session.noop()).await?;
+        let mailbox = within(self.timeout, "SELECT", self.session.select(&self.folder)).await?;
         self.drain_unsolicited();
-        let status = within(self.timeout, "STATUS", self.session.status(&self.folder, "(UIDNEXT UIDVALIDITY)")).await?;
-        let uidvalidity = status.uid_validity.context("STATUS returned no UIDVALIDITY")?;
-        if uidvalidity != self.selected.uidvalidity {
-            // The folder was re-created: UIDs of the old selection mean nothing now.
-            let mailbox = within(self.timeout, "SELECT", self.session.select(&self.folder)).await?;
-            self.selected.uidvalidity = mailbox.uid_validity.context("SELECT returned no UIDVALIDITY")?;
-        }
-        self.selected.uidnext = status.uid_next.unwrap_or(1);
+        self.selected = folder_state(&mailbox)?;
         Ok(self.selected)
     }
 
@@ -171,6 +167,19 @@ impl Conn {
             tracing::debug!("IMAP logout failed: {err:#}");
         }
     }
+}
+
+/// The hierarchy delimiter, from `LIST "" ""` or else from INBOX's entry (which every server has).
+async fn delimiter(session: &mut ImapSession, t: Duration) -> anyhow::Result<Option<String>> {
+    for pattern in ["", "INBOX"] {
+        let names: Vec<async_imap::types::Name> =
+            within(t, "LIST", async { session.list(Some(""), Some(pattern)).await?.try_collect().await }).await?;
+        if let Some(delimiter) = names.iter().find_map(|name| name.delimiter()) {
+            tracing::debug!(pattern, delimiter, "IMAP hierarchy delimiter.");
+            return Ok(Some(delimiter.to_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// How an IDLE ended.
