@@ -157,26 +157,27 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
-    /// Stops the server (clients see their connections dropped).
+    /// Stops the server (clients see their connections dropped) and waits until it has exited.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Stopping the master leaves running imap processes serving their clients: kick them first.
-            let _ = Command::new("/usr/bin/doveadm")
-                .arg("-c")
-                .arg(self.conf_path())
-                .args(["kick", IMAP_USER])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let _ = Command::new("/usr/bin/doveadm")
-                .arg("-c")
-                .arg(self.conf_path())
-                .arg("stop")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if let Some(mut child) = self.signal_stop() {
             stop_child(&mut child);
         }
+    }
+
+    /// Kicks the clients and asks the master to stop. Running imap processes outlive the master and keep
+    /// serving their clients, hence the kick.
+    fn signal_stop(&mut self) -> Option<Child> {
+        let child = self.child.take()?;
+        for args in [&["kick", IMAP_USER][..], &["stop"]] {
+            let _ = Command::new("/usr/bin/doveadm")
+                .arg("-c")
+                .arg(self.conf_path())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        Some(child)
     }
 
     /// Starts it again on the same port, with the same mail.
@@ -220,7 +221,10 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        self.stop();
+        // The master takes ~3 s to exit after `stop`; nothing waits for it here, so a test does not either.
+        if let Some(mut child) = self.signal_stop() {
+            std::thread::spawn(move || child.wait());
+        }
     }
 }
 
