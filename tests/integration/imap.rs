@@ -3,10 +3,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use keypost::config::Security;
 use keypost::mailbox::imap::ImapSource;
-use keypost::mailbox::{Disposition, ImapConfig, MailContent, RawMail, Source};
+use keypost::mailbox::{Disposition, ImapAuth, ImapConfig, MailContent, RawMail, Source};
 
-use crate::support::{Dovecot, OrPanic, order_mail, order_number, show_logs};
+use crate::support::{Dovecot, OrPanic, TestCa, order_mail, order_number, show_logs};
 
 const MAX_BYTES: u64 = 1 << 20;
 
@@ -306,4 +307,63 @@ async fn logged_bytes_out(dovecot: &Dovecot) -> u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no logout in Dovecot's log:\n{}", dovecot.log());
+}
+
+fn tls_config(dovecot: &Dovecot, ca: &TestCa, security: Security, port: u16) -> ImapConfig {
+    let mut config = dovecot.imap_config();
+    config.host = "127.0.0.1".into();
+    config.security = security;
+    config.allow_plaintext = false;
+    config.port = Some(port);
+    config.ca_file = Some(ca.ca_cert.clone());
+    config
+}
+
+#[tokio::test]
+async fn implicit_tls_with_a_private_ca_and_authenticate_plain_fetches_mail() {
+    show_logs();
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start_tls(&ca);
+    dovecot.client().await.append_orders("INBOX", 1..=2).await;
+    let mut config = tls_config(&dovecot, &ca, Security::Tls, dovecot.imaps_port);
+    config.auth = ImapAuth::Plain;
+    let mut source = source(&config);
+
+    let mails = source.fetch_new(10).await.or_panic();
+    assert_eq!(mails.iter().map(|m| order_number(bytes(m))).collect::<Vec<_>>(), [1, 2]);
+    source.settle(&mails[0].key, Disposition::Done).await.or_panic();
+}
+
+#[tokio::test]
+async fn starttls_with_a_private_ca_fetches_mail() {
+    show_logs();
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start_tls(&ca);
+    dovecot.client().await.append_orders("INBOX", 1..=1).await;
+    let mut source = source(&tls_config(&dovecot, &ca, Security::Starttls, dovecot.port));
+
+    let mails = source.fetch_new(10).await.or_panic();
+    assert_eq!(mails.iter().map(|m| order_number(bytes(m))).collect::<Vec<_>>(), [1]);
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_an_unknown_ca_is_refused() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start_tls(&ca);
+    let mut config = tls_config(&dovecot, &ca, Security::Tls, dovecot.imaps_port);
+    config.ca_file = None;
+    let mut source = source(&config);
+
+    let err = format!("{:#}", source.fetch_new(10).await.unwrap_err());
+    assert!(err.contains("UnknownIssuer"), "{err}");
+}
+
+#[tokio::test]
+async fn plaintext_to_a_host_that_is_not_loopback_is_refused_before_connecting() {
+    let mut config = Dovecot::start().imap_config();
+    config.host = "imap.example.com".into();
+    let mut source = source(&config);
+
+    let err = format!("{:#}", source.fetch_new(10).await.unwrap_err());
+    assert!(err.contains("refusing plaintext IMAP to imap.example.com"), "{err}");
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use keypost::reply::smtp::SmtpMailer;
 use keypost::reply::{Mailer, Outgoing, SendError};
 
-use crate::support::{SmtpSink, free_port, inline_secret, smtp_config};
+use keypost::config::Security;
+
+use crate::support::{AiosmtpdSink, SinkTls, SmtpSink, TestCa, free_port, inline_secret, smtp_config};
 
 fn reply(n: usize) -> Outgoing {
     Outgoing {
@@ -111,4 +113,47 @@ async fn a_server_that_never_answers_times_out_as_a_transient_error() {
 fn assert_no_message(sink: &SmtpSink) {
     let received = sink.received(1, Duration::from_millis(300));
     assert!(received.iter().all(|dump| !dump.contains("Serial: ABCD")), "{received:?}");
+}
+
+fn tls_config(sink: &AiosmtpdSink, ca: &TestCa, security: Security) -> keypost::reply::SmtpConfig {
+    let mut config = smtp_config(sink.port);
+    config.security = security;
+    config.allow_plaintext = false;
+    config.ca_file = Some(ca.ca_cert.clone());
+    config
+}
+
+#[tokio::test]
+async fn starttls_with_a_private_ca_delivers_the_reply() {
+    let ca = TestCa::new();
+    let sink = AiosmtpdSink::start(SinkTls::Starttls, &ca);
+    let mailer = SmtpMailer::new(&tls_config(&sink, &ca, Security::Starttls), Path::new(".")).unwrap();
+
+    mailer.send(&reply(1)).await.unwrap();
+    let received = sink.received(1, Duration::from_secs(5));
+    assert_eq!(received.len(), 1);
+    assert!(received[0].contains("Serial: ABCD-1"), "{received:?}");
+}
+
+#[tokio::test]
+async fn implicit_tls_with_a_private_ca_delivers_the_reply() {
+    let ca = TestCa::new();
+    let sink = AiosmtpdSink::start(SinkTls::Implicit, &ca);
+    let mailer = SmtpMailer::new(&tls_config(&sink, &ca, Security::Tls), Path::new(".")).unwrap();
+
+    mailer.send(&reply(1)).await.unwrap();
+    assert_eq!(sink.received(1, Duration::from_secs(5)).len(), 1);
+}
+
+#[tokio::test]
+async fn an_smtp_certificate_from_an_unknown_ca_is_refused_as_transient() {
+    let ca = TestCa::new();
+    let sink = AiosmtpdSink::start(SinkTls::Implicit, &ca);
+    let mut config = tls_config(&sink, &ca, Security::Tls);
+    config.ca_file = None;
+    let mailer = SmtpMailer::new(&config, Path::new(".")).unwrap();
+
+    let err = mailer.send(&reply(1)).await.unwrap_err();
+    assert!(matches!(&err, SendError::Transient(text) if text.contains("UnknownIssuer")), "{err:?}");
+    assert!(sink.received(1, Duration::from_millis(300)).is_empty());
 }

@@ -65,7 +65,11 @@ fn stop_child(child: &mut Child) {
 pub struct Dovecot {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// Implicit-TLS port, when started with [`Dovecot::start_tls`].
+    pub imaps_port: u16,
     hidden: Vec<String>,
+    /// Certificate and key: TLS offered on both listeners (STARTTLS and implicit).
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
 }
 
@@ -82,6 +86,15 @@ impl Dovecot {
 
     /// Starts Dovecot with these capabilities (e.g. `IDLE`, `MOVE`) left out of its CAPABILITY list.
     pub fn start_hiding(hidden: &[&str]) -> Self {
+        Self::start_with(hidden, None)
+    }
+
+    /// Starts Dovecot offering STARTTLS on `port` and implicit TLS on `imaps_port`, with a cert from `ca`.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        Self::start_with(&[], Some((ca.server_cert.clone(), ca.server_key.clone())))
+    }
+
+    fn start_with(hidden: &[&str], tls: Option<(PathBuf, PathBuf)>) -> Self {
         require("/usr/sbin/dovecot", "dovecot-imapd");
         let dir = tempfile::tempdir().unwrap();
         set_mode(dir.path(), 0o755);
@@ -90,7 +103,7 @@ impl Dovecot {
         chown_mail(&home);
         std::fs::write(dir.path().join("passwd"), format!("{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}::::::\n")).unwrap();
         let hidden = hidden.iter().map(|cap| cap.to_string()).collect();
-        let mut dovecot = Self { dir, port: 0, hidden, child: None };
+        let mut dovecot = Self { dir, port: 0, imaps_port: 0, hidden, tls, child: None };
         dovecot.launch_on_free_port();
         dovecot
     }
@@ -98,6 +111,7 @@ impl Dovecot {
     fn launch_on_free_port(&mut self) {
         for _ in 0..5 {
             self.port = free_port();
+            self.imaps_port = if self.tls.is_some() { free_port() } else { 0 };
             if self.launch() {
                 return;
             }
@@ -131,6 +145,10 @@ impl Dovecot {
 
     fn config_text(&self) -> String {
         let dir = self.dir.path().display();
+        let ssl = match &self.tls {
+            Some((cert, key)) => format!("ssl = yes\nssl_cert = <{}\nssl_key = <{}", cert.display(), key.display()),
+            None => "ssl = no".to_owned(),
+        };
         let capabilities: Vec<&str> =
             DOVECOT_CAPABILITIES.split_whitespace().filter(|cap| !self.hidden.iter().any(|h| h == cap)).collect();
         let capability_line = if self.hidden.is_empty() {
@@ -140,16 +158,17 @@ impl Dovecot {
         };
         format!(
             "base_dir = {dir}/run\nstate_dir = {dir}/state\nlog_path = {dir}/dovecot.log\n\
-             instance_name = keypost-test-{port}\nprotocols = imap\nlisten = 127.0.0.1\nssl = no\n\
+             instance_name = keypost-test-{port}\nprotocols = imap\nlisten = 127.0.0.1\n{ssl}\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\ndefault_login_user = dovenull\n\
              default_internal_user = dovecot\nfirst_valid_uid = 1\nmail_location = maildir:~/Maildir\n\
-             imap_idle_notify_interval = 3 secs\n{capability_line}\n\
+             imap_idle_notify_interval = 3 secs\nmail_fsync = never\n{capability_line}\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {dir}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid=mail gid=mail home={dir}/home/%u\n}}\n\
              namespace inbox {{\n  inbox = yes\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
-             \x20 inet_listener imaps {{\n    port = 0\n  }}\n}}\n",
-            port = self.port
+             \x20 inet_listener imaps {{\n    address = 127.0.0.1\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n",
+            port = self.port,
+            imaps_port = self.imaps_port,
         )
     }
 
@@ -164,19 +183,18 @@ impl Dovecot {
         }
     }
 
-    /// Kicks the clients and asks the master to stop. Running imap processes outlive the master and keep
-    /// serving their clients, hence the kick.
+    /// Kicks the clients, then sends the master SIGTERM. Running imap processes outlive the master and keep
+    /// serving their clients, hence the kick. (`doveadm stop` would also block until the master is gone.)
     fn signal_stop(&mut self) -> Option<Child> {
         let child = self.child.take()?;
-        for args in [&["kick", IMAP_USER][..], &["stop"]] {
-            let _ = Command::new("/usr/bin/doveadm")
-                .arg("-c")
-                .arg(self.conf_path())
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        let _ = Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(self.conf_path())
+            .args(["kick", IMAP_USER])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         Some(child)
     }
 
@@ -221,7 +239,7 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        // The master takes ~3 s to exit after `stop`; nothing waits for it here, so a test does not either.
+        // The master takes ~2 s to exit after SIGTERM; nothing waits for it here, so a test does not either.
         if let Some(mut child) = self.signal_stop() {
             std::thread::spawn(move || child.wait());
         }
@@ -385,5 +403,128 @@ pub trait OrPanic<T> {
 impl<T> OrPanic<T> for anyhow::Result<T> {
     fn or_panic(self) -> T {
         self.unwrap_or_else(|err| panic!("{err:#}"))
+    }
+}
+
+/// A private CA and a server certificate it signed for 127.0.0.1 and localhost, made with openssl.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let openssl = require("/usr/bin/openssl", "openssl");
+        let dir = tempfile::tempdir().unwrap();
+        set_mode(dir.path(), 0o755);
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n",
+        )
+        .unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let steps: [Vec<&str>; 3] = [
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=keypost test CA", "-days", "2"],
+            ]
+            .concat(),
+            [&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        ];
+        for args in steps {
+            let output = Command::new(&openssl).current_dir(dir.path()).args(&args).output().unwrap();
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        set_mode(&path("server.key"), 0o644); // read by the servers' unprivileged processes in tests only
+        Self { ca_cert: path("ca.pem"), server_cert: path("server.pem"), server_key: path("server.key"), dir }
+    }
+}
+
+/// How an aiosmtpd sink protects its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// STARTTLS, required before MAIL FROM.
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// aiosmtpd storing every message into a Maildir, with TLS from `ca`'s server certificate.
+pub struct AiosmtpdSink {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl AiosmtpdSink {
+    pub fn start(tls: SinkTls, ca: &TestCa) -> Self {
+        let python = require("/usr/bin/python3", "python3");
+        let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).status().unwrap();
+        assert!(probe.success(), "aiosmtpd not found: this test needs the Debian package python3-aiosmtpd");
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_flag, key_flag) =
+            if tls == SinkTls::Implicit { ("--smtpscert", "--smtpskey") } else { ("--tlscert", "--tlskey") };
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&python)
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(cert_flag)
+                .arg(&ca.server_cert)
+                .arg(key_flag)
+                .arg(&ca.server_key)
+                .arg(dir.path().join("Maildir"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if wait_listening(port, &mut child) {
+                return Self { dir, port, child };
+            }
+            stop_child(&mut child);
+        }
+        panic!("aiosmtpd did not start");
+    }
+
+    /// Messages stored so far, waiting up to `timeout` for at least `count`.
+    pub fn received(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let new = self.dir.path().join("Maildir").join("new");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let messages: Vec<String> = std::fs::read_dir(&new)
+                .map(|entries| entries.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect())
+                .unwrap_or_default();
+            if messages.len() >= count || Instant::now() >= deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AiosmtpdSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
