@@ -214,8 +214,12 @@ impl Source for ImapSource {
             return Ok(());
         }
         let idle = self.ctx.idle && self.conn.as_ref().is_some_and(|conn| conn.caps.idle);
-        let Some(conn) = self.conn.take().filter(|_| idle) else {
+        if !idle {
             tokio::time::sleep(remaining.min(self.ctx.poll_interval)).await;
+            return Ok(());
+        }
+        // IDLE owns the session while it runs; if this future is dropped, the next call reconnects.
+        let Some(conn) = self.conn.take() else {
             return Ok(());
         };
         match conn.idle(remaining.min(IDLE_REISSUE)).await {

@@ -167,6 +167,7 @@ async fn without_idle_and_move_polling_and_copy_then_uid_expunge_still_work() {
     let started = Instant::now();
     source.wait_for_new(Duration::from_secs(30)).await.or_panic();
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(source.is_connected(), "polling keeps its session");
     client.append("INBOX", &order_mail(4)).await;
     source.wait_for_new(Duration::from_secs(30)).await.or_panic();
     let mails = source.fetch_new(10).await.or_panic();
