@@ -7,7 +7,7 @@ use keypost::config::Security;
 use keypost::mailbox::imap::ImapSource;
 use keypost::mailbox::{Disposition, ImapAuth, ImapConfig, MailContent, RawMail, Source};
 
-use crate::support::{Dovecot, OrPanic, TestCa, order_mail, order_number, show_logs};
+use crate::support::{Dovecot, OrPanic, TestCa, imap_config, order_mail, order_number, show_logs};
 
 const MAX_BYTES: u64 = 1 << 20;
 
@@ -361,10 +361,31 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused() {
 
 #[tokio::test]
 async fn plaintext_to_a_host_that_is_not_loopback_is_refused_before_connecting() {
-    let mut config = Dovecot::start().imap_config();
+    let mut config = imap_config(143);
     config.host = "imap.example.com".into();
     let mut source = source(&config);
 
     let err = format!("{:#}", source.fetch_new(10).await.unwrap_err());
     assert!(err.contains("refusing plaintext IMAP to imap.example.com"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_greets_and_then_falls_silent_times_out_instead_of_hanging() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut socket, b"* OK IMAP4rev1 ready\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await; // never answers LOGIN
+    });
+    let mut config = imap_config(port);
+    config.command_timeout_secs = 1;
+    let mut source = source(&config);
+
+    let started = Instant::now();
+    let err = format!("{:#}", source.fetch_new(10).await.unwrap_err());
+    assert!(err.contains("LOGIN timed out after 1 s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(!source.is_connected());
+    server.abort();
 }

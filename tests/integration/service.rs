@@ -75,3 +75,12 @@ async fn sigterm_resolves_the_shutdown_signal_and_does_not_kill_the_process() {
     // Every clone sees it, including one taken after the signal.
     assert_eq!(shutdown.clone().wait().await, Stop::Terminate);
 }
+
+#[test]
+fn the_example_service_config_passes_keypost_check() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/keypost.example.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_keypost")).args(["--config", example, "check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("OK (1 product(s))"), "{stdout}");
+}

@@ -217,14 +217,7 @@ impl Dovecot {
 
     /// The source's configuration for this server: loopback plaintext, LOGIN.
     pub fn imap_config(&self) -> ImapConfig {
-        let text = format!(
-            "host = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nallow_plaintext = true\nuser = \"{IMAP_USER}\"\n\
-             password = {{ inline = \"{IMAP_PASSWORD}\" }}\npoll_interval_secs = 1\ncommand_timeout_secs = 10\n",
-            self.port
-        );
-        let config: ImapConfig = toml::from_str(&text).unwrap();
-        assert_eq!((config.security, config.auth), (Security::Plain, ImapAuth::Login));
-        config
+        imap_config(self.port)
     }
 
     /// An independent client for setting up and checking the mailbox.
@@ -254,6 +247,17 @@ fn set_mode(path: &Path, mode: u32) {
 fn chown_mail(path: &Path) {
     let status = Command::new("chown").args(["-R", "mail:mail"]).arg(path).status().unwrap();
     assert!(status.success(), "chown mail:mail failed (the tests run as root, like CI)");
+}
+
+/// Loopback plaintext IMAP to `port` as the test user, LOGIN, 1 s polls, 10 s command timeout.
+pub fn imap_config(port: u16) -> ImapConfig {
+    let text = format!(
+        "host = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nallow_plaintext = true\nuser = \"{IMAP_USER}\"\n\
+         password = {{ inline = \"{IMAP_PASSWORD}\" }}\npoll_interval_secs = 1\ncommand_timeout_secs = 10\n"
+    );
+    let config: ImapConfig = toml::from_str(&text).unwrap();
+    assert_eq!((config.security, config.auth), (Security::Plain, ImapAuth::Login));
+    config
 }
 
 /// A plain async-imap session used by tests to put mail in and look at folders.
