@@ -9,6 +9,18 @@
 //! and the call is retried once on a fresh connection, so a server restart or a dropped idle connection is
 //! invisible to the caller. When connecting fails, the call returns the error and the next attempt waits out a
 //! jittered backoff (2 s doubling to 80 s) inside the next call: the daemon just logs and calls again.
+//! Each call is bounded in time (backoff + command timeouts), and every method may be cancelled (e.g. by a
+//! shutdown `select!`): a session whose command was cut off is thrown away, never reused.
+//!
+//! ```text
+//! let mut source = ImapSource::new(imap_config, &loaded.base_dir, config.templates.max_message_bytes)?;
+//! loop {
+//!     let mails = source.fetch_new(50).await?;        // Err: log, check shutdown, call again
+//!     for mail in &mails { /* process, record */ source.settle(&mail.key, disposition).await?; }
+//!     if mails.is_empty() { source.wait_for_new(watchdog / 2).await?; }
+//!     notifier.watchdog();
+//! }
+//! ```
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;

@@ -63,7 +63,7 @@ impl Endpoint {
         };
         let mut client = async_imap::Client::new(stream);
         if self.security != Security::Starttls {
-            within(self.timeout, "greeting", read_greeting(&mut client)).await?;
+            within(self.timeout, "read the IMAP greeting", read_greeting(&mut client)).await?;
         }
         self.authenticate(client).await
     }
@@ -90,12 +90,12 @@ impl Endpoint {
 
     async fn handshake(&self, tcp: TcpStream) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let name = ServerName::try_from(self.host.clone()).context("IMAP host is not a valid TLS server name")?;
-        within(self.timeout, "TLS handshake", self.tls.connect(name, tcp)).await
+        within(self.timeout, "complete the TLS handshake", self.tls.connect(name, tcp)).await
     }
 
     async fn starttls(&self, tcp: TcpStream) -> anyhow::Result<Box<dyn Io>> {
         let mut client = async_imap::Client::new(tcp);
-        within(self.timeout, "greeting", read_greeting(&mut client)).await?;
+        within(self.timeout, "read the IMAP greeting", read_greeting(&mut client)).await?;
         within(self.timeout, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?;
         Ok(Box::new(self.handshake(client.into_inner()).await?))
     }
@@ -174,7 +174,7 @@ where
     E: Into<anyhow::Error>,
 {
     match tokio::time::timeout(limit, step).await {
-        Ok(result) => result.map_err(Into::into).with_context(|| format!("IMAP {what} failed")),
-        Err(_) => bail!("IMAP {what} timed out after {} s", limit.as_secs()),
+        Ok(result) => result.map_err(Into::into).with_context(|| format!("Failed to {what}")),
+        Err(_) => bail!("Timed out after {} s waiting to {what}", limit.as_secs()),
     }
 }

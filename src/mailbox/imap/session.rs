@@ -65,7 +65,8 @@ impl Conn {
     /// keeps its old view in Dovecot (STATUS then repeats the UIDVALIDITY of a folder deleted and re-created
     /// meanwhile), and unsolicited EXISTS can be missed.
     pub async fn refresh(&mut self) -> anyhow::Result<FolderState> {
-        let mailbox = within(self.timeout, "SELECT", self.session.select(&self.folder)).await?;
+        let mailbox =
+            within(self.timeout, &format!("SELECT {}", self.folder), self.session.select(&self.folder)).await?;
         self.drain_unsolicited();
         self.selected = folder_state(&mailbox)?;
         Ok(self.selected)
@@ -197,7 +198,7 @@ impl Conn {
     pub async fn idle(self, limit: Duration) -> anyhow::Result<(Self, IdleEnd)> {
         let Conn { session, caps, timeout, delimiter, folder, selected, known_folders, busy } = self;
         let mut handle = session.idle();
-        within(timeout, "IDLE", handle.init()).await?;
+        within(timeout, "start IDLE", handle.init()).await?;
         let (wait, stop) = handle.wait_with_timeout(limit);
         let outcome = tokio::time::timeout(limit, wait).await;
         drop(stop);
@@ -210,7 +211,7 @@ impl Conn {
             }
             Ok(Err(err)) => return Err(anyhow::Error::new(err).context("IMAP IDLE failed")),
         };
-        let session = within(timeout, "DONE", handle.done()).await?;
+        let session = within(timeout, "end IDLE", handle.done()).await?;
         Ok((Conn { session, caps, timeout, delimiter, folder, selected, known_folders, busy }, end))
     }
 }
