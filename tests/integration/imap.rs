@@ -389,3 +389,64 @@ async fn a_server_that_greets_and_then_falls_silent_times_out_instead_of_hanging
     assert!(!source.is_connected());
     server.abort();
 }
+
+#[tokio::test]
+async fn a_wait_cancelled_mid_idle_leaves_a_source_that_still_works() {
+    show_logs();
+    let dovecot = Dovecot::start();
+    let mut config = dovecot.imap_config();
+    config.poll_interval_secs = 3600;
+    let mut source = source(&config);
+    assert!(source.fetch_new(10).await.or_panic().is_empty());
+
+    // The daemon's shutdown select! drops the wait while IDLE is running.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(500), source.wait_for_new(Duration::from_secs(60))).await;
+    assert!(cancelled.is_err(), "the wait was still in IDLE");
+    assert!(!source.is_connected(), "the session IDLE owned is gone with the dropped future");
+
+    dovecot.client().await.append_orders("INBOX", 1..=1).await;
+    let mails = source.fetch_new(10).await.or_panic();
+    assert_eq!(mails.iter().map(|m| order_number(bytes(m))).collect::<Vec<_>>(), [1]);
+}
+
+/// Collects log output for one test (`#[tokio::test]` runs on the current thread).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn passwords_never_reach_the_log_or_the_error() {
+    let dovecot = Dovecot::start();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_env_filter("keypost=trace").with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    dovecot.client().await.append_orders("INBOX", 1..=1).await;
+    let mut right = source(&dovecot.imap_config());
+    let mails = right.fetch_new(10).await.or_panic();
+    right.settle(&mails[0].key, Disposition::Done).await.or_panic();
+    // Last: Dovecot delays logins from an address that just failed one.
+    let mut wrong = dovecot.imap_config();
+    wrong.password = crate::support::inline_secret("hunter2-wrong-password");
+    let err = format!("{:#} {:?}", source(&wrong).fetch_new(10).await.unwrap_err(), wrong);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("IMAP connected."), "the capture works: {log}");
+    assert!(log.contains("Failed to LOGIN"), "{log}");
+    for secret in ["hunter2-wrong-password", crate::support::IMAP_PASSWORD] {
+        assert!(!log.contains(secret), "{log}");
+        assert!(!err.contains(secret), "{err}");
+    }
+}

@@ -14,7 +14,7 @@ mod dovecot;
 mod smtp;
 mod tls;
 
-pub use self::dovecot::{Dovecot, imap_config};
+pub use self::dovecot::{Dovecot, IMAP_PASSWORD, imap_config};
 pub use self::smtp::{AiosmtpdSink, SinkTls, SmtpSink, smtp_config};
 pub use self::tls::TestCa;
 

@@ -112,7 +112,7 @@ impl Dovecot {
              instance_name = keypost-test-{port}\nprotocols = imap\nlisten = 127.0.0.1\n{ssl}\n\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\ndefault_login_user = dovenull\n\
              default_internal_user = dovecot\nfirst_valid_uid = 1\nmail_location = maildir:~/Maildir\n\
-             imap_idle_notify_interval = 3 secs\nmail_fsync = never\n{capability_line}\n\
+             imap_idle_notify_interval = 3 secs\nmail_fsync = never\nauth_failure_delay = 0\n{capability_line}\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {dir}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid=mail gid=mail home={dir}/home/%u\n}}\n\
              namespace inbox {{\n  inbox = yes\n}}\n\
