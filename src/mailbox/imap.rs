@@ -295,13 +295,17 @@ async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize
     let mut bodies = conn.bodies(&small).await?;
     let mut mails = Vec::with_capacity(sizes.len());
     for (uid, size) in sizes {
+        // Counted as unsettled even when skipped: a later rescan looks for it again.
+        cursor.unsettled.insert(uid);
         let content = match bodies.remove(&uid) {
             Some(bytes) => MailContent::Bytes(bytes),
             None if size > ctx.max_bytes => MailContent::TooLarge { size },
-            None => continue, // expunged between the two fetches: nothing to hand out
+            None => {
+                debug!(uid, "IMAP message vanished between the size and the body fetch.");
+                continue;
+            }
         };
         mails.push(RawMail { key: uids::key(state.uidvalidity, uid), content });
-        cursor.unsettled.insert(uid);
     }
     cursor.next_uid = match (uids.last(), state.uidnext) {
         (_, Some(next)) if complete => cursor.next_uid.max(next),
