@@ -78,8 +78,24 @@ async fn sigterm_resolves_the_shutdown_signal_and_does_not_kill_the_process() {
 
 #[test]
 fn the_example_service_config_passes_keypost_check() {
+    use std::os::unix::fs::PermissionsExt;
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/keypost.example.toml");
-    let output = Command::new(env!("CARGO_BIN_EXE_keypost")).args(["--config", example, "check"]).output().unwrap();
+    // What systemd's LoadCredential= would provide: private files named as in the unit.
+    let credentials = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("imap.password", "imap-secret"),
+        ("smtp.password", "smtp-secret"),
+        ("acme-pro.key", "000102030405060708090a0b0c0d0e0f"),
+    ] {
+        let path = credentials.path().join(name);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .args(["--config", example, "check"])
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("OK (1 product(s))"), "{stdout}");
