@@ -108,7 +108,9 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
             email.forwarded = Some(Forward { by: outer_from, style: "attachment".to_owned() });
             email.attached_original = Some(original);
         }
-    } else if let Some(inline) = forward::unwrap(&email.text) {
+    } else if let Some(inline) =
+        forward::is_forward_subject(&email.subject).then(|| forward::unwrap(&email.text)).flatten()
+    {
         email.from = parse_address(&inline.from);
         email.subject = inline.subject.unwrap_or_default();
         email.date = inline.date.as_deref().and_then(parse_date);

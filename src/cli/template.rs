@@ -11,12 +11,16 @@ use crate::template::{Templates, TemplatesConfig, golden, test_message};
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
-    /// Run one saved message through the templates: which one matched (or why none did), the classification,
-    /// every extracted field and the text it came from. Exit 0 when the message was classified (an order or
-    /// not an order), 1 when no template matched, the extraction is broken or the message is unreadable.
+    /// Show what the templates make of one saved message (.eml)
+    ///
+    /// Which template matched (or why none did: the near misses), the classification, every extracted field
+    /// and the text it came from. Exit 0 when the message was classified (an order or not an order), 1 when
+    /// no template matched, the extraction is broken or the message is unreadable.
     Test(TestArgs),
-    /// Compile every template and run every fixture (<fixtures>/<provider>/<case>.eml against
-    /// <case>.expected.json). Every problem is listed with its file and key; exit 2 if there are any.
+    /// Compile every template and run every fixture; exit 2 on any problem
+    ///
+    /// Fixtures are <fixtures>/<provider>/<case>.eml, each checked against <case>.expected.json. Every
+    /// problem is listed with its file and key.
     Check(CheckArgs),
 }
 
@@ -41,6 +45,9 @@ pub struct CheckArgs {
     /// templates dir]
     #[arg(long)]
     pub fixtures: Vec<PathBuf>,
+    /// Run only the fixtures of this provider (the fixture folder name, e.g. payhip)
+    #[arg(long)]
+    pub template: Option<String>,
     /// Write each case's .expected.json from what keypost extracts now, instead of comparing (review the diff!)
     #[arg(long)]
     pub bless: bool,
@@ -71,18 +78,42 @@ fn test(args: TestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let loaded = optional_config(globals)?;
+    let (config, base_dir) = templates_config(loaded.as_ref());
     let mut roots = args.fixtures;
     if roots.is_empty() {
-        roots = default_fixture_roots(loaded.as_ref(), Path::new("fixtures"));
+        roots.extend(Some(PathBuf::from("fixtures")).filter(|p| p.is_dir()));
+        roots.extend(configured_fixtures(&config, &base_dir));
     }
-    let ok = check_templates(loaded.as_ref(), &roots, args.bless)?;
+    let only = args.template.as_deref();
+    let ok = check_templates(
+        &config,
+        &base_dir,
+        &roots,
+        Fixtures { only, bless: args.bless, warn_uncovered: only.is_none() },
+    )?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID_CONFIG) })
 }
 
+/// Which fixtures [`check_templates`] runs and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Fixtures<'a> {
+    /// Only this provider's.
+    pub only: Option<&'a str>,
+    /// Rewrite the expectations instead of comparing.
+    pub bless: bool,
+    /// Warn about templates that have no fixtures.
+    pub warn_uncovered: bool,
+}
+
 /// Loads the templates and runs the fixtures under `roots`, printing every problem; true when all is well.
-/// Shared with `keypost check`.
-pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless: bool) -> anyhow::Result<bool> {
-    let templates = match load_templates(loaded) {
+/// `keypost check` uses it too.
+pub(super) fn check_templates(
+    config: &TemplatesConfig,
+    base_dir: &Path,
+    roots: &[PathBuf],
+    how: Fixtures<'_>,
+) -> anyhow::Result<bool> {
+    let templates = match Templates::load(config, base_dir) {
         Ok(templates) => templates,
         Err(problems) => {
             print_problems(&problems);
@@ -92,7 +123,7 @@ pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless:
     let (mut passed, mut failed) = (0, 0);
     let mut covered = std::collections::BTreeSet::new();
     for root in roots {
-        let cases = golden::run(&templates, root, None, bless)
+        let cases = golden::run(&templates, root, how.only, how.bless)
             .with_context(|| format!("Failed to read fixtures in {}", root.display()))?;
         for case in cases {
             covered.insert(case.provider.clone());
@@ -105,18 +136,25 @@ pub(super) fn check_templates(loaded: Option<&Loaded>, roots: &[PathBuf], bless:
             }
         }
     }
-    for template in templates.iter().filter(|t| !covered.contains(&t.id)) {
+    for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
         println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
-    let verb = if bless { "written" } else { "passed" };
+    let verb = if how.bless { "written" } else { "passed" };
     println!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
     Ok(failed == 0)
 }
 
-/// `./fixtures` (or `cwd_fixtures`) when it exists, and `<templates.dir>/fixtures` when configured and present.
-pub(super) fn default_fixture_roots(loaded: Option<&Loaded>, cwd_fixtures: &Path) -> Vec<PathBuf> {
-    let configured = loaded.and_then(|l| l.config.templates.dir.as_ref().map(|dir| l.resolve(dir).join("fixtures")));
-    [Some(cwd_fixtures.to_owned()), configured].into_iter().flatten().filter(|p| p.is_dir()).collect()
+/// `<templates.dir>/fixtures`, when a templates dir is configured and has one.
+pub(super) fn configured_fixtures(config: &TemplatesConfig, base_dir: &Path) -> Option<PathBuf> {
+    config.dir.as_ref().map(|dir| base_dir.join(dir).join("fixtures")).filter(|p| p.is_dir())
+}
+
+/// The `[templates]` section and the folder its paths are relative to; the defaults without a configuration.
+fn templates_config(loaded: Option<&Loaded>) -> (TemplatesConfig, PathBuf) {
+    match loaded {
+        Some(loaded) => (loaded.config.templates.clone(), loaded.base_dir.clone()),
+        None => (TemplatesConfig::default(), PathBuf::from(".")),
+    }
 }
 
 /// The configuration when `--config` is given or a default one exists; templates work without one.
@@ -128,10 +166,8 @@ fn optional_config(globals: &Globals) -> anyhow::Result<Option<Loaded>> {
 }
 
 fn load_templates(loaded: Option<&Loaded>) -> Result<Templates, Vec<Problem>> {
-    match loaded {
-        Some(loaded) => Templates::load(&loaded.config.templates, &loaded.base_dir),
-        None => Templates::load(&TemplatesConfig::default(), Path::new(".")),
-    }
+    let (config, base_dir) = templates_config(loaded);
+    Templates::load(&config, &base_dir)
 }
 
 fn print_problems(problems: &[Problem]) -> ExitCode {

@@ -32,6 +32,28 @@ const MAX_HEADER_LINES: usize = 12;
 /// Forwards of forwards are unwrapped this deep.
 const MAX_DEPTH: usize = 4;
 
+/// Subject prefixes mail clients add when forwarding (English, German, French, Spanish, Italian, Dutch, Nordic).
+const FORWARD_PREFIXES: &[&str] = &["fwd", "fw", "wg", "tr", "rv", "i", "enc", "doorst", "vs", "vb", "vl", "fs"];
+
+/// True when the subject starts with a forward prefix (`Fwd:`, `FW:`, `WG:`, ...), possibly after `Re:`.
+/// Inline forwards are only looked for under such a subject: a provider's own message can carry text a buyer
+/// wrote (a note to the seller), and a forward block typed into it must not replace the real message.
+pub fn is_forward_subject(subject: &str) -> bool {
+    let mut rest = subject.trim_start();
+    for _ in 0..4 {
+        let Some((prefix, after)) = rest.split_once(':') else { return false };
+        let prefix = prefix.trim().to_lowercase();
+        if FORWARD_PREFIXES.contains(&prefix.as_str()) {
+            return true;
+        }
+        if !matches!(prefix.as_str(), "re" | "aw" | "sv" | "antw") {
+            return false;
+        }
+        rest = after.trim_start();
+    }
+    false
+}
+
 /// The innermost forwarded original in `text`, if a known forward style is found. The style is the outermost's.
 pub fn unwrap(text: &str) -> Option<Inline> {
     let mut found = unwrap_once(text)?;
@@ -200,6 +222,16 @@ mod tests {
         let inline = unwrap(text).unwrap();
         assert_eq!((inline.style, inline.body.as_str()), ("outlook", "Body"));
         assert_eq!(inline.subject.as_deref(), Some("Order AB-1"));
+    }
+
+    #[test]
+    fn forward_subjects_are_recognised_in_several_languages() {
+        for subject in ["Fwd: x", "FW: x", "WG: Ihre Bestellung", "Re: Fwd: x", "TR : x"] {
+            assert!(is_forward_subject(subject), "{subject}");
+        }
+        for subject in ["You received a payment", "Re: question", "Fwd without colon", "Order: FW: 1"] {
+            assert!(!is_forward_subject(subject), "{subject}");
+        }
     }
 
     #[test]

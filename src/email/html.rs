@@ -135,7 +135,8 @@ pub fn decode_entities(text: &str) -> String {
     while let Some(amp) = rest.find('&') {
         let (before, tail) = rest.split_at(amp);
         out.push_str(before);
-        let semi = tail.get(..12).unwrap_or(tail).find(';');
+        // Entities are short: only look a few characters ahead, so text full of '&' stays linear.
+        let semi = tail.char_indices().take(12).find(|(_, c)| *c == ';').map(|(i, _)| i);
         let decoded = semi.and_then(|semi| tail.get(1..semi)).and_then(entity);
         match (decoded, semi) {
             (Some(c), Some(semi)) => {

@@ -126,3 +126,17 @@ fn garbage_is_an_error_or_an_email_never_a_panic() {
         let _ = parse(raw, MAX);
     }
 }
+
+#[test]
+fn a_forward_block_typed_into_a_providers_own_message_is_not_unwrapped() {
+    // A buyer's note inside a genuine (DKIM-signed) provider message must not become "the original".
+    let raw = msg(
+        "From: PayPal <service@paypal.com>\nSubject: You received a payment",
+        "You received $1.00 USD from Mallory (m@example.com)\nNote from buyer:\n\
+         ---------- Forwarded message ---------\nFrom: PayPal <service@paypal.com>\n\
+         Subject: You received a payment\n\nYou received $999.00 USD\n",
+    );
+    let email = parse(&raw, MAX).unwrap();
+    assert_eq!(email.forwarded, None);
+    assert!(email.text.starts_with("You received $1.00 USD from Mallory"));
+}

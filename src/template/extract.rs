@@ -87,8 +87,11 @@ impl Extraction<'_> {
             }
             return None;
         };
-        let matched = caps.get(0).map(|m| m.as_str().to_owned());
-        let value = clean(caps.name("value").map_or("", |m| m.as_str()), &field.clean);
+        let matched = caps.get(0).map(|m| m.as_str().trim_end().to_owned());
+        // `value2` and `value3` join `value` for names a provider prints in parts (first and last name).
+        let parts: Vec<&str> =
+            ["value", "value2", "value3"].iter().filter_map(|g| caps.name(g)).map(|m| m.as_str()).collect();
+        let value = clean(&parts.join(" "), &field.clean);
         if value.is_empty() {
             self.fail(name, matched, "matched but empty");
             return None;
@@ -162,7 +165,7 @@ impl Extraction<'_> {
     fn item(&mut self, index: usize, caps: &Captures<'_>, items: &Items, dollar: &str) -> Option<LineItem> {
         let name = format!("items[{index}]");
         let group = |g: &str| caps.name(g).map(|m| clean(m.as_str(), &items.clean)).filter(|v| !v.is_empty());
-        let matched = caps.get(0).map(|m| m.as_str().to_owned());
+        let matched = caps.get(0).map(|m| m.as_str().trim_end().to_owned());
         let (sku, product, quantity) = (group("sku"), group("name"), group("quantity"));
         let summary = [sku.as_deref(), product.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / ");
         self.evidence.push(Evidence { field: name.clone(), value: Some(summary), matched, problem: None });

@@ -34,3 +34,40 @@ serial = { key = { env = "KEYPOST_PRO_KEY" } }
     assert!(stdout.contains("mailbox.imap.security"), "{stdout}");
     assert!(stdout.contains("product[0].min_price[0].amount"), "{stdout}");
 }
+
+#[test]
+fn check_loads_every_secret_and_names_unknown_providers() {
+    let (code, stdout) = check(
+        r#"
+[trust]
+sender_only = ["paypall"]
+
+[[product]]
+id = "pro"
+name = "Pro"
+serial = { product_code = 7, key = { env = "KEYPOST_TEST_VARIABLE_THAT_IS_NOT_SET" } }
+"#,
+    );
+    assert_eq!(code, 2, "stdout: {stdout}");
+    assert!(
+        stdout.contains("product[0].serial: ") && stdout.contains("KEYPOST_TEST_VARIABLE_THAT_IS_NOT_SET"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("trust.sender_only[0]: no template \"paypall\""), "{stdout}");
+}
+
+#[test]
+fn check_passes_a_good_config_and_warns_about_an_inline_key_without_showing_it() {
+    let (code, stdout) = check(
+        r#"
+[[product]]
+id = "pro"
+name = "Pro"
+serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
+"#,
+    );
+    assert_eq!(code, 0, "stdout: {stdout}");
+    assert!(stdout.contains("warning:") && stdout.contains("product[0].serial.key"), "{stdout}");
+    assert!(!stdout.contains("00112233445566778899aabbccddeeff"), "{stdout}");
+    assert!(stdout.contains("OK (1 product(s))"), "{stdout}");
+}

@@ -165,3 +165,45 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+#[test]
+fn keypost_check_lists_template_problems_alongside_config_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("parsers")).unwrap();
+    std::fs::write(dir.path().join("parsers/shop.toml"), "name = \"Shop\"\n[match]\nsenders = [\"@shop.example\"]\n")
+        .unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "colour = 1\n[templates]\ndir = \"parsers\"\n").unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "check"], dir.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("keypost.toml: colour: unknown key"), "{out}");
+    assert!(out.contains("shop.toml: rule: at least one [[rule]] is needed"), "{out}");
+}
+
+#[test]
+fn keypost_check_of_a_good_config_checks_the_builtin_templates_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "").unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "check"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("template(s) OK; 0 fixture(s) passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn template_test_with_config_uses_the_configured_template_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/shop.toml"),
+        "name = \"Shop\"\n[match]\nsenders = [\"@shop.example\"]\n[[rule]]\nsubject = '^New order'\nkind = \"sale\"\n\
+         [fields.order_id]\npattern = 'Order: (?P<value>\\S+)'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("keypost.toml"), "[templates]\ndir = \"templates\"\n").unwrap();
+    std::fs::write(dir.path().join("m.eml"), "From: orders@shop.example\r\nSubject: New order\r\n\r\nOrder: S-7\r\n")
+        .unwrap();
+    let (code, out) = keypost(&["--config", "keypost.toml", "template", "test", "m.eml"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("template:  shop\nresult:    sale S-7"), "{out}");
+    let (code, out) = keypost(&["template", "test", "m.eml"], &dir.path().join("templates"));
+    assert_eq!(code, 1, "without the config the shop template is unknown:\n{out}");
+}
