@@ -93,11 +93,17 @@ pub struct Daemon<S: Source, M: Mailer> {
     pub core: Core,
     reader: Box<dyn Reader>,
     verifier: Verifier,
+    max_wait: Duration,
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
-        Self { source, mailer, core, reader, verifier }
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT }
+    }
+
+    /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
+    pub fn set_max_wait(&mut self, max_wait: Duration) {
+        self.max_wait = max_wait.min(MAX_WAIT);
     }
 
     /// Sends the due outbox, handles up to [`BATCH`] waiting messages, sends what they queued.
@@ -158,12 +164,13 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         }
     }
 
-    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff. `on_pass` sees each
-    /// successful pass (the service's watchdog ping and status line go there: a stuck loop stops calling it).
+    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff. `on_pass` is called
+    /// after every pass, with its outcome or `None` when it failed: the service's watchdog ping and status line
+    /// go there, so a loop that hangs stops calling it.
     pub async fn run(
         &mut self,
         shutdown: impl Future<Output = ()>,
-        mut on_pass: impl FnMut(&Outcome),
+        mut on_pass: impl FnMut(Option<&Outcome>),
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
@@ -171,13 +178,14 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             let wait = match self.poll_once().await {
                 Ok(outcome) => {
                     failures = 0;
-                    on_pass(&outcome);
+                    on_pass(Some(&outcome));
                     if !outcome.is_idle() {
                         tracing::info!(%outcome, "Pass done.");
                     }
                     if outcome.messages >= BATCH { Duration::ZERO } else { self.until_next_retry() }
                 }
                 Err(err) => {
+                    on_pass(None);
                     failures = failures.saturating_add(1);
                     let wait = backoff(failures);
                     tracing::error!(retry_in_secs = wait.as_secs(), "Pass failed: {err:#}");
@@ -197,8 +205,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     fn until_next_retry(&self) -> Duration {
         let now = self.core.now().unix_timestamp();
         match self.core.store.next_outbox_try() {
-            Ok(Some(at)) => Duration::from_secs(u64::try_from(at - now).unwrap_or(0)).min(MAX_WAIT),
-            _ => MAX_WAIT,
+            Ok(Some(at)) => Duration::from_secs(u64::try_from(at - now).unwrap_or(0)).min(self.max_wait),
+            _ => self.max_wait,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! `keypost run`: the daemon, or one pass with `--once`.
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
 
 use super::Globals;
 use crate::daemon::{Outcome, build};
+use crate::service::{Notifier, ShutdownSignal};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -25,11 +27,37 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             if waiting > 0 {
                 println!("{waiting} message(s) wait in the outbox for a retry.");
             }
-        } else {
-            tracing::info!(source = %crate::mailbox::Source::name(&daemon.source), "keypost is running.");
-            daemon.run(shutdown(), |_| {}).await?;
-            tracing::info!("keypost stopped.");
+            return Ok(ExitCode::SUCCESS);
         }
+        let mut shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
+        let notifier = Notifier::from_env();
+        if let Some(interval) = notifier.watchdog_interval() {
+            daemon.set_max_wait(interval / 2);
+        }
+        daemon.source.connect().await;
+        notifier.ready();
+        tracing::info!(source = %crate::mailbox::Source::name(&daemon.source), "keypost is running.");
+        let mut total = Outcome::default();
+        let on_pass = |outcome: Option<&Outcome>| {
+            notifier.watchdog();
+            match outcome {
+                Some(outcome) => {
+                    total.add(outcome);
+                    notifier.status(&format!("Since start: {total}"));
+                }
+                None => notifier.status("The last pass failed; retrying (see the log)"),
+            }
+        };
+        daemon
+            .run(
+                async move {
+                    shutdown.wait().await;
+                },
+                on_pass,
+            )
+            .await?;
+        notifier.stopping();
+        tracing::info!("keypost stopped.");
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -49,20 +77,4 @@ pub fn summary(outcome: &Outcome) -> String {
         ("send failures", outcome.send_failures),
     ];
     rows.iter().map(|(name, count)| format!("{name:>14}: {count}")).collect::<Vec<_>>().join("\n")
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
 }
