@@ -10,6 +10,7 @@ mod demo;
 mod fakes;
 mod kill;
 mod property;
+mod servers;
 
 use fakes::{VENDOR, daemon, mail, sale};
 

@@ -222,9 +222,9 @@ pub fn daemon(state: &std::path::Path, extra_config: &str) -> TestDaemon {
     Daemon::new(MemorySource::default(), RecordingMailer::default(), core, Box::new(TestReader), verifier)
 }
 
-/// The real reader (email parse + built-in templates), serial makers and trust checks, with the in-memory
-/// source and recording mailer; PayPal trusted on its sender address (the fixtures carry no usable DKIM).
-pub fn real_daemon(state: &std::path::Path) -> TestDaemon {
+/// The real reader (email parse + built-in templates), serial makers and trust checks over a store in `state`;
+/// PayPal trusted on its sender address (the fixtures carry no usable DKIM).
+pub fn real_parts(state: &std::path::Path) -> (Core, Box<dyn Reader>, Verifier) {
     let config = r#"
 [reply]
 from = "Acme Licenses <licenses@acme.example>"
@@ -247,7 +247,12 @@ serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff"
     let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
     let core = keypost::daemon::build::core(&loaded).unwrap();
     let reader = keypost::daemon::build::reader(&loaded).unwrap();
-    let verifier = Verifier::new(&loaded.config.trust).unwrap();
+    (core, reader, Verifier::new(&loaded.config.trust).unwrap())
+}
+
+/// [`real_parts`] with the in-memory source and the recording mailer.
+pub fn real_daemon(state: &std::path::Path) -> TestDaemon {
+    let (core, reader, verifier) = real_parts(state);
     Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
 }
 
