@@ -198,6 +198,7 @@ pub struct ReplyTemplateConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum BodySource {
+    /// The text itself.
     Inline(String),
     File {
         /// Path of the file, relative to the config file's folder.
