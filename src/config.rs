@@ -257,21 +257,81 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(Loaded { config, path: path.to_owned(), base_dir, warnings: problems.into_items() })
 }
 
-/// Parses TOML into [`Config`], reporting each unknown key as an error. `None` when the text does not fit
-/// the model at all (syntax or type error: one problem, with its line).
+/// Parses TOML into [`Config`], reporting every unknown key and the first wrong value of each section (and of
+/// each `[[product]]`) with its dotted key, so one mistake does not hide the others. `None` when anything is wrong.
 pub fn parse(text: &str, problems: &mut Problems) -> Option<Config> {
-    let deserializer = toml::Deserializer::new(text);
-    let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(deserializer, |path| unknown.push(path.to_string()));
-    for key in unknown {
-        problems.error(key, "unknown key");
-    }
-    match result {
-        Ok(config) => Some(config),
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(table) => table,
         Err(err) => {
             problems.error(span_key(text, err.span()), err.message());
+            return None;
+        }
+    };
+    // Unknown keys are reported but do not stop validation; a value that does not fit its type does.
+    let mut fits = true;
+    for (key, value) in &table {
+        fits &= check_section(key, value, problems);
+    }
+    if !fits {
+        return None;
+    }
+    match Config::deserialize(toml::Value::Table(table)) {
+        Ok(config) => Some(config),
+        Err(err) => {
+            problems.error("(file)", err.message());
             None
         }
+    }
+}
+
+/// False when a value in the section does not fit its type (unknown keys are only reported).
+fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> bool {
+    match key {
+        "state" => check_as::<store::StateConfig>(key, value, problems),
+        "templates" => check_as::<template::TemplatesConfig>(key, value, problems),
+        "mailbox" => check_as::<mailbox::MailboxConfig>(key, value, problems),
+        "outbox" => check_as::<reply::TransportConfig>(key, value, problems),
+        "reply" => check_as::<reply::ReplyConfig>(key, value, problems),
+        "trust" => check_as::<trust::TrustConfig>(key, value, problems),
+        "limits" => check_as::<fulfil::LimitsConfig>(key, value, problems),
+        "product" => match value.as_array() {
+            Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
+                check_as::<ProductConfig>(&format!("product[{index}]"), product, problems) && fits
+            }),
+            None => {
+                problems.error(key, "must be a list of products, written [[product]]");
+                false
+            }
+        },
+        _ => {
+            problems.error(key, "unknown key");
+            true
+        }
+    }
+}
+
+/// Deserializes one section on its own, naming each unknown key and the first bad value by its dotted key.
+fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, problems: &mut Problems) -> bool {
+    let mut unknown: Vec<String> = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut record);
+    let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
+    for path in unknown {
+        problems.error(join_key(prefix, &path), "unknown key");
+    }
+    match result {
+        Ok(_) => true,
+        Err(err) => {
+            problems.error(join_key(prefix, &err.path().to_string()), err.inner().message());
+            false
+        }
+    }
+}
+
+fn join_key(prefix: &str, path: &str) -> String {
+    match path {
+        "" | "." | "?" => prefix.to_owned(),
+        path => format!("{prefix}.{path}"),
     }
 }
 
@@ -343,6 +403,16 @@ mod tests {
         parse("colour = 1\n[state]\ndir = \"s\"\nsize = 3\n", &mut problems);
         let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["colour", "state.size"]);
+    }
+
+    #[test]
+    fn a_wrong_value_in_one_section_does_not_hide_mistakes_in_others() {
+        let mut problems = Problems::new("k.toml");
+        let text = "[mailbox.maildir]\npath = \"m\"\npoll_interval_secs = \"often\"\n\n\
+                    [[product]]\nid = 7\nname = \"A\"\nserial = {}\n\n[[product]]\nid = \"b\"\n";
+        assert!(parse(text, &mut problems).is_none());
+        let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["mailbox.maildir.poll_interval_secs", "product[0].id", "product[1]"], "{problems:?}");
     }
 
     #[test]

@@ -3,18 +3,68 @@
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 /// A secret's source, written in TOML as a one-key table: `{ file = "/etc/keypost/pro.key" }`,
 /// `{ env = "KEYPOST_PRO_KEY" }`, `{ credential = "pro.key" }` (systemd `LoadCredential=`), or
 /// `{ inline = "..." }` (allowed, but `keypost check` warns: the config file then holds a secret).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+///
+/// `Deserialize` is written by hand: serde's derived errors quote the offending value ("unknown variant
+/// `S3cr3t`"), and a vendor who writes `key = "S3cr3t"` must not see the key echoed into logs.
+#[derive(Debug, Clone)]
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
     Credential(String),
     Inline(SecretString),
+}
+
+const FORM: &str = "a one-key table: { file = \"PATH\" }, { env = \"VARIABLE\" }, { credential = \"NAME\" } \
+     or { inline = \"...\" }";
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SourceVisitor)
+    }
+}
+
+struct SourceVisitor;
+
+impl<'de> Visitor<'de> for SourceVisitor {
+    type Value = SecretSource;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(FORM)
+    }
+
+    // Every non-table value is refused without quoting it: it may be the secret itself.
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretSource, E> {
+        Err(E::custom(format!("must be {FORM}, not a bare string (its value is not shown)")))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretSource, E> {
+        Err(E::custom(format!("must be {FORM} (the value is not shown)")))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {
+        let Some(kind) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(format!("is empty; must be {FORM}")));
+        };
+        let source = match kind.as_str() {
+            "file" => SecretSource::File(map.next_value()?),
+            "env" => SecretSource::Env(map.next_value()?),
+            "credential" => SecretSource::Credential(map.next_value()?),
+            "inline" => SecretSource::Inline(SecretString::from(
+                map.next_value::<String>()
+                    .map_err(|_| de::Error::custom("inline must be a string (the value is not shown)"))?,
+            )),
+            other => return Err(de::Error::custom(format!("unknown secret source {other:?}; must be {FORM}"))),
+        };
+        if map.next_key::<String>()?.is_some() {
+            return Err(de::Error::custom(format!("has more than one key; must be {FORM}")));
+        }
+        Ok(source)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +148,29 @@ mod tests {
         assert!(matches!(source.load(dir.path()), Err(SecretError::TooOpen { .. })));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(source.load(dir.path()).unwrap().expose_secret(), "0123456789abcdef");
+    }
+
+    #[test]
+    fn a_secret_written_in_the_wrong_form_is_never_echoed_in_the_error() {
+        for text in ["k = \"S3cr3t-K3y-Value\"", "k = { inlin = \"S3cr3t-K3y-Value\" }", "k = { inline = 12345678 }"] {
+            let err = toml::from_str::<std::collections::BTreeMap<String, SecretSource>>(text).unwrap_err();
+            let message = err.message().to_owned(); // what config::parse reports (Display adds the source line)
+            assert!(!message.contains("S3cr3t") && !message.contains("12345678"), "{message}");
+            assert!(message.contains("one-key table") || message.contains("not shown"), "{message}");
+        }
+    }
+
+    #[test]
+    fn each_secret_source_form_is_read() {
+        let parsed = toml::from_str::<std::collections::BTreeMap<String, SecretSource>>(
+            "a = { file = \"k\" }\nb = { env = \"V\" }\nc = { credential = \"n\" }\nd = { inline = \"x\" }",
+        )
+        .unwrap();
+        let origins: Vec<_> = parsed.values().map(SecretSource::origin).collect();
+        assert_eq!(
+            origins,
+            ["file k", "environment variable V", "systemd credential n", "inline value in the config file"]
+        );
     }
 
     #[test]
