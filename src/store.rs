@@ -23,7 +23,9 @@
 //! 4. *Settle the source message* (move it to its folder). A crash before: see 2. Never deleted.
 //!
 //! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
-//! twice except in the window of step 3. Corruption found at open stops start-up with an error; keypost never
+//! twice except in the window of step 3. A revocation committed while an order's reply still waits in the
+//! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
+//! same order: commit, flush, then send; sled's file lock keeps them from running beside `keypost run`. Corruption found at open stops start-up with an error; keypost never
 //! starts over with an empty database when one was there.
 use std::path::{Path, PathBuf};
 
