@@ -116,3 +116,27 @@ fn a_vendor_tool_run_while_the_daemon_holds_the_state_says_to_stop_the_daemon() 
     let stderr = String::from_utf8_lossy(&lookup.stderr);
     assert!(stderr.contains("stop `keypost run` first"), "{stderr}");
 }
+
+#[test]
+fn sigterm_stops_the_watching_daemon_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_examples(dir.path());
+    let daemon = Command::new(env!("CARGO_BIN_EXE_keypost"))
+        .current_dir(dir.path())
+        .args(["--config", "demo.toml", "run"])
+        .env("KEYPOST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = dir.path().join("demo-run/maildir/.keypost.set-aside/cur");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = daemon.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let output = daemon.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("keypost stopped."), "{stderr}");
+}
