@@ -1,6 +1,7 @@
-//! Integration tests: the whole pipeline without the network. In-process fakes at the seams (`fakes`) drive
-//! `poll_once()` directly, no sleeping; `kill` runs the built binary against a Maildir and the files outbox and
-//! kills it again and again.
+//! Integration tests: the whole pipeline. Here, in-process fakes at the seams (`fakes`) drive `poll_once()`
+//! directly, no sleeping, plus one case through the real templates. `property`: any arrival order of copies and
+//! refunds; `demo`: the built binary on the embedded demo and the vendor's tools; `kill`: the built binary
+//! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
