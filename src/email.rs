@@ -63,7 +63,7 @@ pub enum EmailError {
     TooLarge { size: u64, max: u64 },
     #[error("message header section is larger than {MAX_HEADER_BYTES} bytes")]
     HeadersTooLarge,
-    #[error("message has {0} too many MIME parts or nests them too deeply")]
+    #[error("message is too complex: {0}")]
     TooComplex(&'static str),
     #[error("message could not be parsed as RFC 5322")]
     Unparseable,

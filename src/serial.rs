@@ -36,8 +36,9 @@ pub enum SerialError {
     DateOutOfRange { date: Date },
     #[error("the product has no current key")]
     NoCurrentKey,
-    #[error("serial.{field}: {source}")]
-    LoadKey { field: String, source: SecretError },
+    // `cause` rather than `source`: the message already includes it, and an error chain would print it twice.
+    #[error("serial.{field}: {cause}")]
+    LoadKey { field: String, cause: SecretError },
     #[error("serial.{field} (from {origin}) must be {format}", format = key::FORMAT)]
     BadKey { field: String, origin: String },
     /// Settings that `SerialConfig::validate` would have reported (each as `serial.field: message`).
@@ -169,7 +170,7 @@ impl Maker {
 }
 
 fn load_key(field: &str, source: &SecretSource, base_dir: &Path) -> Result<key::Key, SerialError> {
-    let secret = source.load(base_dir).map_err(|source| SerialError::LoadKey { field: field.to_owned(), source })?;
+    let secret = source.load(base_dir).map_err(|cause| SerialError::LoadKey { field: field.to_owned(), cause })?;
     key::parse_key(&secret).ok_or_else(|| SerialError::BadKey { field: field.to_owned(), origin: source.origin() })
 }
 
