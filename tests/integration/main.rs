@@ -1,5 +1,8 @@
 //! Integration tests, built as one binary (ripgrep's `tests/tests.rs` shape). `support` spawns real servers.
 mod check;
+mod control;
+mod daemon;
+mod fuzz;
 mod imap;
 mod pipeline;
 mod serial;
