@@ -26,6 +26,7 @@ fn check_config(path: &Path) -> bool {
             problems.extend(loaded.warnings.iter().cloned());
             check_secrets(&loaded, &mut problems);
             check_provider_ids(&loaded, &mut problems);
+            check_replies(&loaded, &mut problems);
             if !problems.has_errors() {
                 for warning in problems.items() {
                     println!("{warning}");
@@ -60,6 +61,17 @@ fn check_secrets(loaded: &Loaded, problems: &mut Problems) {
     let smtp_password = loaded.config.outbox.as_ref().and_then(|o| o.smtp.as_ref()).and_then(|s| s.password.as_ref());
     if let Some(Err(err)) = smtp_password.map(|source| source.load(&loaded.base_dir)) {
         problems.error("outbox.smtp.password", err);
+    }
+}
+
+/// A configuration that sends (has an `[outbox]`) must have what `keypost run` needs to render replies: sender,
+/// vendor, readable reply template files with known placeholders.
+fn check_replies(loaded: &Loaded, problems: &mut Problems) {
+    if loaded.config.outbox.is_none() {
+        return;
+    }
+    if let Err(err) = crate::reply::Renderer::new(loaded) {
+        problems.extend(err.0);
     }
 }
 

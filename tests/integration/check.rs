@@ -71,3 +71,27 @@ serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff"
     assert!(!stdout.contains("00112233445566778899aabbccddeeff"), "{stdout}");
     assert!(stdout.contains("OK (1 product(s))"), "{stdout}");
 }
+
+#[test]
+fn check_of_a_sending_config_needs_sender_vendor_and_readable_reply_templates() {
+    let (code, stdout) = check(
+        r#"
+[outbox.files]
+dir = "outbox"
+
+[reply.template]
+subject = "Your {product} license"
+text = { file = "missing-reply.txt" }
+
+[[product]]
+id = "pro"
+name = "Pro"
+activation_url = "myapp://register?name={licensee_url}&serial={serail_url}"
+serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
+"#,
+    );
+    assert_eq!(code, 2, "stdout: {stdout}");
+    for key in ["reply.from", "reply.vendor", "reply.template.text", "product[0].activation_url"] {
+        assert!(stdout.contains(&format!(": {key}: ")), "{key} missing from:\n{stdout}");
+    }
+}
