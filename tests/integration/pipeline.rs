@@ -2,7 +2,8 @@
 //! directly, no sleeping, plus one case through the real templates. `property`: any arrival order of copies and
 //! refunds; `demo`: the built binary on the embedded demo and the vendor's tools; `kill`: the built binary
 //! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback;
-//! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`.
+//! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`;
+//! `recipient`: a reply goes to the trusted order's buyer only.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
@@ -12,6 +13,7 @@ mod demo;
 mod fakes;
 mod kill;
 mod property;
+mod recipient;
 mod retry;
 mod servers;
 
