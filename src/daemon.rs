@@ -45,6 +45,8 @@ pub struct Outcome {
     pub skipped: usize,
     /// Messages seen again after a crash, only settled again.
     pub resettled: usize,
+    /// Messages left unsettled for a later pass: their trust check could not finish (a DNS failure).
+    pub retrying: usize,
     pub sent: usize,
     pub send_failures: usize,
 }
@@ -59,6 +61,7 @@ impl Outcome {
         self.revoked += other.revoked;
         self.skipped += other.skipped;
         self.resettled += other.resettled;
+        self.retrying += other.retrying;
         self.sent += other.sent;
         self.send_failures += other.send_failures;
     }
@@ -146,6 +149,11 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             return Ok(Outcome { messages: 1, resettled: 1, ..Outcome::default() });
         }
         let assessed = message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
+        if assessed.outcome.retrying > 0 {
+            // Not final: no source record, not settled, so the source hands it out again on a later pass.
+            self.core.store.commit(assessed.change).context("Failed to record a message's retry")?;
+            return Ok(Outcome { messages: 1, ..assessed.outcome });
+        }
         let Assessed { disposition, mut change, note, mut outcome } = assessed;
         change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
         let queued = change.queued().to_vec();

@@ -1,8 +1,10 @@
 //! Where a secret (an AES key, a password) comes from, and reading it without ever printing it.
-//! A secret is held in `secrecy::SecretString`, whose `Debug` is redacted; nothing here logs a value.
+//! A secret is held in `secrecy::SecretString`, whose `Debug` is redacted; nothing here logs a value. The text
+//! read from a file or the environment is held in `Zeroizing` until then, so no plain copy outlives `load`.
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
+use secrecy::zeroize::Zeroizing;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 /// A secret's source, written in TOML as a one-key table: `{ file = "/etc/keypost/pro.key" }`,
@@ -104,7 +106,7 @@ impl SecretSource {
         let value = match self {
             SecretSource::Inline(secret) => return Ok(secret.clone()),
             SecretSource::Env(name) => {
-                std::env::var(name).map_err(|_| SecretError::MissingEnv { name: name.clone() })?
+                Zeroizing::new(std::env::var(name).map_err(|_| SecretError::MissingEnv { name: name.clone() })?)
             }
             SecretSource::File(path) => read_private_file(&base_dir.join(path))?,
             SecretSource::Credential(name) => {
@@ -122,14 +124,15 @@ impl SecretSource {
     }
 }
 
-fn read_private_file(path: &Path) -> Result<String, SecretError> {
+fn read_private_file(path: &Path) -> Result<Zeroizing<String>, SecretError> {
     use std::os::unix::fs::PermissionsExt;
     let read_err = |source| SecretError::Read { path: path.to_owned(), source };
     let mode = std::fs::metadata(path).map_err(read_err)?.permissions().mode();
     if mode & 0o007 != 0 {
         return Err(SecretError::TooOpen { path: path.to_owned(), mode: mode & 0o777 });
     }
-    std::fs::read_to_string(path).map_err(read_err)
+    // read_to_string sizes its buffer from the file's length, so no partial copy is left behind by regrowth.
+    std::fs::read_to_string(path).map(Zeroizing::new).map_err(read_err)
 }
 
 #[cfg(test)]

@@ -158,6 +158,11 @@ impl Store {
         self.get(&records::key(SOURCES, &[source, key]))
     }
 
+    /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.
+    pub fn retrying_since(&self, label: &str) -> Result<Option<i64>, StoreError> {
+        self.get(&records::key(RETRYING, &[label]))
+    }
+
     /// The order (`provider` NUL `order id`) an email with this Message-ID or content hash already produced.
     pub fn seen_email(&self, message_id: Option<&str>, content_hash: &str) -> Result<Option<String>, StoreError> {
         let by_id = message_id.map(|id| records::key(BY_MESSAGE_ID, &[id]));

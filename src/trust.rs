@@ -12,6 +12,7 @@ use crate::config::Problems;
 use crate::email::Email;
 
 mod auth_results;
+mod binding;
 mod dkim;
 mod domain;
 
@@ -33,11 +34,34 @@ pub struct TrustConfig {
     /// From line. An explicit opt-in, logged at start.
     #[serde(default)]
     pub sender_only: Vec<String>,
+    /// Where the vendor receives orders: addresses (`sales@vendor.example`) or whole domains
+    /// (`@vendor.example`). When set, a DKIM-verified order (or the original attached to a forward) must have
+    /// a signed To or Cc naming one of them, so another seller's genuine sale, forwarded or redirected here,
+    /// is refused. Recommended; `keypost check` warns while it is empty.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Who may forward orders: addresses or `@domain`s matched against a forward's outer From. When set, a
+    /// forwarded order (attachment or inline) from anyone else is refused. The outer From is not signed:
+    /// for an inline forward of a `sender_only` provider it is the only check there is.
+    #[serde(default)]
+    pub forwarders: Vec<String>,
+    /// Hours a message whose provider key lookup keeps failing temporarily (DNS) is tried again on later
+    /// passes before it is set aside with an alert.
+    #[serde(default = "default_retry_hours")]
+    pub retry_hours: u32,
 }
 
 impl Default for TrustConfig {
     fn default() -> Self {
-        Self { authserv_id: None, dns: true, pinned_keys: Vec::new(), sender_only: Vec::new() }
+        Self {
+            authserv_id: None,
+            dns: true,
+            pinned_keys: Vec::new(),
+            sender_only: Vec::new(),
+            recipients: Vec::new(),
+            forwarders: Vec::new(),
+            retry_hours: default_retry_hours(),
+        }
     }
 }
 
@@ -45,13 +69,20 @@ fn default_true() -> bool {
     true
 }
 
+fn default_retry_hours() -> u32 {
+    24
+}
+
 /// `{ domain = "paypal.com", selector = "pp-dkim1", public_key = "MIIBIjAN..." }` (the DNS record's `p=`).
 /// A key that decodes to 32 bytes is Ed25519, anything else RSA (SubjectPublicKeyInfo or RSAPublicKey DER).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinnedKey {
+    /// The signing domain, the signature's `d=` (e.g. `paypal.com`).
     pub domain: String,
+    /// The selector, the signature's `s=`: the key is `selector._domainkey.domain`.
     pub selector: String,
+    /// The DNS record's `p=` value, base64. Public by nature, never a secret.
     pub public_key: String,
 }
 
@@ -86,11 +117,42 @@ impl TrustConfig {
                 problems.error(format!("trust.sender_only[{index}]"), format!("{id:?} is not a template id"));
             }
         }
+        self.validate_binding(problems);
         if !self.dns && self.pinned_keys.is_empty() && self.authserv_id.is_none() {
             problems.warn(
                 "trust",
                 "dns = false with no pinned_keys and no authserv_id: only sender_only providers can be trusted",
             );
+        }
+    }
+}
+
+impl TrustConfig {
+    /// `recipients` and `forwarders`: each entry an address or `@domain`; warnings where a gap stays open.
+    fn validate_binding(&self, problems: &mut Problems) {
+        for (key, list) in [("trust.recipients", &self.recipients), ("trust.forwarders", &self.forwarders)] {
+            for (index, entry) in list.iter().enumerate() {
+                if !domain::looks_like_address_or_domain(entry) {
+                    let message = format!("{entry:?} is neither an address nor an @domain");
+                    problems.error(format!("{key}[{index}]"), message);
+                }
+            }
+        }
+        if self.recipients.is_empty() {
+            problems.warn(
+                "trust.recipients",
+                "unset: a genuine order another seller received from the same provider, forwarded or redirected \
+                 here, would be fulfilled; list the addresses you receive orders at (e.g. [\"@vendor.example\"])",
+            );
+        }
+        if !self.sender_only.is_empty() && self.forwarders.is_empty() {
+            problems.warn(
+                "trust.forwarders",
+                "unset while sender_only is used: an inline forward from anyone is accepted on the From line it quotes",
+            );
+        }
+        if self.retry_hours == 0 {
+            problems.error("trust.retry_hours", "must be at least 1");
         }
     }
 }
@@ -117,6 +179,8 @@ pub enum Verdict {
     Trusted { method: String },
     /// Not proven; never fulfilled.
     Refused { reason: String },
+    /// Not proven yet: a provider key could not be looked up for now (DNS). Nothing is final; try again later.
+    Retry { reason: String },
 }
 
 impl Verdict {
@@ -153,6 +217,16 @@ impl Verifier {
         Ok(verifier)
     }
 
+    /// For tests of the retry path: as [`Verifier::new`], but every key that is not pinned answers with a
+    /// temporary DNS failure, as during an outage. keypost itself never calls this.
+    #[doc(hidden)]
+    pub fn with_dns_down(config: &TrustConfig) -> anyhow::Result<Self> {
+        let mut keys = dkim::KeyStore::new(config)?;
+        keys.dns_down = true;
+        let authenticator = dkim::authenticator(false)?;
+        Ok(Self { config: config.clone(), keys: Arc::new(keys), authenticator: Arc::new(authenticator) })
+    }
+
     /// One line on the policy, for the startup log and `keypost check`: key sources, the authserv-id, and
     /// every weak (sender-only) provider.
     pub fn describe(&self) -> String {
@@ -170,7 +244,15 @@ impl Verifier {
         } else {
             format!("WEAK sender-only providers: {}", self.config.sender_only.join(", "))
         };
-        format!("{keys}; {authserv}; {weak}")
+        let bound = match self.config.recipients.is_empty() {
+            true => "orders NOT bound to recipients".to_owned(),
+            false => format!("orders bound to {}", self.config.recipients.join(", ")),
+        };
+        let forwards = match self.config.forwarders.is_empty() {
+            true => "forwards from anyone".to_owned(),
+            false => format!("forwards only from {}", self.config.forwarders.join(", ")),
+        };
+        format!("{keys}; {authserv}; {weak}; {bound}; {forwards}")
     }
 
     /// The providers accepted on their sender address alone.
@@ -178,11 +260,17 @@ impl Verifier {
         &self.config.sender_only
     }
 
-    /// `raw` is the message as received; `email` its parse. Tries, in order: the provider's DKIM signature
-    /// (on `raw`, or on `email.attached_original` for a forward as attachment), the vendor's
-    /// Authentication-Results (direct delivery only), the sender-only opt-in. A refusal lists why each failed.
+    /// `raw` is the message as received; `email` its parse. A forward must come from one of `forwarders`
+    /// when that is set. Then tries, in order: the provider's DKIM signature (on `raw`, or on
+    /// `email.attached_original` for a forward as attachment), the vendor's Authentication-Results (direct
+    /// delivery only), the sender-only opt-in. A refusal lists why each failed; when nothing passed but a
+    /// provider key could not be looked up for now, the verdict is [`Verdict::Retry`].
     #[tracing::instrument(skip_all, fields(provider = %provider.provider))]
     pub async fn check(&self, raw: &[u8], email: &Email, provider: &ProviderTrust) -> Verdict {
+        if let Err(reason) = binding::forwarder_allowed(email, &self.config.forwarders) {
+            return Verdict::Refused { reason: domain::sanitize(&reason) };
+        }
+        let (recipients, mut temporary) = (&self.config.recipients, false);
         let mut reasons = Vec::new();
         let inline_forward = email.attached_original.is_none() && email.forwarded.is_some();
         if inline_forward {
@@ -192,15 +280,18 @@ impl Verifier {
                 Some(original) => (original, "attached original"),
                 None => (raw, "message"),
             };
-            match dkim::verify(&self.authenticator, &self.keys, signed, email, provider).await {
+            match dkim::verify(&self.authenticator, &self.keys, signed, email, provider, recipients).await {
                 Ok(method) => return Verdict::Trusted { method },
-                Err(err) => reasons.push(format!("DKIM ({what}): {err}")),
+                Err(err) => {
+                    temporary = err.is_temporary();
+                    reasons.push(format!("DKIM ({what}): {err}"));
+                }
             }
         }
         match (&self.config.authserv_id, email.attached_original.is_some() || inline_forward) {
             (None, _) => {}
             (Some(_), true) => reasons.push("Authentication-Results: not applicable to a forward".to_owned()),
-            (Some(id), false) => match auth_results::verify(raw, id, email, provider) {
+            (Some(id), false) => match auth_results::verify(raw, id, email, provider, recipients) {
                 Ok(method) => return Verdict::Trusted { method },
                 Err(err) => reasons.push(format!("Authentication-Results: {err}")),
             },
@@ -209,7 +300,8 @@ impl Verifier {
             Ok(method) => Verdict::Trusted { method },
             Err(reason) => {
                 reasons.push(reason);
-                Verdict::Refused { reason: domain::sanitize(&reasons.join("; ")) }
+                let reason = domain::sanitize(&reasons.join("; "));
+                if temporary { Verdict::Retry { reason } } else { Verdict::Refused { reason } }
             }
         }
     }

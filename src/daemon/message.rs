@@ -75,6 +75,7 @@ async fn order_mail(
             let note = format!("{} order {} not trusted: {reason}", order.provider, order.id);
             return set_aside(core, label, "not trusted", note);
         }
+        Verdict::Retry { reason } => return retry_later(core, label, order, reason),
         Verdict::Trusted { method } => tracing::debug!(method, "Sender trusted."),
     }
     let origin = Origin {
@@ -95,6 +96,33 @@ async fn order_mail(
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     core.apply(&origin, order, decision)
+}
+
+/// The trust check could not finish (a provider key lookup failed temporarily): nothing final is recorded and
+/// the message stays where it is, to be checked again on a later pass. After `trust.retry_hours` of this it is
+/// set aside with an alert.
+fn retry_later(core: &Core, label: &str, order: &Order, reason: String) -> anyhow::Result<Assessed> {
+    let now = core.now().unix_timestamp();
+    let hours = core.config.trust.retry_hours;
+    let since = core.store.retrying_since(label).context("Failed to read a message's retry state")?;
+    let mut change = Change::new();
+    match since {
+        Some(since) if now.saturating_sub(since) >= i64::from(hours) * HOUR => {
+            let note =
+                format!("{} order {} could not be verified for {hours} hour(s): {reason}", order.provider, order.id);
+            return set_aside(core, label, "not verifiable", note);
+        }
+        Some(_) => {}
+        None => {
+            change.retrying_since(label, now);
+            change.audit(now, "retry", label, format!("trust check could not finish: {reason}"));
+        }
+    }
+    tracing::warn!(provider = %order.provider, order_id = %order.id, "Trust check could not finish; trying again later.");
+    tracing::debug!(reason, "Why the trust check could not finish.");
+    let outcome = Outcome { retrying: 1, ..Outcome::default() };
+    // `retrying` tells the daemon not to settle it; SetAside is only the safe fallback should that be missed.
+    Ok(Assessed { disposition: Disposition::SetAside, change, note: reason, outcome })
 }
 
 fn history(core: &Core, order: &Order) -> anyhow::Result<History> {

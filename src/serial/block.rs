@@ -3,6 +3,7 @@
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
+use secrecy::zeroize::Zeroizing;
 use sha2::Sha256;
 use time::Date;
 
@@ -64,7 +65,8 @@ impl Block {
         let mut plain = [0u8; 16];
         plain[..HEADER_LEN].copy_from_slice(&header);
         plain[HEADER_LEN..].copy_from_slice(&tag(&current.key, &header, normalised));
-        let cipher = aes::Aes128::new(&(*current.key.expose_secret()).into());
+        // The key is borrowed, not copied; the cipher's key schedule is zeroed on drop (aes `zeroize`).
+        let cipher = aes::Aes128::new(current.key.expose_secret().into());
         let mut block = aes::Block::from(plain);
         cipher.encrypt_block(&mut block);
         Ok(format!("{}{}", current.id, Output::Crockford.encode(&block)))
@@ -83,7 +85,7 @@ impl Block {
         let bytes = Output::Crockford.decode(body).ok_or(VerifyError::Mistyped)?;
         let bytes: [u8; 16] = bytes.as_slice().try_into().map_err(|_| VerifyError::Mistyped)?;
         let mut block = aes::Block::from(bytes);
-        aes::Aes128::new(&(*entry.key.expose_secret()).into()).decrypt_block(&mut block);
+        aes::Aes128::new(entry.key.expose_secret().into()).decrypt_block(&mut block);
         let (header, found_tag) = block.split_at(HEADER_LEN);
         let header: [u8; HEADER_LEN] = header.try_into().map_err(|_| VerifyError::Mistyped)?;
         if header[0] != VERSION || header[1..3] != self.product_code.to_be_bytes() {
@@ -106,8 +108,8 @@ pub fn is_key_id(text: &str) -> bool {
 
 /// The first 9 bytes of HMAC-SHA256(tag key, header || name as UTF-8).
 fn tag(key: &Key, header: &[u8; HEADER_LEN], normalised: &str) -> [u8; TAG_LEN] {
-    let tag_key = hmac_sha256(key.expose_secret(), &[TAG_KEY_LABEL]);
-    let mac = hmac_sha256(&tag_key, &[header, normalised.as_bytes()]);
+    let tag_key = Zeroizing::new(hmac_sha256(key.expose_secret(), &[TAG_KEY_LABEL]));
+    let mac = hmac_sha256(tag_key.as_slice(), &[header, normalised.as_bytes()]);
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(&mac[..TAG_LEN]);
     out

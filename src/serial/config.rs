@@ -206,12 +206,11 @@ impl SerialConfig {
     }
 
     fn check_inline_keys(&self, found: &mut Vec<FieldProblem>) {
-        use secrecy::ExposeSecret;
         let sources = std::iter::once(("key".to_owned(), &self.key))
             .chain(self.retired_keys.iter().enumerate().map(|(i, r)| (format!("retired_keys[{i}].key"), &r.key)));
         for (field, source) in sources {
             if let SecretSource::Inline(secret) = source
-                && key::parse_16(secret.expose_secret()).is_none()
+                && key::parse_key(secret).is_none()
             {
                 found.push((field, format!("must be {}", key::FORMAT)));
             }

@@ -5,23 +5,29 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 pub type Key = SecretBox<[u8; 16]>;
 
 /// Reads 16 bytes from 32 hex digits or from exactly 16 printable ASCII characters; `None` for anything else.
+/// For IVs, which are not secret; keys go through [`parse_key`].
 pub fn parse_16(text: &str) -> Option<[u8; 16]> {
     let mut bytes = [0u8; 16];
+    fill_16(text, &mut bytes).then_some(bytes)
+}
+
+/// Parses a loaded secret into a key, writing the bytes straight into the `SecretBox` (no stack copy is left).
+pub fn parse_key(secret: &SecretString) -> Option<Key> {
+    let mut parsed = true;
+    let key = SecretBox::init_with_mut(|bytes: &mut [u8; 16]| parsed = fill_16(secret.expose_secret(), bytes));
+    parsed.then_some(key)
+}
+
+/// [`parse_16`] into `bytes`; false (and `bytes` untouched or zero) for anything else.
+fn fill_16(text: &str, bytes: &mut [u8; 16]) -> bool {
     if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        return Some(bytes);
+        return hex::decode_to_slice(text, bytes).is_ok();
     }
     if text.len() == 16 && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         bytes.copy_from_slice(text.as_bytes());
-        return Some(bytes);
+        return true;
     }
-    None
-}
-
-/// Parses a loaded secret into a key without copying its text anywhere else.
-pub fn parse_key(secret: &SecretString) -> Option<Key> {
-    let bytes = parse_16(secret.expose_secret())?;
-    Some(SecretBox::new(Box::new(bytes)))
+    false
 }
 
 /// What a key or IV must look like, for error messages.

@@ -70,8 +70,7 @@ impl NameCbc {
     /// The ciphertext for an already normalised name.
     pub fn encrypt(&self, normalised: &str) -> Result<Vec<u8>, SerialError> {
         let plain = self.encoding.encode(normalised)?;
-        let key: [u8; 16] = *self.key.expose_secret();
-        let cipher = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &self.iv.into());
+        let cipher = cbc::Encryptor::<aes::Aes128>::new(self.key.expose_secret().into(), &self.iv.into());
         Ok(cipher.encrypt_padded_vec_mut::<Pkcs7>(&plain))
     }
 }

@@ -49,10 +49,17 @@ impl Change {
         }
     }
 
-    /// Records a source message's final disposition.
+    /// Records a source message's final disposition (and forgets that it was waiting for a retry).
     pub fn settle_source(&mut self, source: &str, message_key: &str, disposition: Disposition, at: i64, note: &str) {
         let record = SourceRecord { disposition, at, note: note.to_owned() };
         self.put_json(key(SOURCES, &[source, message_key]), &record);
+        self.removes.push(key(RETRYING, &[&format!("{source}/{message_key}")]));
+    }
+
+    /// Notes when a message (by its label `source/key`) was first left waiting for a later pass. Not final:
+    /// no source record is written, so the message is handed out and checked again.
+    pub fn retrying_since(&mut self, label: &str, since: i64) {
+        self.put_json(key(RETRYING, &[label]), &since);
     }
 
     /// Puts a message into the outbox (or updates its attempts).

@@ -150,6 +150,8 @@ pub(super) const BY_BUYER_TIME: &str = "tb/";
 pub(super) const SOURCES: &str = "s/";
 pub(super) const OUTBOX: &str = "q/";
 pub(super) const AUDIT: &str = "a/";
+/// A message left waiting for a later pass (its trust check could not finish): since when, by its label.
+pub(super) const RETRYING: &str = "r/";
 
 pub(super) fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
     let mut key = prefix.as_bytes().to_vec();

@@ -4,6 +4,7 @@
 use mail_auth::AuthenticatedMessage;
 
 use super::ProviderTrust;
+use super::binding::addressed_to;
 use super::domain::{self, quote};
 use crate::email::Email;
 
@@ -22,6 +23,8 @@ pub(crate) enum ResultsRefusal {
     NotASender(String),
     #[error("the topmost header from {authserv_id} shows no aligned dkim=pass for provider {provider}")]
     NoPass { authserv_id: String, provider: String },
+    #[error("no To or Cc names one of trust.recipients (not sent to this vendor)")]
+    NotAddressed,
 }
 
 /// One `method=result ptype.property=value ...` clause.
@@ -124,12 +127,14 @@ fn headers_in_order(message: &AuthenticatedMessage<'_>) -> Vec<String> {
 }
 
 /// The method when the topmost header carrying `authserv_id` holds dkim=pass for a provider domain that is
-/// aligned with the message's single From address.
+/// aligned with the message's single From address. With `recipients` set, To or Cc must name one of them; the
+/// header does not say which headers the signature covered, so this relies on the receiving server's check.
 pub(crate) fn verify(
     raw: &[u8],
     authserv_id: &str,
     email: &Email,
     provider: &ProviderTrust,
+    recipients: &[String],
 ) -> Result<String, ResultsRefusal> {
     let message = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(ResultsRefusal::Unparseable)?;
     let ours = headers_in_order(&message)
@@ -158,6 +163,9 @@ pub(crate) fn verify(
     }
     if !domain::sender_permitted(from, &provider.senders) {
         return Err(ResultsRefusal::NotASender(quote(from)));
+    }
+    if !recipients.is_empty() && addressed_to(raw, recipients, &["to", "cc"]).is_none() {
+        return Err(ResultsRefusal::NotAddressed);
     }
     Ok(format!("authentication-results {}: dkim=pass header.d={}", quote(&ours.authserv_id), quote(&d)))
 }

@@ -12,6 +12,7 @@ use mail_auth::dkim::Signature;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
 
+use super::binding::addressed_to;
 use super::domain::{self, quote};
 use super::{ProviderTrust, TrustConfig};
 use crate::email::Email;
@@ -34,8 +35,19 @@ pub(crate) enum DkimRefusal {
     NoSignature,
     #[error("exactly one From header with one address is required ({headers} header(s), {addresses} address(es))")]
     FromCount { headers: usize, addresses: usize },
-    #[error("no acceptable signature: {0}")]
-    NoneAccepted(String),
+    #[error("no acceptable signature: {problems}")]
+    NoneAccepted {
+        problems: String,
+        /// A provider signature could not be checked because its key lookup failed temporarily (DNS).
+        temporary: bool,
+    },
+}
+
+impl DkimRefusal {
+    /// True when trying again later may succeed: a provider key could not be looked up for now.
+    pub(crate) fn is_temporary(&self) -> bool {
+        matches!(self, DkimRefusal::NoneAccepted { temporary: true, .. })
+    }
 }
 
 /// `selector._domainkey.domain.`, lower case: the name mail-auth asks its cache for.
@@ -60,6 +72,8 @@ pub(crate) fn parse_pinned_key(public_key: &str) -> Result<DomainKey, KeyError> 
 pub(crate) struct KeyStore {
     pinned: HashMap<Box<str>, Txt>,
     dns: bool,
+    /// Tests of the retry path: every unpinned name answers with a temporary resolver failure.
+    pub(crate) dns_down: bool,
 }
 
 impl KeyStore {
@@ -71,7 +85,7 @@ impl KeyStore {
             })?;
             pinned.insert(record_name(&key.selector, &key.domain).into_boxed_str(), Txt::DomainKey(Arc::new(record)));
         }
-        Ok(Self { pinned, dns: config.dns })
+        Ok(Self { pinned, dns: config.dns, dns_down: false })
     }
 }
 
@@ -83,6 +97,10 @@ impl ResolverCache<Box<str>, Txt> for KeyStore {
     {
         let not_found =
             || Txt::Error(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(ResponseCode::NXDomain)));
+        let down = || Txt::Error(mail_auth::Error::Dns(mail_auth::DnsError::Resolver("DNS unreachable".to_owned())));
+        if self.dns_down {
+            return Some(self.pinned.get(name).cloned().unwrap_or_else(down));
+        }
         self.pinned.get(name).cloned().or_else(|| (!self.dns).then(not_found))
     }
 
@@ -113,12 +131,14 @@ const TRANSIT_HEADERS: [&str; 5] =
     ["received", "dkim-signature", "authentication-results", "arc-seal", "arc-message-signature"];
 
 /// Verifies `signed` (the message, or the original attached to a forward) and returns the method on success.
+/// With `recipients` set, the signature must also cover a To or Cc naming one of them.
 pub(crate) async fn verify(
     authenticator: &MessageAuthenticator,
     keys: &KeyStore,
     signed: &[u8],
     email: &Email,
     provider: &ProviderTrust,
+    recipients: &[String],
 ) -> Result<String, DkimRefusal> {
     // Not strict: a signature with l= is parsed so that it can be refused with a clear reason below.
     let mut message = AuthenticatedMessage::parse_with_opts(signed, None, false).ok_or(DkimRefusal::Unparseable)?;
@@ -134,18 +154,30 @@ pub(crate) async fn verify(
         return Err(DkimRefusal::FromCount { headers: from_headers, addresses: message.from.len() });
     }
     let outputs = authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(keys)).await;
+    let (mut temporary, context) = (false, Signed { message: &message, raw: signed, from, recipients });
     for output in &outputs {
         let Some(signature) = output.signature() else {
             problems.push(format!("malformed signature ({})", quote(&output.result().to_string())));
             continue;
         };
+        temporary |= matches!(output.result(), DkimResult::TempError(_));
         let d = quote(&signature.d);
-        match accept(output.result(), signature, &message, from, email, provider) {
+        match accept(output.result(), signature, &context, email, provider) {
             Ok(()) => return Ok(format!("dkim d={d}")),
             Err(problem) => problems.push(format!("d={d}: {problem}")),
         }
     }
-    Err(DkimRefusal::NoneAccepted(problems.join(", ")))
+    Err(DkimRefusal::NoneAccepted { problems: problems.join(", "), temporary })
+}
+
+/// The message a signature is checked against.
+struct Signed<'m, 'x> {
+    message: &'m AuthenticatedMessage<'x>,
+    raw: &'m [u8],
+    /// Its single From address.
+    from: &'m str,
+    /// `trust.recipients`.
+    recipients: &'m [String],
 }
 
 /// Only the provider's signatures are checked, a few at most: a sender must not be able to make keypost
@@ -169,16 +201,21 @@ fn keep_provider_signatures(message: &mut AuthenticatedMessage<'_>, provider: &P
 fn accept(
     result: &DkimResult,
     signature: &Signature,
-    message: &AuthenticatedMessage<'_>,
-    from: &str,
+    signed: &Signed<'_, '_>,
     email: &Email,
     provider: &ProviderTrust,
 ) -> Result<(), String> {
+    let (message, from) = (signed.message, signed.from);
     if result != &DkimResult::Pass {
         return Err(describe(result, signature));
     }
-    if !signature.h.iter().any(|h| h.trim().eq_ignore_ascii_case("from")) {
+    let covers = |name: &str| signature.h.iter().any(|h| h.trim().eq_ignore_ascii_case(name));
+    if !covers("from") {
         return Err("the From header is not signed".to_owned());
+    }
+    // Templates classify by subject (sale, refund, payout): an unsigned one could turn a refund into a sale.
+    if !covers("subject") {
+        return Err("the Subject header is not signed".to_owned());
     }
     let body_len = message.raw_body().len() as u64;
     if signature.l != 0 && signature.l < body_len {
@@ -198,6 +235,10 @@ fn accept(
     }
     if !domain::sender_permitted(from, &provider.senders) {
         return Err(format!("From {} is not among the provider's senders", quote(from)));
+    }
+    let signed_headers: Vec<&str> = signature.h.iter().map(|h| h.trim()).collect();
+    if !signed.recipients.is_empty() && addressed_to(signed.raw, signed.recipients, &signed_headers).is_none() {
+        return Err("no signed To or Cc names one of trust.recipients (not sent to this vendor)".to_owned());
     }
     Ok(())
 }
@@ -268,6 +309,19 @@ mod tests {
         assert!(matches!(store.get("s._domainkey.example.com."), Some(Txt::Error(_))));
         let store = KeyStore::new(&TrustConfig::default()).unwrap();
         assert!(store.get("s._domainkey.example.com.").is_none());
+    }
+
+    #[test]
+    fn a_key_lookup_that_fails_for_now_is_a_temporary_refusal() {
+        let mut store = KeyStore::new(&TrustConfig::default()).unwrap();
+        store.dns_down = true;
+        let Some(Txt::Error(err)) = store.get("s._domainkey.example.com.") else { panic!("no simulated failure") };
+        // mail-auth turns exactly this error into a temperror result; keypost turns that into a retry.
+        assert!(matches!(DkimResult::from(err), DkimResult::TempError(_)));
+        let refusal = |temporary| DkimRefusal::NoneAccepted { problems: String::new(), temporary };
+        assert!(refusal(true).is_temporary());
+        assert!(!refusal(false).is_temporary());
+        assert!(!DkimRefusal::NoSignature.is_temporary());
     }
 
     #[test]

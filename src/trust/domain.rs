@@ -77,6 +77,17 @@ pub(crate) fn looks_like_domain(name: &str) -> bool {
         })
 }
 
+/// `a@b.example` or `@b.example`: an entry of `trust.recipients` or `trust.forwarders`.
+pub(crate) fn looks_like_address_or_domain(entry: &str) -> bool {
+    match entry.trim().rsplit_once('@') {
+        Some((local, domain)) => {
+            looks_like_domain(domain)
+                && !local.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        }
+        None => false,
+    }
+}
+
 pub(crate) fn looks_like_selector(selector: &str) -> bool {
     !selector.is_empty()
         && selector.len() <= 253

@@ -33,6 +33,16 @@ fn offline(sender_only: &[&str]) -> TrustConfig {
         dns: false,
         pinned_keys: Vec::new(),
         sender_only: sender_only.iter().map(|s| (*s).to_owned()).collect(),
+        ..TrustConfig::default()
+    }
+}
+
+/// [`offline`] bound to the vendor's addresses and forwarders, so no gap warning is left.
+fn bound(sender_only: &[&str]) -> TrustConfig {
+    TrustConfig {
+        recipients: vec!["@vendor.example".into()],
+        forwarders: vec!["vendor@vendor.example".into()],
+        ..offline(sender_only)
     }
 }
 
@@ -52,6 +62,9 @@ fn validate_reports_every_bad_pinned_key_field_and_an_empty_authserv_id() {
             PinnedKey { domain: "paypal.com".into(), selector: "s1".into(), public_key: "AAAA".into() },
         ],
         sender_only: vec!["pay pal".into()],
+        recipients: vec!["sales@".into(), "@vendor.example".into()],
+        forwarders: vec!["Vendor <v@vendor.example>".into()],
+        retry_hours: 0,
     };
     let found = problems(&config);
     for expected in [
@@ -61,6 +74,9 @@ fn validate_reports_every_bad_pinned_key_field_and_an_empty_authserv_id() {
         "Error trust.pinned_keys[0].public_key",
         "Error trust.pinned_keys[1].public_key",
         "Error trust.sender_only[0]",
+        "Error trust.recipients[0]",
+        "Error trust.forwarders[0]",
+        "Error trust.retry_hours",
     ] {
         assert!(found.iter().any(|p| p.starts_with(expected)), "{expected} missing from {found:#?}");
     }
@@ -68,7 +84,7 @@ fn validate_reports_every_bad_pinned_key_field_and_an_empty_authserv_id() {
 
 #[test]
 fn a_sender_only_provider_is_a_warning_not_an_error() {
-    let found = problems(&offline(&["paypal"]));
+    let found = problems(&bound(&["paypal"]));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("Warning trust.sender_only[0]"));
 }
@@ -80,8 +96,37 @@ fn a_pinned_key_appearing_twice_is_an_error() {
         selector: "s1".into(),
         public_key: data_encoding::BASE64.encode(&[1u8; 32]),
     };
-    let config = TrustConfig { pinned_keys: vec![key.clone(), key], ..TrustConfig::default() };
+    let config = TrustConfig { pinned_keys: vec![key.clone(), key], ..bound(&[]) };
+    let config = TrustConfig { dns: true, ..config };
     assert_eq!(problems(&config), ["Error trust.pinned_keys[1] s1._domainkey.paypal.com is pinned twice"]);
+}
+
+#[test]
+fn unset_recipients_and_forwarders_are_warned_about() {
+    let found = problems(&offline(&["paypal"]));
+    assert!(found.iter().any(|p| p.starts_with("Warning trust.recipients unset")), "{found:?}");
+    assert!(found.iter().any(|p| p.starts_with("Warning trust.forwarders unset while sender_only")), "{found:?}");
+    assert!(!problems(&bound(&["paypal"])).iter().any(|p| p.contains("recipients") || p.contains("forwarders")));
+}
+
+#[tokio::test]
+async fn a_forward_from_someone_not_among_the_forwarders_is_refused_before_anything_else() {
+    let mut forwarded = email("service@paypal.com");
+    forwarded.forwarded = Some(Forward {
+        by: Some(Address { name: None, address: "stranger@evil.example".into() }),
+        style: "gmail".into(),
+    });
+    let raw = b"From: stranger@evil.example\r\nSubject: Fwd: x\r\n\r\nbody\r\n";
+    let verifier = Verifier::new(&bound(&["paypal"])).unwrap();
+    let Verdict::Refused { reason } = verifier.check(raw, &forwarded, &paypal()).await else {
+        panic!("trusted a forward from a stranger")
+    };
+    assert_eq!(reason, "forwarded by stranger@evil.example, who is not among trust.forwarders");
+    forwarded.forwarded = Some(Forward {
+        by: Some(Address { name: None, address: "Vendor@Vendor.example".into() }),
+        style: "gmail".into(),
+    });
+    assert!(verifier.check(raw, &forwarded, &paypal()).await.is_trusted());
 }
 
 #[test]
@@ -97,6 +142,7 @@ async fn describe_names_each_weak_provider_and_the_key_sources() {
     let text = verifier.describe();
     assert!(text.contains("pinned key(s) only (DNS off)"), "{text}");
     assert!(text.contains("WEAK sender-only providers: gumroad, paypal"), "{text}");
+    assert!(text.contains("orders NOT bound to recipients; forwards from anyone"), "{text}");
     assert_eq!(verifier.weak_providers(), ["gumroad", "paypal"]);
 }
 

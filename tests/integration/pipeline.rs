@@ -1,7 +1,9 @@
 //! Integration tests: the whole pipeline. Here, in-process fakes at the seams (`fakes`) drive `poll_once()`
 //! directly, no sleeping, plus one case through the real templates. `property`: any arrival order of copies and
 //! refunds; `demo`: the built binary on the embedded demo and the vendor's tools; `kill`: the built binary
-//! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback.
+//! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback;
+//! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`;
+//! `recipient`: a reply goes to the trusted order's buyer only.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
@@ -11,6 +13,8 @@ mod demo;
 mod fakes;
 mod kill;
 mod property;
+mod recipient;
+mod retry;
 mod servers;
 
 use fakes::{VENDOR, daemon, mail, sale};

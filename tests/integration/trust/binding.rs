@@ -1,0 +1,125 @@
+//! Binding an order to this vendor (`trust.recipients`, `trust.forwarders`), the signed Subject, and a DNS
+//! failure that must be a retry, not a refusal. Real Ed25519 signatures, keys pinned, no network.
+use keypost::email::{Address, Forward};
+
+use super::*;
+
+/// The PayPal order of [`order_email`], addressed to `to`.
+fn order_to(to: &str) -> String {
+    order_email(FROM, "8AB12345", "49.00").replace("To: vendor@example.org", &format!("To: {to}"))
+}
+
+fn bound(signers: &[&Signer], forwarders: &[&str]) -> Verifier {
+    let config = TrustConfig {
+        recipients: vec!["sales@vendor.example".into(), "@orders.vendor.example".into()],
+        forwarders: forwarders.iter().map(|f| (*f).to_owned()).collect(),
+        ..config(signers)
+    };
+    Verifier::new(&config).unwrap()
+}
+
+fn forwarded_by(original: &str, by: &str) -> Email {
+    let mut email = attachment_forward(original);
+    email.forwarded =
+        Some(Forward { by: Some(Address { name: None, address: by.into() }), style: "attachment".into() });
+    email
+}
+
+#[tokio::test]
+async fn order_signed_to_a_listed_recipient_is_trusted() {
+    let paypal_key = Signer::new("paypal.com");
+    let verifier = bound(&[&paypal_key], &[]);
+    for to in ["Sales <sales@vendor.example>", "shop@orders.vendor.example", "other@x.example, sales@Vendor.example"] {
+        let raw = paypal_key.sign(&order_to(to));
+        let verdict = check(&verifier, &raw, &parsed(FROM)).await;
+        assert!(verdict.is_trusted(), "{to}: {verdict:?}");
+    }
+}
+
+#[tokio::test]
+async fn genuine_order_of_another_seller_redirected_here_is_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign(&order_to("seller@other-shop.example"));
+    let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("no signed To or Cc names one of trust.recipients"), "{reason}");
+}
+
+#[tokio::test]
+async fn recipient_in_an_unsigned_to_header_does_not_bind_the_order() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign_headers(&order_to("sales@vendor.example"), &["From", "Subject", "Date"], false);
+    let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("not sent to this vendor"), "{reason}");
+}
+
+#[tokio::test]
+async fn recipient_in_a_display_name_does_not_bind_the_order() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign(&order_to("\"sales@vendor.example\" <seller@other-shop.example>"));
+    let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("not sent to this vendor"), "{reason}");
+}
+
+#[tokio::test]
+async fn another_sellers_genuine_order_forwarded_as_attachment_is_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let original = paypal_key.sign(&order_to("seller@other-shop.example"));
+    let raw = forward_as_attachment(&original);
+    let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &attachment_forward(&original)).await);
+    assert!(reason.contains("DKIM (attached original)") && reason.contains("not sent to this vendor"), "{reason}");
+}
+
+#[tokio::test]
+async fn signed_original_forwarded_by_someone_not_among_the_forwarders_is_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let original = paypal_key.sign(&order_to("sales@vendor.example"));
+    let raw = forward_as_attachment(&original);
+    let verifier = bound(&[&paypal_key], &["vendor@example.org", "@staff.vendor.example"]);
+    let reason = refusal(check(&verifier, &raw, &forwarded_by(&original, "mallory@evil.example")).await);
+    assert_eq!(reason, "forwarded by mallory@evil.example, who is not among trust.forwarders");
+    for by in ["vendor@example.org", "jo@staff.vendor.example"] {
+        let verdict = check(&verifier, &raw, &forwarded_by(&original, by)).await;
+        assert_eq!(verdict, Verdict::Trusted { method: "dkim d=paypal.com".into() }, "{by}");
+    }
+}
+
+#[tokio::test]
+async fn signature_that_does_not_cover_the_subject_is_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let headers = ["From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"];
+    let raw = paypal_key.sign_headers(&order_email(FROM, "8AB12345", "49.00"), &headers, false);
+    let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("d=paypal.com: the Subject header is not signed"), "{reason}");
+}
+
+#[tokio::test]
+async fn provider_key_lookup_failing_for_now_is_a_retry_not_a_refusal() {
+    let paypal_key = Signer::new("paypal.com");
+    let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
+    let verifier = Verifier::with_dns_down(&TrustConfig { dns: true, ..config(&[]) }).unwrap();
+    match check(&verifier, &raw, &parsed(FROM)).await {
+        Verdict::Retry { reason } => assert!(reason.contains("DNS lookup of the key failed (temporary)"), "{reason}"),
+        other => panic!("expected a retry, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pinned_key_is_used_while_dns_is_down_and_a_forgery_is_still_refused() {
+    let paypal_key = Signer::new("paypal.com");
+    let verifier = Verifier::with_dns_down(&TrustConfig { dns: true, ..config(&[&paypal_key]) }).unwrap();
+    let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
+    assert!(check(&verifier, &raw, &parsed(FROM)).await.is_trusted());
+    let unsigned = order_email(FROM, "8AB12345", "49.00");
+    refusal(check(&verifier, &unsigned, &parsed(FROM)).await);
+}
+
+#[tokio::test]
+async fn authentication_results_pass_for_an_order_to_another_seller_is_refused() {
+    let results = ["mx.vendor.example; dkim=pass header.d=paypal.com"];
+    let reason =
+        refusal(check(&bound(&[], &[]), &with_results(&results, &order_to("seller@x.example")), &parsed(FROM)).await);
+    assert!(reason.contains("Authentication-Results: no To or Cc names one of trust.recipients"), "{reason}");
+    let verdict =
+        check(&bound(&[], &[]), &with_results(&results, &order_to("sales@vendor.example")), &parsed(FROM)).await;
+    assert!(verdict.is_trusted(), "{verdict:?}");
+}
