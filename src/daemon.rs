@@ -72,17 +72,27 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// A full batch was settled, so more may be waiting right now. Messages waiting to retry their trust check
+    /// do not count: a batch of only those would otherwise spin without pause.
+    fn filled_batch(&self) -> bool {
+        self.messages.saturating_sub(self.retrying) >= BATCH
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "fulfilled {}, ignored {}, set aside {}, for review {}, revoked {}, duplicates {}, sent {}, send failures {}",
+            "fulfilled {}, ignored {}, set aside {}, for review {}, revoked {}, duplicates {}, retrying {}, sent {}, \
+             send failures {}",
             self.fulfilled,
             self.ignored,
             self.set_aside,
             self.review,
             self.revoked,
             self.skipped,
+            self.retrying,
             self.sent,
             self.send_failures
         )
@@ -132,7 +142,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         for _ in 0..10_000 {
             let outcome = self.poll_once().await?;
             total.add(&outcome);
-            if outcome.messages < BATCH {
+            if !outcome.filled_batch() {
                 break;
             }
         }
@@ -190,7 +200,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                     if !outcome.is_idle() {
                         tracing::info!(%outcome, "Pass done.");
                     }
-                    if outcome.messages >= BATCH { Duration::ZERO } else { self.until_next_retry() }
+                    if outcome.filled_batch() { Duration::ZERO } else { self.until_next_retry() }
                 }
                 Err(err) => {
                     on_pass(None);

@@ -73,6 +73,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("revoked", outcome.revoked),
         ("duplicates", outcome.skipped),
         ("settled again", outcome.resettled),
+        ("retrying", outcome.retrying),
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
     ];
