@@ -10,6 +10,10 @@
 //! the same code whether the tool opened the state itself or asked the daemon.
 //! This module never decides about orders: it transports and formats.
 pub mod answer;
+mod client;
 pub mod protocol;
+mod server;
 
+pub use client::ask;
 pub use protocol::{Answer, ExportFormat, Request, Response};
+pub use server::{ControlServer, Job, SOCKET_NAME, socket_path};

@@ -1,6 +1,6 @@
-//! The vendor's order tools: lookup, resend, revoke, issue, export. Each becomes a [`Request`] that
-//! `control::answer` carries out and prints. They open the state themselves, so `keypost run` must not be
-//! running at the same time (sled allows one process).
+//! The vendor's order tools: lookup, resend, revoke, issue, export. Each becomes a [`Request`]; when the state
+//! is free the tool carries it out itself, and while `keypost run` holds it (sled allows one process) the tool
+//! asks the daemon over its control socket. Either way `control::answer` writes the output and the exit code.
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use super::Globals;
 use crate::config::Loaded;
 use crate::control::{self, Answer, ExportFormat, Request};
 use crate::daemon::{any::AnyMailer, build};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
 pub struct LookupArgs {
@@ -82,13 +82,27 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     carry_out(globals, Request::Export { format: args.format })
 }
 
-/// Opens the state, carries the request out, prints the answer; returns its exit code.
+/// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
 fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(globals)?;
-    let answer = directly(&loaded, build::store(&loaded)?, &request)?;
+    let answer = match build::store(&loaded) {
+        Ok(store) => directly(&loaded, store, &request)?,
+        Err(err) if locked(&err) => {
+            let state = build::state_dir(&loaded);
+            let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
+                format!("The state {} is in use by a running keypost, which could not be asked", state.display())
+            })?;
+            anyhow::Result::<Answer>::from(response)?
+        }
+        Err(err) => return Err(err),
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(answer.stdout.as_bytes()).and_then(|()| out.flush()).context("Failed to write the output")?;
     Ok(ExitCode::from(answer.exit))
+}
+
+fn locked(err: &anyhow::Error) -> bool {
+    matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. }))
 }
 
 /// No daemon holds the state: this process carries the request out with its own core and mailer.
