@@ -32,9 +32,18 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let mut shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
-        // Dropped when this returns (a clean stop or an error): stops serving and removes the socket.
-        let (control, jobs) = ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone())?;
-        daemon.serve_jobs(jobs);
+        // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
+        // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
+        let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
+            Ok((control, jobs)) => {
+                daemon.serve_jobs(jobs);
+                Some(control)
+            }
+            Err(err) => {
+                tracing::error!("{err:#}; the order tools cannot reach keypost while it runs");
+                None
+            }
+        };
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);

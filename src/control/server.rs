@@ -78,11 +78,12 @@ impl Drop for ControlServer {
 /// looser permissions, whatever the umask, and the rename replaces a stale socket atomically.
 fn bind_private(path: &Path) -> anyhow::Result<UnixListener> {
     let dir = path.parent().context("The control socket path has no folder")?;
-    let private = dir.join(format!(".control.{}.tmp", std::process::id()));
+    // Short names: the temporary path must not be longer than the final one (a socket path has ~107 bytes).
+    let private = dir.join(format!(".c{}", std::process::id()));
     // A leftover from an earlier process with the same id: ours to clear.
     let _ = std::fs::remove_dir_all(&private);
     std::fs::DirBuilder::new().mode(0o700).create(&private)?;
-    let temporary = private.join(SOCKET_NAME);
+    let temporary = private.join("s");
     let bound = (|| -> anyhow::Result<std::os::unix::net::UnixListener> {
         let listener = std::os::unix::net::UnixListener::bind(&temporary)?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;

@@ -227,3 +227,31 @@ fn a_request_that_never_ends_its_line_gets_an_error_and_does_not_block_others() 
     let (status, log) = daemon.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn when_the_socket_cannot_be_made_the_daemon_still_fulfils_and_the_tools_say_why_they_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    copy_demo(dir);
+    // A state folder whose path is too long for a Unix socket (about 107 bytes).
+    let state = format!("demo-run/state-{}", "x".repeat(120));
+    let config = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
+    std::fs::write(dir.join("demo.toml"), config.replace("dir = \"demo-run/state\"", &format!("dir = \"{state}\"")))
+        .unwrap();
+    let mut daemon = Daemon::start(dir);
+    let sends = dir.join("demo-run/outbox/sends.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sends.exists() {
+        assert!(daemon.is_running(), "the daemon runs without its control socket");
+        assert!(Instant::now() < deadline, "the daemon did not answer within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let lookup = keypost(dir, &["lookup", "jane.buyer@example.com"]);
+    assert!(daemon.is_running());
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("the order tools cannot reach keypost while it runs"), "{log}");
+    assert_eq!(lookup.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&lookup.stderr);
+    assert!(stderr.contains("is in use by a running keypost, which could not be asked: cannot connect"), "{stderr}");
+}
