@@ -14,6 +14,7 @@ use crate::trust::Verifier;
 pub mod any;
 pub mod build;
 mod core;
+mod jobs;
 mod manual;
 mod message;
 mod outbox;
@@ -107,11 +108,13 @@ pub struct Daemon<S: Source, M: Mailer> {
     reader: Box<dyn Reader>,
     verifier: Verifier,
     max_wait: Duration,
+    /// Vendor tools' requests from the control socket, carried out between passes.
+    jobs: Option<tokio::sync::mpsc::Receiver<crate::control::Job>>,
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
-        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT }
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -216,6 +219,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
                     tokio::time::sleep(backoff(1)).await;
                 },
+                Some(job) = jobs::next(&mut self.jobs) => self.serve(job).await,
             }
         }
     }

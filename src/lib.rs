@@ -4,7 +4,8 @@
 //! Pure (no I/O, most unit tests live here): [`config`], [`email`], [`template`], [`order`], [`fulfil`],
 //! [`serial`], [`trust`]. With I/O: [`reply`] (rendering is pure, sending is behind [`reply::Mailer`]),
 //! [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]), [`store`] (the only module that touches sled),
-//! [`daemon`] (the loops), [`cli`] (one function per subcommand).
+//! [`daemon`] (the loops), [`control`] (the socket through which the vendor's tools reach a running daemon),
+//! [`cli`] (one function per subcommand).
 //!
 //! # Data flow
 //! ```text
@@ -30,6 +31,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod email;
 pub mod fulfil;

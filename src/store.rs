@@ -25,8 +25,10 @@
 //! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
 //! twice except in the window of step 3. A revocation committed while an order's reply still waits in the
 //! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
-//! same order: commit, flush, then send; sled's file lock keeps them from running beside `keypost run`. Corruption found at open stops start-up with an error; keypost never
-//! starts over with an empty database when one was there.
+//! same order: commit, flush, then send. sled's file lock allows one process: while `keypost run` holds it, the
+//! tools ask it over its control socket and its loop carries them out between passes (`control.rs`).
+//! Corruption found at open stops start-up with an error; keypost never starts over with an empty database
+//! when one was there.
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

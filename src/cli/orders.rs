@@ -1,13 +1,17 @@
-//! The vendor's order tools: lookup, resend, revoke, issue, export. They open the state themselves, so
-//! `keypost run` must not be running at the same time (sled allows one process).
+//! The vendor's order tools: lookup, resend, revoke, issue, export. Each becomes a [`Request`]; when the state
+//! is free the tool carries it out itself, and while `keypost run` holds it (sled allows one process) the tool
+//! asks the daemon over its control socket. Either way `control::answer` writes the output and the exit code.
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use anyhow::Context as _;
+use clap::Args;
 
 use super::Globals;
-use crate::daemon::{Core, any::AnyMailer, build};
-use crate::store::{OrderRecord, ReplyState};
+use crate::config::Loaded;
+use crate::control::{self, Answer, ExportFormat, Request};
+use crate::daemon::{any::AnyMailer, build};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
 pub struct LookupArgs {
@@ -57,174 +61,57 @@ pub struct ExportArgs {
     pub format: ExportFormat,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExportFormat {
-    Jsonl,
-    Csv,
-}
-
 pub fn lookup(args: LookupArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
-    let found = build::store(&loaded)?.lookup(&args.query)?;
-    for record in &found {
-        println!("{}", describe(record));
-    }
-    if found.is_empty() {
-        println!("nothing found for {:?}", args.query);
-        return Ok(ExitCode::from(super::EXIT_ERROR));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn describe(record: &OrderRecord) -> String {
-    let license = record.license.as_ref().map_or_else(
-        || "no license".to_owned(),
-        |l| format!("{} x{} for {:?}: {}", l.grant.product, l.grant.seats, l.grant.licensee.as_str(), l.serial),
-    );
-    let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
-    let revoked = record.revoked.as_ref().map(|r| format!(" REVOKED ({})", r.reason)).unwrap_or_default();
-    format!(
-        "{} {} {}: {license}; buyer {buyer}; reply {}{revoked}",
-        record.label(),
-        record.kind.as_str(),
-        record.decision,
-        reply_state(&record.reply)
-    )
-}
-
-fn reply_state(state: &ReplyState) -> String {
-    match state {
-        ReplyState::None => "none".to_owned(),
-        ReplyState::Queued { .. } => "queued".to_owned(),
-        ReplyState::Sent { at, .. } => format!("sent {}", rfc3339(*at)),
-        ReplyState::Failed { reason, attempts } => format!("failed after {attempts} attempt(s): {reason}"),
-        ReplyState::Cancelled { reason } => format!("cancelled: {reason}"),
-    }
-}
-
-fn rfc3339(at: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| at.to_string())
-}
-
-/// The core and the mailer, for the commands that send.
-fn sending(globals: &Globals) -> anyhow::Result<(Core, AnyMailer)> {
-    let loaded = super::load_config(globals)?;
-    Ok((build::core(&loaded)?, AnyMailer::from_config(&loaded)?))
-}
-
-fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(future)
+    carry_out(globals, Request::Lookup { query: args.query })
 }
 
 pub fn resend(args: ResendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let (core, mailer) = sending(globals)?;
-    block_on(async {
-        let queued = core.resend(&args.provider, &args.order_id).await?;
-        let outcome = core.send_queued(&mailer, &queued).await?;
-        println!("{} reply(ies) queued, {} sent, {} failed", queued.len(), outcome.sent, outcome.send_failures);
-        Ok(ExitCode::SUCCESS)
-    })
+    carry_out(globals, Request::Resend { provider: args.provider, order_id: args.order_id })
 }
 
 pub fn revoke(args: RevokeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let (core, mailer) = sending(globals)?;
-    block_on(async {
-        let revoked = core.revoke(&args.provider, &args.order_id, &args.reason).await?;
-        core.send_due(&mailer).await?;
-        println!("{revoked} license(s) of {}/{} revoked", args.provider, args.order_id);
-        Ok(ExitCode::SUCCESS)
-    })
+    carry_out(globals, Request::Revoke { provider: args.provider, order_id: args.order_id, reason: args.reason })
 }
 
 pub fn issue(args: IssueArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let (core, mailer) = sending(globals)?;
-    block_on(async {
-        let (order_id, queued) = core.issue_manual(&args.product, &args.name, &args.email, args.seats).await?;
-        let outcome = core.send_queued(&mailer, &queued).await?;
-        println!(
-            "issued {}/{order_id}: {} sent, {} failed",
-            crate::daemon::MANUAL_PROVIDER,
-            outcome.sent,
-            outcome.send_failures
-        );
-        Ok(ExitCode::SUCCESS)
-    })
+    let IssueArgs { product, name, email, seats } = args;
+    carry_out(globals, Request::Issue { product, name, email, seats })
 }
 
 pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    carry_out(globals, Request::Export { format: args.format })
+}
+
+/// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
+fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(globals)?;
-    let orders = build::store(&loaded)?.orders()?;
+    let answer = match build::store(&loaded) {
+        Ok(store) => directly(&loaded, store, &request)?,
+        Err(err) if locked(&err) => {
+            let state = build::state_dir(&loaded);
+            let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
+                format!("The state {} is in use by a running keypost, which could not be asked", state.display())
+            })?;
+            anyhow::Result::<Answer>::from(response)?
+        }
+        Err(err) => return Err(err),
+    };
     let mut out = std::io::stdout().lock();
-    match args.format {
-        ExportFormat::Jsonl => {
-            for record in &orders {
-                writeln!(out, "{}", serde_json::to_string(record)?)?;
-            }
-        }
-        ExportFormat::Csv => {
-            writeln!(out, "{}", CSV_HEADER.join(","))?;
-            for record in &orders {
-                writeln!(out, "{}", csv_row(record).iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
-            }
-        }
+    out.write_all(answer.stdout.as_bytes()).and_then(|()| out.flush()).context("Failed to write the output")?;
+    Ok(ExitCode::from(answer.exit))
+}
+
+fn locked(err: &anyhow::Error) -> bool {
+    matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. }))
+}
+
+/// No daemon holds the state: this process carries the request out with its own core and mailer.
+fn directly(loaded: &Loaded, store: Store, request: &Request) -> anyhow::Result<Answer> {
+    if let Some(answer) = control::answer::read(&store, request) {
+        return answer;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-const CSV_HEADER: [&str; 15] = [
-    "provider",
-    "order_id",
-    "line",
-    "kind",
-    "test",
-    "received_at",
-    "decision",
-    "reason",
-    "product",
-    "seats",
-    "licensee",
-    "serial",
-    "buyer_email",
-    "reply",
-    "revoked",
-];
-
-fn csv_row(r: &OrderRecord) -> [String; 15] {
-    let license = r.license.as_ref();
-    [
-        r.provider.clone(),
-        r.order_id.to_string(),
-        r.line.to_string(),
-        r.kind.as_str().to_owned(),
-        r.test.to_string(),
-        rfc3339(r.received_at),
-        r.decision.clone(),
-        r.reason.clone(),
-        license.map(|l| l.grant.product.clone()).unwrap_or_default(),
-        license.map(|l| l.grant.seats.to_string()).unwrap_or_default(),
-        license.map(|l| l.grant.licensee.to_string()).unwrap_or_default(),
-        license.map(|l| l.serial.clone()).unwrap_or_default(),
-        r.buyer_email.as_ref().map(ToString::to_string).unwrap_or_default(),
-        reply_state(&r.reply),
-        r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
-    ]
-}
-
-/// RFC 4180 quoting; a leading `=+-@` is prefixed with `'` so a spreadsheet does not run a buyer's name.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(super::csv_field("Åsa, \"Bo\""), "\"Åsa, \"\"Bo\"\"\"");
-        assert_eq!(super::csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(super::csv_field("plain"), "plain");
-    }
+    let core = build::core_with(loaded, store)?;
+    let mailer = AnyMailer::from_config(loaded)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(control::answer::execute(&core, &mailer, request))
 }

@@ -1,10 +1,12 @@
-//! `keypost run`: the daemon, or one pass with `--once`.
+//! `keypost run`: the daemon, or one pass with `--once`. The daemon also serves the vendor's tools on its
+//! control socket (`control.rs`); `--once` does not listen (a tool run meanwhile says to wait for it).
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::Globals;
+use crate::control::ControlServer;
 use crate::daemon::{Outcome, build};
 use crate::service::{Notifier, ShutdownSignal};
 
@@ -30,6 +32,18 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         let mut shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
+        // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
+        // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
+        let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
+            Ok((control, jobs)) => {
+                daemon.serve_jobs(jobs);
+                Some(control)
+            }
+            Err(err) => {
+                tracing::error!("{err:#}; the order tools cannot reach keypost while it runs");
+                None
+            }
+        };
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);
@@ -57,6 +71,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             )
             .await?;
         notifier.stopping();
+        drop(control);
         tracing::info!("keypost stopped.");
         Ok(ExitCode::SUCCESS)
     })

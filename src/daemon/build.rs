@@ -13,7 +13,7 @@ use crate::trust::Verifier;
 
 /// Opens the state database named by `[state] dir`.
 pub fn store(loaded: &Loaded) -> anyhow::Result<Store> {
-    let dir = loaded.resolve(&loaded.config.state.dir);
+    let dir = state_dir(loaded);
     std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the state folder {}", dir.display()))?;
     Ok(Store::open(&dir)?)
 }
@@ -23,6 +23,16 @@ pub fn core(loaded: &Loaded) -> anyhow::Result<Core> {
     let renderer = Renderer::new(loaded)?;
     let licenser = licenser(loaded)?;
     Ok(Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser))
+}
+
+/// The same around a store the caller already opened (it is opened once per process).
+pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
+    Ok(Core::new(store, loaded.config.clone(), Renderer::new(loaded)?, licenser(loaded)?))
+}
+
+/// The state folder named by `[state] dir`, resolved.
+pub fn state_dir(loaded: &Loaded) -> std::path::PathBuf {
+    loaded.resolve(&loaded.config.state.dir)
 }
 
 /// The whole daemon as the configuration describes it.

@@ -89,7 +89,7 @@ fn the_vendor_tools_issue_resend_and_revoke_through_the_built_binary() {
 }
 
 #[test]
-fn a_vendor_tool_run_while_the_daemon_holds_the_state_says_to_stop_the_daemon() {
+fn a_second_daemon_on_the_same_state_says_another_keypost_holds_it() {
     let dir = tempfile::tempdir().unwrap();
     copy_examples(dir.path());
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_keypost"))
@@ -103,18 +103,19 @@ fn a_vendor_tool_run_while_the_daemon_holds_the_state_says_to_stop_the_daemon() 
     while !outbox.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let lookup = Command::new(env!("CARGO_BIN_EXE_keypost"))
+    // The vendor tools ask the running daemon instead (tests/integration/control.rs); a second daemon cannot.
+    let second = Command::new(env!("CARGO_BIN_EXE_keypost"))
         .current_dir(dir.path())
-        .args(["--config", "demo.toml", "lookup", "x"])
+        .args(["--config", "demo.toml", "run", "--once"])
         .env("KEYPOST_LOG", "error")
         .output()
         .unwrap();
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     assert!(outbox.exists(), "the daemon answered within 20 s");
-    assert_eq!(lookup.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&lookup.stderr);
-    assert!(stderr.contains("stop `keypost run` first"), "{stderr}");
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another keypost process"), "{stderr}");
 }
 
 #[test]

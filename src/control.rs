@@ -1,0 +1,19 @@
+//! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`) reach a running
+//! `keypost run`, which holds the state database (sled allows one process per database).
+//!
+//! The daemon listens on `<state.dir>/control.sock` (mode 0600, in the state folder; only its user and root can
+//! connect). One connection carries one request line and one response line, both JSON ([`protocol`]). Reads
+//! (`lookup`, `export`) are answered by the server task from the daemon's open store; anything that changes the
+//! state or sends is handed to the daemon's loop as a [`Job`] and carried out between passes by its own
+//! [`crate::daemon::Core`] and mailer, so the loop stays the only writer and every action follows the same
+//! commit-flush-send protocol as a message. [`answer`] carries out a request and writes what the tool prints,
+//! the same code whether the tool opened the state itself or asked the daemon.
+//! This module never decides about orders: it transports and formats.
+pub mod answer;
+mod client;
+pub mod protocol;
+mod server;
+
+pub use client::ask;
+pub use protocol::{Answer, ExportFormat, Request, Response};
+pub use server::{ControlServer, Job, SOCKET_NAME, socket_path};

@@ -1,0 +1,159 @@
+//! Carrying out a vendor tool's request and writing what it prints: the same code whether the tool opened the
+//! state itself (no daemon running) or the daemon does it over the control socket, so output and exit codes
+//! cannot drift apart. Writes follow the store's protocol: [`Core`] commits and flushes, then this sends.
+use std::fmt::Write as _;
+
+use super::protocol::{Answer, ExportFormat, Request};
+use crate::cli::EXIT_ERROR;
+use crate::daemon::{Core, MANUAL_PROVIDER};
+use crate::reply::Mailer;
+use crate::store::{OrderRecord, ReplyState, Store};
+
+/// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
+pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> {
+    match request {
+        Request::Lookup { query } => Some(lookup(store, query)),
+        Request::Export { format } => Some(export(store, *format)),
+        Request::Resend { .. } | Request::Revoke { .. } | Request::Issue { .. } => None,
+    }
+}
+
+/// Carries out any request with this core and mailer, sending what it queued.
+pub async fn execute<M: Mailer>(core: &Core, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
+    let stdout = match request {
+        Request::Lookup { query } => return lookup(&core.store, query),
+        Request::Export { format } => return export(&core.store, *format),
+        Request::Resend { provider, order_id } => {
+            let queued = core.resend(provider, order_id).await?;
+            let outcome = core.send_queued(mailer, &queued).await?;
+            format!("{} reply(ies) queued, {} sent, {} failed\n", queued.len(), outcome.sent, outcome.send_failures)
+        }
+        Request::Revoke { provider, order_id, reason } => {
+            let revoked = core.revoke(provider, order_id, reason).await?;
+            core.send_due(mailer).await?;
+            format!("{revoked} license(s) of {provider}/{order_id} revoked\n")
+        }
+        Request::Issue { product, name, email, seats } => {
+            let (order_id, queued) = core.issue_manual(product, name, email, *seats).await?;
+            let outcome = core.send_queued(mailer, &queued).await?;
+            format!("issued {MANUAL_PROVIDER}/{order_id}: {} sent, {} failed\n", outcome.sent, outcome.send_failures)
+        }
+    };
+    Ok(Answer::success(stdout))
+}
+
+fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
+    let found = store.lookup(query)?;
+    if found.is_empty() {
+        return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
+    }
+    let stdout = found.iter().map(|record| describe(record) + "\n").collect();
+    Ok(Answer::success(stdout))
+}
+
+fn describe(record: &OrderRecord) -> String {
+    let license = record.license.as_ref().map_or_else(
+        || "no license".to_owned(),
+        |l| format!("{} x{} for {:?}: {}", l.grant.product, l.grant.seats, l.grant.licensee.as_str(), l.serial),
+    );
+    let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
+    let revoked = record.revoked.as_ref().map(|r| format!(" REVOKED ({})", r.reason)).unwrap_or_default();
+    format!(
+        "{} {} {}: {license}; buyer {buyer}; reply {}{revoked}",
+        record.label(),
+        record.kind.as_str(),
+        record.decision,
+        reply_state(&record.reply)
+    )
+}
+
+fn reply_state(state: &ReplyState) -> String {
+    match state {
+        ReplyState::None => "none".to_owned(),
+        ReplyState::Queued { .. } => "queued".to_owned(),
+        ReplyState::Sent { at, .. } => format!("sent {}", rfc3339(*at)),
+        ReplyState::Failed { reason, attempts } => format!("failed after {attempts} attempt(s): {reason}"),
+        ReplyState::Cancelled { reason } => format!("cancelled: {reason}"),
+    }
+}
+
+fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| at.to_string())
+}
+
+fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
+    let orders = store.orders()?;
+    let mut out = String::new();
+    match format {
+        ExportFormat::Jsonl => {
+            for record in &orders {
+                writeln!(out, "{}", serde_json::to_string(record)?)?;
+            }
+        }
+        ExportFormat::Csv => {
+            writeln!(out, "{}", CSV_HEADER.join(","))?;
+            for record in &orders {
+                writeln!(out, "{}", csv_row(record).iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
+            }
+        }
+    }
+    Ok(Answer::success(out))
+}
+
+const CSV_HEADER: [&str; 15] = [
+    "provider",
+    "order_id",
+    "line",
+    "kind",
+    "test",
+    "received_at",
+    "decision",
+    "reason",
+    "product",
+    "seats",
+    "licensee",
+    "serial",
+    "buyer_email",
+    "reply",
+    "revoked",
+];
+
+fn csv_row(r: &OrderRecord) -> [String; 15] {
+    let license = r.license.as_ref();
+    [
+        r.provider.clone(),
+        r.order_id.to_string(),
+        r.line.to_string(),
+        r.kind.as_str().to_owned(),
+        r.test.to_string(),
+        rfc3339(r.received_at),
+        r.decision.clone(),
+        r.reason.clone(),
+        license.map(|l| l.grant.product.clone()).unwrap_or_default(),
+        license.map(|l| l.grant.seats.to_string()).unwrap_or_default(),
+        license.map(|l| l.grant.licensee.to_string()).unwrap_or_default(),
+        license.map(|l| l.serial.clone()).unwrap_or_default(),
+        r.buyer_email.as_ref().map(ToString::to_string).unwrap_or_default(),
+        reply_state(&r.reply),
+        r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
+    ]
+}
+
+/// RFC 4180 quoting; a leading `=+-@` is prefixed with `'` so a spreadsheet does not run a buyer's name.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(super::csv_field("Åsa, \"Bo\""), "\"Åsa, \"\"Bo\"\"\"");
+        assert_eq!(super::csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(super::csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,154 @@
+//! The wire format: one request line and one response line of JSON, newline-terminated. Pure: no I/O.
+//!
+//! ```text
+//! -> {"command":"lookup","query":"jane@example.com"}
+//! <- {"status":"ok","stdout":"paypal/8HJ...#0 sale issue: ...\n","exit":0}
+//! -> {"command":"resend","provider":"paypal","order_id":"8HJ45678KL901234M"}
+//! <- {"status":"error","message":"order paypal/X has no active license to send"}
+//! ```
+use serde::{Deserialize, Serialize};
+
+/// The longest request line the daemon reads (requests are a few hundred bytes).
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// What a vendor tool asks for: one variant per command, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Lookup { query: String },
+    Export { format: ExportFormat },
+    Resend { provider: String, order_id: String },
+    Revoke { provider: String, order_id: String, reason: String },
+    Issue { product: String, name: String, email: String, seats: u32 },
+}
+
+/// `keypost export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+impl Request {
+    /// The command's name, for logs (the arguments can name a buyer: they are not logged at info).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Lookup { .. } => "lookup",
+            Self::Export { .. } => "export",
+            Self::Resend { .. } => "resend",
+            Self::Revoke { .. } => "revoke",
+            Self::Issue { .. } => "issue",
+        }
+    }
+
+    /// Parses one request line (its newline included or not).
+    pub fn parse(line: &[u8]) -> Result<Self, String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if line.len() > MAX_REQUEST_BYTES {
+            return Err(format!("the request is longer than {MAX_REQUEST_BYTES} bytes"));
+        }
+        serde_json::from_slice(line).map_err(|err| format!("malformed request: {err}"))
+    }
+
+    /// The request as one line, newline included.
+    pub fn to_line(&self) -> String {
+        line(self)
+    }
+}
+
+/// What the tool prints on stdout, and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub stdout: String,
+    pub exit: u8,
+}
+
+impl Answer {
+    pub fn success(stdout: String) -> Self {
+        Self { stdout, exit: 0 }
+    }
+}
+
+/// The daemon's answer: what to print, or the error (its whole chain) the tool reports with exit code 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    Ok(Answer),
+    Error { message: String },
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::Error { message: message.into() }
+    }
+
+    /// Parses the daemon's response line.
+    pub fn parse(line: &[u8]) -> Result<Self, String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        serde_json::from_slice(line).map_err(|err| format!("malformed response from keypost run: {err}"))
+    }
+
+    pub fn to_line(&self) -> String {
+        line(self)
+    }
+}
+
+impl From<anyhow::Result<Answer>> for Response {
+    fn from(result: anyhow::Result<Answer>) -> Self {
+        match result {
+            Ok(answer) => Self::Ok(answer),
+            Err(err) => Self::error(format!("{err:#}")),
+        }
+    }
+}
+
+impl From<Response> for anyhow::Result<Answer> {
+    fn from(response: Response) -> Self {
+        match response {
+            Response::Ok(answer) => Ok(answer),
+            Response::Error { message } => Err(anyhow::Error::msg(message)),
+        }
+    }
+}
+
+fn line<T: Serialize>(value: &T) -> String {
+    // Plain strings and numbers: serialising cannot fail.
+    let mut line = serde_json::to_string(value).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_one_line() {
+        let request = Request::Revoke { provider: "paypal".into(), order_id: "8HJ".into(), reason: "fraud\n".into() };
+        let line = request.to_line();
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.starts_with(r#"{"command":"revoke","#), "{line}");
+        assert_eq!(Request::parse(line.as_bytes()), Ok(request));
+    }
+
+    #[test]
+    fn malformed_unknown_and_oversized_requests_are_errors() {
+        assert!(Request::parse(b"hello\n").unwrap_err().starts_with("malformed request"));
+        assert!(Request::parse(br#"{"command":"drop_tables"}"#).unwrap_err().contains("unknown variant"));
+        assert!(Request::parse(br#"{"command":"lookup","query":"x","extra":1}"#).is_err());
+        assert!(Request::parse(br#"{"command":"issue","product":"p"}"#).unwrap_err().contains("missing field"));
+        assert!(Request::parse(&vec![b' '; MAX_REQUEST_BYTES + 1]).unwrap_err().contains("longer than"));
+    }
+
+    #[test]
+    fn responses_round_trip_and_errors_become_the_tools_error() {
+        let ok = Response::Ok(Answer { stdout: "a\nb\n".into(), exit: 1 });
+        assert_eq!(Response::parse(ok.to_line().as_bytes()), Ok(ok.clone()));
+        assert!(ok.to_line().starts_with(r#"{"status":"ok","#));
+        let failed = Response::from(Err::<Answer, _>(anyhow::anyhow!("inner").context("outer")));
+        assert_eq!(failed, Response::error("outer: inner"));
+        let back: anyhow::Result<Answer> = failed.into();
+        assert_eq!(format!("{:#}", back.unwrap_err()), "outer: inner");
+    }
+}

@@ -1,0 +1,167 @@
+//! The daemon's side of the control socket: bind it privately, accept connections, read one bounded request
+//! with a timeout, answer reads from the store and hand writes to the daemon's loop as [`Job`]s.
+//! It must not write to the store itself: the loop is the only writer.
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::answer;
+use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
+use crate::store::Store;
+
+/// The socket's file name in the state folder.
+pub const SOCKET_NAME: &str = "control.sock";
+/// How long a client may take to send its request, and the daemon to write its response.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 4;
+/// Writes waiting for the loop; more wait with their connection.
+const MAX_QUEUED_JOBS: usize = 8;
+
+/// Where the daemon with this state folder listens.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SOCKET_NAME)
+}
+
+/// A request that changes the state, for the daemon's loop to carry out between passes. The loop sends the
+/// response; dropping the job unanswered tells the tool nothing was done.
+#[derive(Debug)]
+pub struct Job {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// The listening control socket. Dropping it stops serving and removes the socket file.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl ControlServer {
+    /// Binds `<state_dir>/control.sock` (replacing a stale one: only the process holding the store's lock gets
+    /// here) and serves it in a task. Returns the jobs for the daemon's loop. Needs a tokio runtime.
+    pub fn start(state_dir: &Path, store: Store) -> anyhow::Result<(Self, mpsc::Receiver<Job>)> {
+        let path = socket_path(state_dir);
+        let listener = bind_private(&path)
+            .with_context(|| format!("Failed to listen on the control socket {}", path.display()))?;
+        let (jobs, receiver) = mpsc::channel(MAX_QUEUED_JOBS);
+        let task = tokio::spawn(accept_loop(listener, store, jobs));
+        tracing::info!(socket = %path.display(), "Vendor tools can reach keypost over its control socket.");
+        Ok((Self { path, task }, receiver))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => tracing::warn!(socket = %self.path.display(), "Cannot remove the control socket: {err}"),
+        }
+    }
+}
+
+/// Binds in a fresh 0700 folder, makes the socket 0600, then renames it into place: it is never reachable with
+/// looser permissions, whatever the umask, and the rename replaces a stale socket atomically.
+fn bind_private(path: &Path) -> anyhow::Result<UnixListener> {
+    let dir = path.parent().context("The control socket path has no folder")?;
+    // Short names: the temporary path must not be longer than the final one (a socket path has ~107 bytes).
+    let private = dir.join(format!(".c{}", std::process::id()));
+    // A leftover from an earlier process with the same id: ours to clear.
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let temporary = private.join("s");
+    let bound = (|| -> anyhow::Result<std::os::unix::net::UnixListener> {
+        let listener = std::os::unix::net::UnixListener::bind(&temporary)?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temporary, path)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    Ok(UnixListener::from_std(bound?)?)
+}
+
+async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Job>) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Dropped with this task on shutdown, which aborts the connections still open.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else { return };
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let (store, jobs) = (store.clone(), jobs.clone());
+                connections.spawn(async move {
+                    serve(stream, &store, &jobs).await;
+                    drop(permit);
+                });
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: pass, do not spin.
+                tracing::warn!("Control socket accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// One connection: one request, one response. A bad request gets an error response; nothing here panics.
+async fn serve(stream: UnixStream, store: &Store, jobs: &mpsc::Sender<Job>) {
+    let (reader, mut writer) = stream.into_split();
+    let response = match tokio::time::timeout(IO_TIMEOUT, read_request(reader)).await {
+        Err(_) => Response::error(format!("no complete request within {} s", IO_TIMEOUT.as_secs())),
+        Ok(Err(message)) => Response::error(message),
+        Ok(Ok(request)) => respond(request, store, jobs).await,
+    };
+    if let Response::Error { message } = &response {
+        tracing::debug!("Control request failed: {message}");
+    }
+    let write = async {
+        writer.write_all(response.to_line().as_bytes()).await?;
+        writer.shutdown().await
+    };
+    match tokio::time::timeout(IO_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::debug!("Cannot write the control response: {err}"),
+        Err(_) => tracing::debug!("The control client did not read its response."),
+    }
+}
+
+async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<Request, String> {
+    let limit = u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    let mut reader = BufReader::new(reader.take(limit));
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).await.map_err(|err| format!("cannot read the request: {err}"))?;
+    if line.is_empty() {
+        return Err("empty request".to_owned());
+    }
+    Request::parse(&line)
+}
+
+async fn respond(request: Request, store: &Store, jobs: &mpsc::Sender<Job>) -> Response {
+    tracing::info!(command = request.name(), "Control request.");
+    if let Some(result) = answer::read(store, &request) {
+        return result.into();
+    }
+    let (reply, response) = oneshot::channel();
+    let stopping = || Response::error("keypost is stopping; nothing was done");
+    if jobs.send(Job { request, reply }).await.is_err() {
+        return stopping();
+    }
+    // No timeout here: once queued, the loop carries it out; the tool's own timeout says it may still happen.
+    response.await.unwrap_or_else(|_| stopping())
+}
