@@ -156,10 +156,19 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     #[tracing::instrument(skip_all, fields(source = %self.source.name(), key = %raw.key))]
     async fn handle(&mut self, raw: RawMail) -> anyhow::Result<Outcome> {
         let source = self.source.name();
-        if let Some(record) = self.core.store.source_record(&source, &raw.key)? {
-            tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
-            self.settle(&raw.key, record.disposition).await;
-            return Ok(Outcome { messages: 1, resettled: 1, ..Outcome::default() });
+        // A message set aside and now back in the inbox was put back by the vendor (after fixing a template, or
+        // the trust policy) and is read again; anything else seen before only needs moving. Set-aside mail never
+        // produced an order or a reply, so reading it again cannot send twice.
+        match self.core.store.source_record(&source, &raw.key)? {
+            Some(record) if record.disposition == Disposition::SetAside => {
+                tracing::info!("Set aside before and back in the inbox; reading it again.");
+            }
+            Some(record) => {
+                tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
+                self.settle(&raw.key, record.disposition).await;
+                return Ok(Outcome { messages: 1, resettled: 1, ..Outcome::default() });
+            }
+            None => {}
         }
         let assessed = message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
         if assessed.outcome.retrying > 0 {

@@ -97,6 +97,24 @@ async fn non_orders_are_ignored_and_unreadable_or_broken_mail_is_set_aside_with_
 }
 
 #[tokio::test]
+async fn a_set_aside_message_the_vendor_puts_back_is_read_again_and_a_done_one_is_only_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("k", &mail("b@shop.example", "this is broken"));
+    daemon.source.deliver("done", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let first = daemon.poll_once().await.unwrap();
+    assert_eq!((first.set_aside, first.fulfilled), (1, 1), "{first}");
+    // The vendor fixed the template and moved both messages back: the same keys come round again.
+    daemon.source.deliver("k", &mail("b@shop.example", &sale("A-2", "bo@example.com")));
+    daemon.source.deliver("done", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let second = daemon.poll_once().await.unwrap();
+    assert_eq!((second.fulfilled, second.resettled, second.set_aside), (1, 1, 0), "{second}");
+    assert_eq!(daemon.mailer.to("bo@example.com").len(), 1, "the put-back order is answered once");
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 1, "the done one is not answered again");
+    assert_eq!(daemon.source.disposition("k"), Some(Disposition::Done));
+}
+
+#[tokio::test]
 async fn an_untrusted_order_is_set_aside_and_never_fulfilled() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), "");
