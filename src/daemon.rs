@@ -94,11 +94,19 @@ pub struct Daemon<S: Source, M: Mailer> {
     reader: Box<dyn Reader>,
     verifier: Verifier,
     max_wait: Duration,
+    /// Asked between two messages: true ends the pass early (shutdown finishes the message in hand only).
+    stop_requested: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
-        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT }
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, stop_requested: Box::new(|| false) }
+    }
+
+    /// Lets a pass end between two messages once `stop_requested` says so (e.g. SIGTERM arrived), instead of
+    /// after the whole batch. The messages not handled stay in the source for the next start.
+    pub fn set_stop_check(&mut self, stop_requested: impl Fn() -> bool + Send + Sync + 'static) {
+        self.stop_requested = Box::new(stop_requested);
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -115,6 +123,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
         for raw in batch {
+            if (self.stop_requested)() {
+                tracing::info!("Stopping between two messages; the rest stay for the next start.");
+                break;
+            }
             outcome.add(&self.handle(raw).await?);
         }
         // Alerts queued by failed sends go out in the same pass.
