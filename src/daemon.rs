@@ -110,11 +110,28 @@ pub struct Daemon<S: Source, M: Mailer> {
     max_wait: Duration,
     /// Vendor tools' requests from the control socket, carried out between passes.
     jobs: Option<tokio::sync::mpsc::Receiver<crate::control::Job>>,
+    /// Asked between two messages: true ends the pass early (shutdown finishes the message in hand only).
+    stop_requested: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
-        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
+        Self {
+            source,
+            mailer,
+            core,
+            reader,
+            verifier,
+            max_wait: MAX_WAIT,
+            jobs: None,
+            stop_requested: Box::new(|| false),
+        }
+    }
+
+    /// Lets a pass end between two messages once `stop_requested` says so (e.g. SIGTERM arrived), instead of
+    /// after the whole batch. The messages not handled stay in the source for the next start.
+    pub fn set_stop_check(&mut self, stop_requested: impl Fn() -> bool + Send + Sync + 'static) {
+        self.stop_requested = Box::new(stop_requested);
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -131,6 +148,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
         for raw in batch {
+            if (self.stop_requested)() {
+                tracing::info!("Stopping between two messages; the rest stay for the next start.");
+                break;
+            }
             outcome.add(&self.handle(raw).await?);
         }
         // Alerts queued by failed sends go out in the same pass.

@@ -44,6 +44,8 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None
             }
         };
+        let stop = shutdown.clone();
+        daemon.set_stop_check(move || stop.is_requested());
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);

@@ -221,7 +221,12 @@ impl Source for ImapSource {
         let started = Instant::now();
         let news =
             self.run("check for new mail", async |conn, cursor, _| Ok(cursor.behind(conn.refresh().await?))).await?;
-        let remaining = max_wait.saturating_sub(started.elapsed());
+        let mut remaining = max_wait.saturating_sub(started.elapsed());
+        if !self.cursor.unsettled.is_empty() {
+            // A message whose move failed (e.g. the server restarted) is handed out again only by a fetch:
+            // come back within the poll interval, not the daemon's longest wait.
+            remaining = remaining.min(self.ctx.poll_interval);
+        }
         if news || remaining.is_zero() {
             return Ok(());
         }

@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 
 use keypost::secret::SecretSource;
 
+pub mod binary;
+mod dkim;
 mod dovecot;
+mod recording;
 mod smtp;
 mod tls;
 
-pub use self::dovecot::{Dovecot, IMAP_PASSWORD, imap_config};
+pub use self::binary::{Keypost, Orders};
+pub use self::dkim::TestSigner;
+pub use self::dovecot::{Dovecot, IMAP_PASSWORD, TestImap, imap_config};
+pub use self::recording::{RecordingSink, SinkMode};
 pub use self::smtp::{AiosmtpdSink, SinkTls, SmtpSink, smtp_config};
 pub use self::tls::TestCa;
 
