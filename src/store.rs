@@ -27,6 +27,8 @@
 //! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
 //! same order: commit, flush, then send. sled's file lock allows one process: while `keypost run` holds it, the
 //! tools ask it over its control socket and its loop carries them out between passes (`control.rs`).
+//! The database itself is created in `sled.creating` and renamed to `sled` only with its schema flushed, so a crash
+//! on the very first start is rebuilt rather than mistaken for damage.
 //! Corruption found at open stops start-up with an error; keypost never starts over with an empty database
 //! when one was there.
 use std::path::{Path, PathBuf};
@@ -89,6 +91,49 @@ pub enum StoreError {
     Decode { key: String, source: serde_json::Error },
 }
 
+/// Builds a new database with its schema version in a staging folder, then renames it to `dir`.
+fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
+    let io = |source: std::io::Error| StoreError::Open { path: dir.to_owned(), source: sled::Error::Io(source) };
+    let staging = state_dir.join("sled.creating");
+    if staging.exists() {
+        // Left by a crash during an earlier first start: it never held an order.
+        std::fs::remove_dir_all(&staging).map_err(io)?;
+    }
+    {
+        let db = open_sled(&staging)?;
+        db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        db.flush()?;
+    }
+    std::fs::rename(&staging, dir).map_err(io)
+}
+
+/// Opens sled at `dir`, mapping its failures to what the vendor needs to know. sled releases its file lock from
+/// a background thread, so a database this process (or a process that just exited) closed a moment ago may still
+/// read as locked: that is retried for up to two seconds before it counts as another process holding it.
+fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
+    let mut attempts = 0;
+    loop {
+        // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        return match opened {
+            Ok(Ok(db)) => Ok(db),
+            Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
+                Err(StoreError::Corrupt { path: dir.to_owned(), detail: "sled could not recover it".into() })
+            }
+            // sled 0.34 reports its file lock only as an `Other` I/O error with this text.
+            Ok(Err(sled::Error::Io(err))) if err.to_string().contains("could not acquire lock") => {
+                attempts += 1;
+                if attempts < 40 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    continue;
+                }
+                Err(StoreError::Locked { path: dir.to_owned() })
+            }
+            Ok(Err(source)) => Err(StoreError::Open { path: dir.to_owned(), source }),
+        };
+    }
+}
+
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -96,28 +141,22 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir` and checks its schema.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let existed = dir.join("conf").exists() || dir.join("db").exists();
-        // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
-                return Err(StoreError::Corrupt { path: dir.to_owned(), detail: "sled could not recover it".into() });
-            }
-            // sled 0.34 reports its file lock only as an `Other` I/O error with this text.
-            Ok(Err(sled::Error::Io(err))) if err.to_string().contains("could not acquire lock") => {
-                return Err(StoreError::Locked { path: dir.to_owned() });
-            }
-            Ok(Err(source)) => return Err(StoreError::Open { path: dir.to_owned(), source }),
-        };
-        let store = Self { db };
-        store.check_schema(dir, existed)?;
+    /// Opens (or creates) the database in `state_dir/sled` and checks its schema.
+    ///
+    /// A new database is built in `state_dir/sled.creating` and renamed into place only once its schema version
+    /// is flushed, so a crash during the very first start leaves a staging folder that is simply rebuilt, never
+    /// a database without a schema (which every later start would have to refuse as damaged).
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let dir = state_dir.join("sled");
+        if !dir.exists() {
+            create(state_dir, &dir)?;
+        }
+        let store = Self { db: open_sled(&dir)? };
+        store.check_schema(&dir)?;
         Ok(store)
     }
 
-    fn check_schema(&self, dir: &Path, existed: bool) -> Result<(), StoreError> {
+    fn check_schema(&self, dir: &Path) -> Result<(), StoreError> {
         let corrupt = |detail: &str| StoreError::Corrupt { path: dir.to_owned(), detail: detail.to_owned() };
         match self.db.get(META_SCHEMA)? {
             Some(raw) => {
@@ -128,12 +167,7 @@ impl Store {
                 }
                 Ok(())
             }
-            None if existed || self.db.was_recovered() => Err(corrupt("no schema version")),
-            None => {
-                self.db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                self.db.flush()?;
-                Ok(())
-            }
+            None => Err(corrupt("no schema version")),
         }
     }
 

@@ -116,11 +116,30 @@ fn a_damaged_database_stops_start_up_instead_of_starting_empty() {
         store.commit(change).unwrap();
         store.flush_blocking().unwrap();
     }
-    let db_file = dir.path().join("db");
+    let db_file = dir.path().join("sled").join("db");
     let len = std::fs::metadata(&db_file).unwrap().len() as usize;
     std::fs::write(&db_file, vec![0x5a; len]).unwrap();
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Open { .. }), "{err}");
+}
+
+#[test]
+fn a_first_start_killed_while_creating_the_database_is_rebuilt_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill during creation leaves: a staging database without its schema version.
+    drop(sled::Config::new().path(dir.path().join("sled.creating")).open().unwrap());
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.outbox_len(), 0);
+    assert!(!dir.path().join("sled.creating").exists());
+    drop(store);
+    Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn a_database_without_a_schema_version_is_refused_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(sled::Config::new().path(dir.path().join("sled")).open().unwrap());
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
 }
 
 #[test]
