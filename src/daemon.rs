@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::backoff::Backoff;
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
 use crate::trust::Verifier;
@@ -224,11 +225,11 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         mut on_pass: impl FnMut(Option<&Outcome>),
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
-        let mut failures = 0u32;
+        let mut backoff = Backoff::default();
         loop {
             let wait = match self.poll_once().await {
                 Ok(outcome) => {
-                    failures = 0;
+                    backoff.reset();
                     on_pass(Some(&outcome));
                     if !outcome.is_idle() {
                         tracing::info!(%outcome, "Pass done.");
@@ -237,8 +238,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                 }
                 Err(err) => {
                     on_pass(None);
-                    failures = failures.saturating_add(1);
-                    let wait = backoff(failures);
+                    let wait = backoff.next_delay();
                     tracing::error!(retry_in_secs = wait.as_secs(), "Pass failed: {err:#}");
                     wait
                 }
@@ -247,7 +247,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                 () = &mut shutdown => return Ok(()),
                 result = self.source.wait_for_new(wait) => if let Err(err) = result {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
-                    tokio::time::sleep(backoff(1)).await;
+                    tokio::time::sleep(crate::backoff::FIRST).await;
                 },
                 Some(job) = jobs::next(&mut self.jobs) => self.serve(job).await,
             }
@@ -261,10 +261,4 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             _ => self.max_wait,
         }
     }
-}
-
-/// 2 s doubling to 80 s, with up to 25 % jitter so restarted daemons do not retry in step.
-fn backoff(failures: u32) -> Duration {
-    let secs = (2u64 << failures.saturating_sub(1).min(5)).min(80);
-    Duration::from_millis(secs * 1000 + fastrand::u64(0..=secs * 250))
 }

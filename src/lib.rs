@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used))]
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;

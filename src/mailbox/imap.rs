@@ -29,12 +29,11 @@ use anyhow::Context;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use self::backoff::Backoff;
 use self::connect::Endpoint;
 use self::session::{Conn, FolderState, IdleEnd};
 use super::{Disposition, ImapConfig, MailContent, RawMail, Source};
+use crate::backoff::Backoff;
 
-pub mod backoff;
 mod connect;
 mod session;
 mod uids;

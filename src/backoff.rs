@@ -1,4 +1,5 @@
-//! Capped, jittered exponential backoff between reconnection attempts (2 s doubling to 80 s). Pure.
+//! Capped, jittered exponential backoff (2 s doubling to 80 s), shared by the IMAP reconnects and the daemon's
+//! failed passes. Pure.
 use std::time::Duration;
 
 /// First delay after a failure.
