@@ -2,60 +2,16 @@
 //! whose public half is pinned in the configuration, with DNS off: no test touches the network. `binding`:
 //! recipients, forwarders, the signed Subject and DNS failures; `parsed`: real bytes through `email::parse`.
 use keypost::email::{Address, Email, Forward};
-use keypost::trust::{PinnedKey, ProviderTrust, TrustConfig, Verdict, Verifier};
-use mail_auth::common::crypto::Ed25519Key;
-use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::DkimSigner;
+use keypost::trust::{ProviderTrust, TrustConfig, Verdict, Verifier};
+
+use crate::support::TestSigner;
 
 mod binding;
 mod parsed;
 
-const SIGNED_HEADERS: [&str; 7] = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"];
-
-/// A signing key for one `d=` and selector.
-struct Signer {
-    pkcs8: Vec<u8>,
-    domain: &'static str,
-    selector: &'static str,
-}
-
-impl Signer {
-    fn new(domain: &'static str) -> Self {
-        Self { pkcs8: Ed25519Key::generate_pkcs8().unwrap(), domain, selector: "s1" }
-    }
-
-    fn key(&self) -> Ed25519Key {
-        Ed25519Key::from_pkcs8_der(&self.pkcs8).unwrap()
-    }
-
-    fn pinned(&self) -> PinnedKey {
-        PinnedKey {
-            domain: self.domain.into(),
-            selector: self.selector.into(),
-            public_key: data_encoding::BASE64.encode(&self.key().public_key()),
-        }
-    }
-
-    fn sign(&self, message: &str) -> String {
-        self.sign_with(message, false)
-    }
-
-    /// `with_length` adds `l=` (the body length at signing time).
-    fn sign_with(&self, message: &str, with_length: bool) -> String {
-        self.sign_headers(message, &SIGNED_HEADERS, with_length)
-    }
-
-    /// Signs only `headers` (the signature's `h=`).
-    fn sign_headers(&self, message: &str, headers: &[&str], with_length: bool) -> String {
-        let signature = DkimSigner::from_key(self.key())
-            .domain(self.domain)
-            .selector(self.selector)
-            .headers(headers.iter().copied())
-            .body_length(with_length)
-            .sign(message.as_bytes())
-            .unwrap();
-        format!("{}{message}", signature.to_header())
-    }
+/// The shared test signer, every key under selector `s1`.
+fn signer(domain: &'static str) -> TestSigner {
+    TestSigner::new(domain, "s1")
 }
 
 fn order_email(from: &str, order_id: &str, amount: &str) -> String {
@@ -90,7 +46,7 @@ fn parsed(from: &str) -> Email {
 }
 
 /// Pins every signer's key, DNS off, believes the vendor's `mx.vendor.example`.
-fn config(signers: &[&Signer]) -> TrustConfig {
+fn config(signers: &[&TestSigner]) -> TrustConfig {
     TrustConfig {
         authserv_id: Some("mx.vendor.example".into()),
         dns: false,
@@ -99,7 +55,7 @@ fn config(signers: &[&Signer]) -> TrustConfig {
     }
 }
 
-fn verifier(signers: &[&Signer]) -> Verifier {
+fn verifier(signers: &[&TestSigner]) -> Verifier {
     Verifier::new(&config(signers)).unwrap()
 }
 
@@ -118,7 +74,7 @@ const FROM: &str = "service@paypal.com";
 
 #[tokio::test]
 async fn order_signed_by_the_provider_is_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let verdict = check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await;
     assert_eq!(verdict, Verdict::Trusted { method: "dkim d=paypal.com".into() });
@@ -126,7 +82,7 @@ async fn order_signed_by_the_provider_is_trusted() {
 
 #[tokio::test]
 async fn signature_by_a_provider_subdomain_aligns_with_the_parent_from_domain() {
-    let mail_key = Signer::new("mail.paypal.com");
+    let mail_key = signer("mail.paypal.com");
     let raw = mail_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let verdict = check(&verifier(&[&mail_key]), &raw, &parsed(FROM)).await;
     assert_eq!(verdict, Verdict::Trusted { method: "dkim d=mail.paypal.com".into() });
@@ -134,7 +90,7 @@ async fn signature_by_a_provider_subdomain_aligns_with_the_parent_from_domain() 
 
 #[tokio::test]
 async fn template_without_senders_relies_on_the_signature_alone() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email("receipts@paypal.com", "8AB12345", "49.00"));
     let provider = ProviderTrust { senders: Vec::new(), ..paypal() };
     let verdict = verifier(&[&paypal_key]).check(raw.as_bytes(), &parsed("receipts@paypal.com"), &provider).await;
@@ -143,7 +99,7 @@ async fn template_without_senders_relies_on_the_signature_alone() {
 
 #[tokio::test]
 async fn signed_order_from_an_unlisted_sender_of_the_provider_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email("invoices@paypal.com", "8AB12345", "49.00"));
     let provider = ProviderTrust { senders: vec![FROM.into()], ..paypal() };
     let verdict = verifier(&[&paypal_key]).check(raw.as_bytes(), &parsed("invoices@paypal.com"), &provider).await;
@@ -152,7 +108,7 @@ async fn signed_order_from_an_unlisted_sender_of_the_provider_is_refused() {
 
 #[tokio::test]
 async fn forged_from_line_on_a_signed_order_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email("other@paypal.com", "8AB12345", "49.00"));
     let forged = raw.replace("<other@paypal.com>", &format!("<{FROM}>"));
     let reason = refusal(check(&verifier(&[&paypal_key]), &forged, &parsed(FROM)).await);
@@ -161,7 +117,7 @@ async fn forged_from_line_on_a_signed_order_is_refused() {
 
 #[tokio::test]
 async fn second_from_header_added_on_top_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = format!("From: billing@paypal.com\r\n{}", paypal_key.sign(&order_email(FROM, "8AB12345", "49.00")));
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed("billing@paypal.com")).await);
     assert!(reason.contains("exactly one From header"), "{reason}");
@@ -169,7 +125,7 @@ async fn second_from_header_added_on_top_is_refused() {
 
 #[tokio::test]
 async fn unsigned_subject_added_on_top_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = format!("Subject: Refund\r\n{}", paypal_key.sign(&order_email(FROM, "8AB12345", "49.00")));
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("a subject header the signature does not cover"), "{reason}");
@@ -177,7 +133,7 @@ async fn unsigned_subject_added_on_top_is_refused() {
 
 #[tokio::test]
 async fn altered_body_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "0.49"));
     let altered = raw.replace("0.49 USD", "49.00 USD");
     let reason = refusal(check(&verifier(&[&paypal_key]), &altered, &parsed(FROM)).await);
@@ -186,7 +142,7 @@ async fn altered_body_is_refused() {
 
 #[tokio::test]
 async fn altered_order_id_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let altered = raw.replace("Transaction ID: 8AB12345", "Transaction ID: 8AB99999");
     assert_ne!(raw, altered);
@@ -196,7 +152,7 @@ async fn altered_order_id_is_refused() {
 
 #[tokio::test]
 async fn d_tag_rewritten_to_the_provider_is_refused() {
-    let (paypal_key, evil_key) = (Signer::new("paypal.com"), Signer::new("evil.example"));
+    let (paypal_key, evil_key) = (signer("paypal.com"), signer("evil.example"));
     let raw = evil_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let rewritten = raw.replacen("d=evil.example", "d=paypal.com", 1);
     assert_ne!(raw, rewritten);
@@ -206,7 +162,7 @@ async fn d_tag_rewritten_to_the_provider_is_refused() {
 
 #[tokio::test]
 async fn missing_signature_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let reason =
         refusal(check(&verifier(&[&paypal_key]), &order_email(FROM, "8AB12345", "49.00"), &parsed(FROM)).await);
     assert!(reason.contains("DKIM (message): no DKIM signature"), "{reason}");
@@ -215,7 +171,7 @@ async fn missing_signature_is_refused() {
 
 #[tokio::test]
 async fn valid_signature_by_another_domain_is_refused() {
-    let evil_key = Signer::new("evil.example");
+    let evil_key = signer("evil.example");
     let raw = evil_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let reason = refusal(check(&verifier(&[&evil_key]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("d=evil.example: not a DKIM domain of provider paypal"), "{reason}");
@@ -223,7 +179,7 @@ async fn valid_signature_by_another_domain_is_refused() {
 
 #[tokio::test]
 async fn provider_signature_on_a_from_outside_the_provider_domains_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email("service@paypal.evil.example", "8AB12345", "49.00"));
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed("service@paypal.evil.example")).await);
     assert!(reason.contains("not aligned with the From domain paypal.evil.example"), "{reason}");
@@ -231,7 +187,7 @@ async fn provider_signature_on_a_from_outside_the_provider_domains_is_refused() 
 
 #[tokio::test]
 async fn provider_key_that_is_neither_pinned_nor_looked_up_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let reason = refusal(check(&verifier(&[]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("no public key for s1._domainkey.paypal.com."), "{reason}");
@@ -239,7 +195,7 @@ async fn provider_key_that_is_neither_pinned_nor_looked_up_is_refused() {
 
 #[tokio::test]
 async fn signature_with_l_shorter_than_the_body_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let order = order_email(FROM, "8AB12345", "49.00");
     let raw = paypal_key.sign_with(&order, true);
     let signed_len = order.split_once("\r\n\r\n").unwrap().1.len();
@@ -251,14 +207,14 @@ async fn signature_with_l_shorter_than_the_body_is_refused() {
 
 #[tokio::test]
 async fn signature_with_l_covering_the_whole_body_is_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign_with(&order_email(FROM, "8AB12345", "49.00"), true);
     assert!(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await.is_trusted());
 }
 
 #[tokio::test]
 async fn parsed_from_that_differs_from_the_signed_from_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed("billing@paypal.com")).await);
     assert!(reason.contains("the parsed From billing@paypal.com is not the signed From"), "{reason}");
@@ -324,7 +280,7 @@ fn attachment_forward(original: &str) -> Email {
 
 #[tokio::test]
 async fn signed_original_attached_to_an_unsigned_forward_is_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let raw = forward_as_attachment(&original);
     let verdict = check(&verifier(&[&paypal_key]), &raw, &attachment_forward(&original)).await;
@@ -333,7 +289,7 @@ async fn signed_original_attached_to_an_unsigned_forward_is_trusted() {
 
 #[tokio::test]
 async fn altered_original_attached_to_a_forward_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00")).replace("8AB12345\r\n", "8AB99999\r\n");
     let raw = forward_as_attachment(&original);
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &attachment_forward(&original)).await);
@@ -343,7 +299,7 @@ async fn altered_original_attached_to_a_forward_is_refused() {
 
 #[tokio::test]
 async fn inline_forward_is_refused_when_the_provider_is_not_sender_only() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = order_email(FROM, "8AB12345", "49.00");
     let raw = format!(
         "From: vendor@example.org\r\nSubject: Fwd: Notification\r\n\r\n---------- Forwarded message ---------\r\n\
@@ -358,7 +314,7 @@ async fn inline_forward_is_refused_when_the_provider_is_not_sender_only() {
 
 #[test]
 fn trust_section_with_a_pinned_key_loads_and_validates() {
-    let key = Signer::new("paypal.com").pinned().public_key;
+    let key = signer("paypal.com").pinned().public_key;
     let text = format!(
         "authserv_id = \"mx.vendor.example\"\ndns = false\nsender_only = []\nrecipients = [\"@vendor.example\"]\n\
          pinned_keys = [{{ domain = \"paypal.com\", selector = \"s1\", public_key = \"{key}\" }}]\n"

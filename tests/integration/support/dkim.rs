@@ -41,10 +41,21 @@ impl TestSigner {
 
     /// The message with a DKIM-Signature header on top.
     pub fn sign(&self, message: &str) -> String {
+        self.sign_with(message, false)
+    }
+
+    /// `with_length` adds `l=` (the body length at signing time).
+    pub fn sign_with(&self, message: &str, with_length: bool) -> String {
+        self.sign_headers(message, &SIGNED_HEADERS, with_length)
+    }
+
+    /// Signs only `headers` (the signature's `h=`).
+    pub fn sign_headers(&self, message: &str, headers: &[&str], with_length: bool) -> String {
         let signature = DkimSigner::from_key(self.key())
             .domain(self.domain)
             .selector(self.selector)
-            .headers(SIGNED_HEADERS)
+            .headers(headers.iter().copied())
+            .body_length(with_length)
             .sign(message.as_bytes())
             .unwrap();
         format!("{}{message}", signature.to_header())

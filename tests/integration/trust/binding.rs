@@ -9,7 +9,7 @@ fn order_to(to: &str) -> String {
     order_email(FROM, "8AB12345", "49.00").replace("To: vendor@example.org", &format!("To: {to}"))
 }
 
-fn bound(signers: &[&Signer], forwarders: &[&str]) -> Verifier {
+fn bound(signers: &[&TestSigner], forwarders: &[&str]) -> Verifier {
     let config = TrustConfig {
         recipients: vec!["sales@vendor.example".into(), "@orders.vendor.example".into()],
         forwarders: forwarders.iter().map(|f| (*f).to_owned()).collect(),
@@ -27,7 +27,7 @@ fn forwarded_by(original: &str, by: &str) -> Email {
 
 #[tokio::test]
 async fn order_signed_to_a_listed_recipient_is_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let verifier = bound(&[&paypal_key], &[]);
     for to in ["Sales <sales@vendor.example>", "shop@orders.vendor.example", "other@x.example, sales@Vendor.example"] {
         let raw = paypal_key.sign(&order_to(to));
@@ -38,7 +38,7 @@ async fn order_signed_to_a_listed_recipient_is_trusted() {
 
 #[tokio::test]
 async fn genuine_order_of_another_seller_redirected_here_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_to("seller@other-shop.example"));
     let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("no signed To or Cc names one of trust.recipients"), "{reason}");
@@ -46,7 +46,7 @@ async fn genuine_order_of_another_seller_redirected_here_is_refused() {
 
 #[tokio::test]
 async fn recipient_in_an_unsigned_to_header_does_not_bind_the_order() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign_headers(&order_to("sales@vendor.example"), &["From", "Subject", "Date"], false);
     let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("not sent to this vendor"), "{reason}");
@@ -54,7 +54,7 @@ async fn recipient_in_an_unsigned_to_header_does_not_bind_the_order() {
 
 #[tokio::test]
 async fn recipient_in_a_display_name_does_not_bind_the_order() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_to("\"sales@vendor.example\" <seller@other-shop.example>"));
     let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
     assert!(reason.contains("not sent to this vendor"), "{reason}");
@@ -62,7 +62,7 @@ async fn recipient_in_a_display_name_does_not_bind_the_order() {
 
 #[tokio::test]
 async fn another_sellers_genuine_order_forwarded_as_attachment_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_to("seller@other-shop.example"));
     let raw = forward_as_attachment(&original);
     let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &attachment_forward(&original)).await);
@@ -71,7 +71,7 @@ async fn another_sellers_genuine_order_forwarded_as_attachment_is_refused() {
 
 #[tokio::test]
 async fn signed_original_forwarded_by_someone_not_among_the_forwarders_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_to("sales@vendor.example"));
     let raw = forward_as_attachment(&original);
     let verifier = bound(&[&paypal_key], &["vendor@example.org", "@staff.vendor.example"]);
@@ -85,7 +85,7 @@ async fn signed_original_forwarded_by_someone_not_among_the_forwarders_is_refuse
 
 #[tokio::test]
 async fn signature_that_does_not_cover_the_subject_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let headers = ["From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"];
     let raw = paypal_key.sign_headers(&order_email(FROM, "8AB12345", "49.00"), &headers, false);
     let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await);
@@ -94,7 +94,7 @@ async fn signature_that_does_not_cover_the_subject_is_refused() {
 
 #[tokio::test]
 async fn provider_key_lookup_failing_for_now_is_a_retry_not_a_refusal() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let verifier = Verifier::with_dns_down(&TrustConfig { dns: true, ..config(&[]) }).unwrap();
     match check(&verifier, &raw, &parsed(FROM)).await {
@@ -105,7 +105,7 @@ async fn provider_key_lookup_failing_for_now_is_a_retry_not_a_refusal() {
 
 #[tokio::test]
 async fn a_pinned_key_is_used_while_dns_is_down_and_a_forgery_is_still_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let verifier = Verifier::with_dns_down(&TrustConfig { dns: true, ..config(&[&paypal_key]) }).unwrap();
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     assert!(check(&verifier, &raw, &parsed(FROM)).await.is_trusted());

@@ -10,7 +10,7 @@ fn parse(raw: &str) -> Email {
     email::parse(raw.as_bytes(), MAX).unwrap()
 }
 
-fn bound_to_vendor(signers: &[&Signer]) -> Verifier {
+fn bound_to_vendor(signers: &[&TestSigner]) -> Verifier {
     let config = TrustConfig {
         recipients: vec!["vendor@example.org".into()],
         forwarders: vec!["vendor@example.org".into()],
@@ -21,7 +21,7 @@ fn bound_to_vendor(signers: &[&Signer]) -> Verifier {
 
 #[tokio::test]
 async fn signed_order_parsed_by_email_parse_is_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let parsed = parse(&raw);
     assert_eq!(parsed.from.as_ref().map(|a| a.address.as_str()), Some(FROM));
@@ -31,7 +31,7 @@ async fn signed_order_parsed_by_email_parse_is_trusted() {
 
 #[tokio::test]
 async fn altered_order_parsed_by_email_parse_is_refused() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "0.49")).replace("0.49 USD", "49.00 USD");
     let verdict = bound_to_vendor(&[&paypal_key]).check(raw.as_bytes(), &parse(&raw), &paypal()).await;
     assert!(refusal(verdict).contains("the body was changed after signing"));
@@ -39,7 +39,7 @@ async fn altered_order_parsed_by_email_parse_is_refused() {
 
 #[tokio::test]
 async fn signed_original_attached_to_a_forward_is_found_by_email_parse_and_trusted() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let raw = forward_as_attachment(&original);
     let parsed = parse(&raw);
@@ -51,7 +51,7 @@ async fn signed_original_attached_to_a_forward_is_found_by_email_parse_and_trust
 
 #[tokio::test]
 async fn forged_outer_text_around_a_genuine_attached_original_cannot_change_the_order() {
-    let paypal_key = Signer::new("paypal.com");
+    let paypal_key = signer("paypal.com");
     let original = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
     let raw = forward_as_attachment(&original).replace("See attached.", "Transaction ID: 8AB99999 Item: Acme Pro");
     let parsed = parse(&raw);
