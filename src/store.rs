@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::Problems;
+use crate::problems::Problems;
 use crate::order::BuyerEmail;
 
 mod change;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Problems;
+use crate::problems::Problems;
 use crate::email::Email;
 
 mod auth_results;

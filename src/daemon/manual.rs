@@ -1,8 +1,11 @@
-//! The vendor's own actions on orders: resend a reply, revoke a license, issue a license by hand.
-//! Each returns one committed, flushed change; the caller sends what it queued.
+//! The vendor's own actions on orders: resend a reply, revoke a license, issue a license by hand, and
+//! [`Core::execute`], which carries out a vendor tool's request (from the CLI directly, or from the control
+//! socket through the daemon's loop). Each action commits one durable change before it sends what it queued.
 use anyhow::Context as _;
 
 use super::core::{Core, Origin};
+use crate::control::{Answer, Request, answer};
+use crate::reply::Mailer;
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::reply::LicenseReply;
@@ -12,6 +15,30 @@ use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
 pub const MANUAL_PROVIDER: &str = "manual";
 
 impl Core {
+    /// Carries out a vendor tool's request with this mailer, sending what it queued; what the tool prints is
+    /// formatted by [`crate::control::answer`].
+    pub async fn execute<M: Mailer>(&self, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
+        Ok(match request {
+            Request::Lookup { query } => answer::lookup(&self.store, query)?,
+            Request::Export { format } => answer::export(&self.store, *format)?,
+            Request::Resend { provider, order_id } => {
+                let queued = self.resend(provider, order_id).await?;
+                let outcome = self.send_queued(mailer, &queued).await?;
+                answer::resent(queued.len(), outcome.sent, outcome.send_failures)
+            }
+            Request::Revoke { provider, order_id, reason } => {
+                let revoked = self.revoke(provider, order_id, reason).await?;
+                self.send_due(mailer).await?;
+                answer::revoked(revoked, &format!("{provider}/{order_id}"))
+            }
+            Request::Issue { product, name, email, seats } => {
+                let (order_id, queued) = self.issue_manual(product, name, email, *seats).await?;
+                let outcome = self.send_queued(mailer, &queued).await?;
+                answer::issued(&format!("{MANUAL_PROVIDER}/{order_id}"), outcome.sent, outcome.send_failures)
+            }
+        })
+    }
+
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID). Returns the
     /// queued Message-IDs.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Vec<String>> {
@@ -20,11 +47,7 @@ impl Core {
         let mut change = Change::new();
         for mut record in lines.into_iter().filter(|r| r.revoked.is_none()) {
             let (Some(license), Some(buyer)) = (&record.license, &record.buyer_email) else { continue };
-            let recipient = if record.test && self.config.limits.test_orders == crate::fulfil::TestOrders::Vendor {
-                Recipient::Vendor
-            } else {
-                Recipient::Buyer
-            };
+            let recipient = self.config.limits.test_orders.recipient(record.test);
             let reply = LicenseReply {
                 provider,
                 order_id,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 
 use super::seams::{Licenser, Reader, Reading};
-use crate::config::{ConfigError, Loaded};
+use crate::config::Loaded;
+use crate::problems::ConfigError;
 use crate::order::Licensee;
 use crate::serial::Maker;
 use crate::template::{Outcome, Templates};

@@ -4,7 +4,7 @@ use std::path::Path;
 use regex::{Regex, RegexBuilder};
 
 use super::model::{FieldSpec, ItemsSpec, RuleSpec, TemplateFile};
-use crate::config::{Problem, Problems};
+use crate::problems::{Problem, Problems};
 use crate::order::OrderKind;
 
 /// A compiled regex may use at most this much memory, so a template cannot exhaust the daemon's.
