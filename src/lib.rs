@@ -27,7 +27,8 @@
 //! # Invariants
 //! - The store, not IMAP flags or Maildir folders, is the truth. The idempotency key is provider + order id
 //!   (+ line item), never the buyer.
-//! - Every state transition is flushed before the external effect that follows it.
+//! - Every state transition is flushed before the external effect that follows it: one call,
+//!   [`store::Store::commit_durable`], commits, flushes and only then hands out what may be sent.
 //! - Nothing from a mail is `unwrap`ped or indexed; a message keypost cannot handle is set aside, never dropped.
 //! - Secrets never reach a log, an error or `Debug` output.
 #![forbid(unsafe_code)]

@@ -9,7 +9,7 @@ use crate::reply::Mailer;
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::reply::LicenseReply;
-use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
+use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The provider name of orders issued by hand.
 pub const MANUAL_PROVIDER: &str = "manual";
@@ -39,9 +39,9 @@ impl Core {
         })
     }
 
-    /// Queues a fresh copy of each active license of an order (same serial, new Message-ID). Returns the
-    /// queued Message-IDs.
-    pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Vec<String>> {
+    /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
+    /// what was queued, for the caller to send.
+    pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
         let lines = self.store.order_lines(provider, order_id)?;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
@@ -70,11 +70,8 @@ impl Core {
             change.audit(now, "resend", &record.label(), "asked for by the vendor");
             change.put_order(&record);
         }
-        anyhow::ensure!(!change.queued().is_empty(), "order {provider}/{order_id} has no active license to send");
-        let queued = change.queued().to_vec();
-        self.store.commit(change)?;
-        self.store.flush().await?;
-        Ok(queued)
+        anyhow::ensure!(change.queues_mail(), "order {provider}/{order_id} has no active license to send");
+        Ok(self.store.commit_durable(change).await?)
     }
 
     /// Marks every active license of an order revoked. Returns how many were.
@@ -89,20 +86,20 @@ impl Core {
         let id = OrderId::parse(order_id)?;
         let mut change = Change::new();
         self.revoke_lines(provider, &id, &active, reason, &mut change)?;
-        self.store.commit(change)?;
-        self.store.flush().await?;
+        // Durable before the alert it queued (and any cancelled reply) can be acted on.
+        self.store.commit_durable(change).await?;
         Ok(active.len())
     }
 
-    /// Issues a license without an order email; the reply goes out like a real one. Returns the order id and
-    /// the queued Message-IDs.
+    /// Issues a license without an order email, durably; the reply goes out like a real one. Returns the order
+    /// id and what was queued, for the caller to send.
     pub async fn issue_manual(
         &self,
         product: &str,
         licensee: &str,
         email: &str,
         seats: u32,
-    ) -> anyhow::Result<(String, Vec<String>)> {
+    ) -> anyhow::Result<(String, Queued)> {
         anyhow::ensure!(
             self.config.products.iter().any(|p| p.id == product),
             "no product {product:?} in the configuration"
@@ -130,9 +127,7 @@ impl Core {
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
         anyhow::ensure!(assessed.outcome.fulfilled == 1, "not issued: {}", assessed.note);
-        let queued = assessed.change.queued().to_vec();
-        self.store.commit(assessed.change)?;
-        self.store.flush().await?;
+        let queued = self.store.commit_durable(assessed.change).await?;
         Ok((order_id.to_string(), queued))
     }
 }
