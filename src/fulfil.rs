@@ -3,10 +3,10 @@
 //! [`Decision`]. A failed check never reaches the buyer: it goes to review (a vendor alert).
 use serde::{Deserialize, Serialize};
 
-use crate::problems::Problems;
-use crate::product::ProductConfig;
 pub use crate::order::Recipient;
 use crate::order::{Licensee, LineItem, Order, OrderKind};
+use crate::problems::Problems;
+use crate::product::ProductConfig;
 
 /// `[limits]`: checks every order must pass. Above a rate limit an order goes to review instead of being
 /// fulfilled, so a leaked or looping provider account cannot mint licenses unattended.
@@ -193,8 +193,7 @@ fn check_sale(
     let mut grants = Vec::new();
     for (index, item) in order.items.iter().enumerate() {
         let line = u32::try_from(index).map_err(|_| "too many line items")?;
-        let product =
-            find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
+        let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
         grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });
     }

@@ -78,4 +78,3 @@ pub struct ConfigError(pub Vec<Problem>);
 fn list(problems: &[Problem]) -> String {
     problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
 }
-

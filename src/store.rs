@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::problems::Problems;
 use crate::order::BuyerEmail;
+use crate::problems::Problems;
 
 mod change;
 mod records;
@@ -224,6 +224,13 @@ impl Store {
     fn commit(&self, change: Change) -> Result<(), StoreError> {
         let batch = change.into_batch(|| self.db.generate_id())?;
         self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Waits until everything committed is on disk (tests without a runtime).
+    #[cfg(test)]
+    fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
         Ok(())
     }
 

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::problems::{Problem, Problems};
 use crate::email::Email;
 use crate::order::Order;
+use crate::problems::{Problem, Problems};
 use crate::trust::ProviderTrust;
 
 mod compile;

@@ -5,10 +5,10 @@ use anyhow::Context as _;
 
 use super::core::{Core, Origin};
 use crate::control::{Answer, Request, answer};
-use crate::reply::Mailer;
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::reply::LicenseReply;
+use crate::reply::Mailer;
 use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The provider name of orders issued by hand.

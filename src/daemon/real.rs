@@ -5,8 +5,8 @@ use anyhow::Context as _;
 
 use super::seams::{Licenser, Reader, Reading};
 use crate::config::Loaded;
-use crate::problems::ConfigError;
 use crate::order::Licensee;
+use crate::problems::ConfigError;
 use crate::serial::Maker;
 use crate::template::{Outcome, Templates};
 use crate::trust::ProviderTrust;

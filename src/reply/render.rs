@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::placeholder::{self, Escape};
 use super::{BodySource, Outgoing, ReplyConfig, ReplyTemplateConfig, VendorCopy};
-use crate::problems::{ConfigError, Problems};
 use crate::order::{BuyerEmail, Recipient, is_forbidden_char};
+use crate::problems::{ConfigError, Problems};
 
 const DEFAULT_SUBJECT: &str = "Your {product} license";
 const DEFAULT_TEXT: &str = "Hello {buyer_name},

@@ -9,7 +9,7 @@ use keypost::daemon::{Core, Daemon, Licenser, Reader, Reading};
 use keypost::email::{Address, Email};
 use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
 use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
-use keypost::reply::{Mailer, Outgoing, Renderer, SendError};
+use keypost::reply::{Mailer, Outgoing, SendError};
 use keypost::store::Store;
 use keypost::trust::{ProviderTrust, Verifier};
 
