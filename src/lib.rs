@@ -7,6 +7,9 @@
 //! [`daemon`] (the loops), [`control`] (the socket through which the vendor's tools reach a running daemon),
 //! [`cli`] (one function per subcommand).
 //!
+//! The serial schemes live in their own crate, `crates/keypost-serial` (re-exported by [`serial`]), so a vendor's
+//! app verifies serials with the code that issues them; [`serial`] adds keypost's config section and key loading.
+//!
 //! # Data flow
 //! ```text
 //! mailbox.fetch_new()             -> RawMail { key, bytes }
