@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::LoadError;
-use crate::config::Problems;
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 /// `[product.serial]`: how serials for one product are made. See `docs/serial-format.md`.

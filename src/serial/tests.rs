@@ -5,7 +5,7 @@ use std::path::Path;
 use time::macros::date;
 
 use super::*;
-use crate::config::Problems;
+use crate::problems::Problems;
 
 const TEST_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f";
 
@@ -20,7 +20,7 @@ fn maker(toml_text: &str) -> Maker {
 fn problem_keys(toml_text: &str) -> Vec<String> {
     let mut problems = Problems::new("keypost.toml");
     config(toml_text).validate("product[0].serial", &mut problems);
-    problems.items().iter().filter(|p| p.severity == crate::config::Severity::Error).map(|p| p.key.clone()).collect()
+    problems.items().iter().filter(|p| p.severity == crate::problems::Severity::Error).map(|p| p.key.clone()).collect()
 }
 
 #[test]
