@@ -195,14 +195,14 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         let assessed = message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
         if assessed.outcome.retrying > 0 {
             // Not final: no source record, not settled, so the source hands it out again on a later pass.
-            self.core.store.commit(assessed.change).context("Failed to record a message's retry")?;
+            self.core.store.commit_waiting(assessed.change).context("Failed to record a message's retry")?;
             return Ok(Outcome { messages: 1, ..assessed.outcome });
         }
         let Assessed { disposition, mut change, note, mut outcome } = assessed;
+        // Protocol step 2: the outcome, the source's disposition and the outbox entries, durably as one.
         change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
-        let queued = change.queued().to_vec();
-        self.core.store.commit(change).context("Failed to record a message's outcome")?;
-        self.core.store.flush().await.context("Failed to flush the state")?;
+        let queued = self.core.store.commit_durable(change).await.context("Failed to record a message's outcome")?;
+        // Step 3: send what it queued. Step 4: settle the message in its source.
         outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
         self.settle(&raw.key, disposition).await;
         outcome.messages = 1;

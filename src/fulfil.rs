@@ -3,8 +3,10 @@
 //! [`Decision`]. A failed check never reaches the buyer: it goes to review (a vendor alert).
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Problems, ProductConfig};
+pub use crate::order::Recipient;
 use crate::order::{Licensee, LineItem, Order, OrderKind};
+use crate::problems::Problems;
+use crate::product::ProductConfig;
 
 /// `[limits]`: checks every order must pass. Above a rate limit an order goes to review instead of being
 /// fulfilled, so a leaked or looping provider account cannot mint licenses unattended.
@@ -44,6 +46,14 @@ pub enum TestOrders {
     Vendor,
     /// The buyer gets it like a real order.
     Buyer,
+}
+
+impl TestOrders {
+    /// Who receives the license of an order (`test`: the provider marked it a test order). The one rule for a
+    /// fulfilled order and for a resend.
+    pub fn recipient(self, test: bool) -> Recipient {
+        if test && self == TestOrders::Vendor { Recipient::Vendor } else { Recipient::Buyer }
+    }
 }
 
 impl LimitsConfig {
@@ -93,15 +103,6 @@ pub struct Grant {
     pub licensee: Licensee,
 }
 
-/// Who receives an issued license.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recipient {
-    Buyer,
-    /// A test order: the vendor only.
-    Vendor,
-}
-
 /// What to do with an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
@@ -146,16 +147,16 @@ impl Decision {
     }
 }
 
-/// Decides what an order email asks for.
-pub fn decide(order: &Order, history: &History, config: &Config) -> Decision {
+/// Decides what an order email asks for, against the vendor's products and limits.
+pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limits: &LimitsConfig) -> Decision {
     if order.kind.revokes() {
         return decide_revocation(order.kind, history);
     }
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
     }
-    match check_sale(order, history, config) {
-        Ok(grants) => Decision::Issue { grants, recipient: recipient_for(order, &config.limits) },
+    match check_sale(order, history, products, limits) {
+        Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },
     }
 }
@@ -171,13 +172,13 @@ fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     Decision::Revoke { lines, reason: kind.as_str().to_owned() }
 }
 
-fn recipient_for(order: &Order, limits: &LimitsConfig) -> Recipient {
-    if order.test && limits.test_orders == TestOrders::Vendor { Recipient::Vendor } else { Recipient::Buyer }
-}
-
 /// Every check a sale must pass; the first failure is the review reason.
-fn check_sale(order: &Order, history: &History, config: &Config) -> Result<Vec<Grant>, String> {
-    let limits = &config.limits;
+fn check_sale(
+    order: &Order,
+    history: &History,
+    products: &[ProductConfig],
+    limits: &LimitsConfig,
+) -> Result<Vec<Grant>, String> {
     if history.buyer_orders_last_hour >= limits.per_buyer_per_hour {
         return Err(format!(
             "buyer placed {} orders in the last hour (limit {})",
@@ -202,8 +203,7 @@ fn check_sale(order: &Order, history: &History, config: &Config) -> Result<Vec<G
     let mut floors = Vec::new();
     for (index, item) in order.items.iter().enumerate() {
         let line = u32::try_from(index).map_err(|_| "too many line items")?;
-        let product =
-            find_product(item, &config.products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
+        let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
         floors.push((product, item.quantity));
         grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });

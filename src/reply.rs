@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::{Problems, Security, validate_server};
+use crate::endpoint::{Security, validate_server};
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 pub mod files;
@@ -11,7 +12,7 @@ pub mod placeholder;
 mod render;
 pub mod smtp;
 
-pub use render::{Alert, LicenseReply, RenderError, Renderer};
+pub use render::{Alert, LicenseReply, ProductReply, RenderError, Renderer};
 
 /// `[outbox]`: exactly one of `[outbox.smtp]` or `[outbox.files]`.
 #[derive(Debug, Clone, Default, Deserialize)]

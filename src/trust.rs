@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Problems;
 use crate::email::Email;
+use crate::problems::Problems;
 
 mod auth_results;
 mod binding;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{EXIT_INVALID_CONFIG, Globals};
-use crate::config::{Loaded, Problems, Severity};
+use crate::config::Loaded;
+use crate::problems::{Problems, Severity};
 use crate::template::TemplatesConfig;
 
 #[derive(Debug, Args)]
@@ -70,7 +71,7 @@ fn check_replies(loaded: &Loaded, problems: &mut Problems) {
     if loaded.config.outbox.is_none() {
         return;
     }
-    if let Err(err) = crate::reply::Renderer::new(loaded) {
+    if let Err(err) = crate::daemon::build::renderer(loaded) {
         problems.extend(err.0);
     }
 }

@@ -92,7 +92,7 @@ async fn order_mail(
         return Ok(Assessed { disposition: Disposition::Done, change, note: format!("duplicate of {seen}"), outcome });
     }
     let history = history(core, order)?;
-    let decision = fulfil::decide(order, &history, &core.config);
+    let decision = fulfil::decide(order, &history, &core.config.products, &core.config.limits);
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     core.apply(&origin, order, decision)

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 
 use super::seams::{Licenser, Reader, Reading};
-use crate::config::{ConfigError, Loaded};
+use crate::config::Loaded;
 use crate::order::Licensee;
+use crate::problems::ConfigError;
 use crate::serial::Maker;
 use crate::template::{Outcome, Templates};
 use crate::trust::ProviderTrust;

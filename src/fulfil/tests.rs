@@ -1,6 +1,6 @@
 //! Table tests for [`super::decide`].
 use super::*;
-use crate::config::{Problems, parse};
+use crate::config::{Config, Problems, parse};
 use crate::order::{BuyerEmail, LineItem, Money, OrderId, Sku};
 
 /// The products every case decides against; `serial` is whatever the serial module needs for a demo key.
@@ -25,6 +25,11 @@ pub(crate) fn config(extra: &str) -> Config {
     let unknown_serial_keys = problems.items().iter().all(|p| p.key.contains("serial"));
     assert!(unknown_serial_keys, "{:?}", problems.items());
     config.unwrap()
+}
+
+/// [`super::decide`] against a whole configuration's products and limits.
+fn decide(order: &Order, history: &History, config: &Config) -> Decision {
+    super::decide(order, history, &config.products, &config.limits)
 }
 
 fn item(sku: Option<&str>, name: Option<&str>, quantity: u32, price: Option<(i64, &str)>) -> LineItem {

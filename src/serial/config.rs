@@ -6,7 +6,7 @@ use super::key;
 use super::name_cbc::NameEncoding;
 use super::normalise::NormaliseRule;
 use super::text::Output;
-use crate::config::Problems;
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 /// `[product.serial]`: how serials for one product are made. See `docs/serial-format.md`.

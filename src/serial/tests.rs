@@ -26,7 +26,7 @@ fn name_cbc_maker(extra: &str) -> Maker {
 fn problem_keys(toml_text: &str) -> Vec<String> {
     let mut problems = Problems::new("keypost.toml");
     config(toml_text).validate("product[0].serial", &mut problems);
-    problems.items().iter().filter(|p| p.severity == crate::config::Severity::Error).map(|p| p.key.clone()).collect()
+    problems.items().iter().filter(|p| p.severity == crate::problems::Severity::Error).map(|p| p.key.clone()).collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::StoreError;
 use super::records::*;
 use crate::mailbox::Disposition;
 
-/// Writes that belong together. Nothing is written until [`super::Store::commit`].
+/// Writes that belong together. Nothing is written until [`super::Store::commit_durable`].
 #[derive(Debug, Default)]
 pub struct Change {
     puts: Vec<(Vec<u8>, Vec<u8>)>,
@@ -75,8 +75,13 @@ impl Change {
         self.audit.push(AuditEntry { at, event: event.to_owned(), subject: subject.to_owned(), detail: detail.into() });
     }
 
-    /// The Message-IDs this change puts into the outbox, in order.
-    pub fn queued(&self) -> &[String] {
+    /// Whether this change puts any mail into the outbox.
+    pub fn queues_mail(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// The Message-IDs this change puts into the outbox, in order; handed out by a durable commit only.
+    pub(super) fn queued(&self) -> &[String] {
         &self.queued
     }
 
