@@ -11,6 +11,9 @@
 //! Imports run one way: `cli -> daemon -> control -> store`, and below them the pure modules; a section's
 //! config never imports back from [`config`]. `python3 .ci/module-graph` prints the graph and any cycle.
 //!
+//! The serial schemes live in their own crate, `crates/keypost-serial` (re-exported by [`serial`]), so a vendor's
+//! app verifies serials with the code that issues them; [`serial`] adds keypost's config section and key loading.
+//!
 //! # Data flow
 //! ```text
 //! mailbox.fetch_new()             -> RawMail { key, bytes }
