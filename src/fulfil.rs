@@ -80,6 +80,9 @@ pub struct History {
     pub buyer_orders_last_hour: u32,
     /// Distinct orders recorded from this provider in the last hour.
     pub provider_orders_last_hour: u32,
+    /// A refund or chargeback (or cancellation) recorded for this order before any sale: its sale must never
+    /// be fulfilled.
+    pub revoked_ahead: Option<OrderKind>,
 }
 
 /// One recorded line of an order.
@@ -109,10 +112,13 @@ pub struct Grant {
 pub enum Decision {
     /// Make a license per grant and reply.
     Issue { grants: Vec<Grant>, recipient: Recipient },
-    /// Send an existing license again (asked for by the vendor).
-    Resend { reason: String },
     /// Take back these lines' licenses and tell the vendor.
     Revoke { lines: Vec<u32>, reason: String },
+    /// A refund or chargeback for an order not recorded (yet): remember it and tell the vendor, so that its
+    /// sale, should its mail come later, is never fulfilled.
+    RevokeAhead { reason: String },
+    /// A sale whose refund or chargeback came first: record it revoked, make no serial, send the buyer nothing.
+    SaleRevoked { reason: String },
     /// Nothing to do (a duplicate); no reply.
     Skip { reason: String },
     /// A person must look: vendor alert, no reply to the buyer.
@@ -123,8 +129,9 @@ impl Decision {
     pub fn action(&self) -> &'static str {
         match self {
             Decision::Issue { .. } => "issue",
-            Decision::Resend { .. } => "resend",
             Decision::Revoke { .. } => "revoke",
+            Decision::RevokeAhead { .. } => "revoke-ahead",
+            Decision::SaleRevoked { .. } => "sale-revoked",
             Decision::Skip { .. } => "skip",
             Decision::Review { .. } => "review",
         }
@@ -139,8 +146,9 @@ impl Decision {
                     if *recipient == Recipient::Buyer { "buyer" } else { "vendor (test order)" }
                 )
             }
-            Decision::Resend { reason }
-            | Decision::Revoke { reason, .. }
+            Decision::Revoke { reason, .. }
+            | Decision::RevokeAhead { reason }
+            | Decision::SaleRevoked { reason }
             | Decision::Skip { reason }
             | Decision::Review { reason } => reason.clone(),
         }
@@ -151,6 +159,9 @@ impl Decision {
 pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limits: &LimitsConfig) -> Decision {
     if order.kind.revokes() {
         return decide_revocation(order.kind, history);
+    }
+    if let Some(kind) = history.revoked_ahead {
+        return Decision::SaleRevoked { reason: format!("{} received before the sale", kind.as_str()) };
     }
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
@@ -163,7 +174,7 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
 
 fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     if history.lines.is_empty() {
-        return Decision::Review { reason: format!("{} for an order keypost never recorded", kind.as_str()) };
+        return Decision::RevokeAhead { reason: format!("{} for an order keypost has not recorded", kind.as_str()) };
     }
     let lines: Vec<u32> = history.lines.iter().filter(|l| l.licensed && !l.revoked).map(|l| l.line).collect();
     if lines.is_empty() {

@@ -132,8 +132,11 @@ fn seats_are_capped_per_order_across_its_line_items() {
 fn rate_limits_per_buyer_and_per_provider_send_orders_to_review() {
     let order = sale(vec![item(None, Some("acme lite"), 1, None)]);
     let config = config("[limits]\nper_buyer_per_hour = 2\nper_provider_per_hour = 3\n");
-    let at =
-        |buyer, provider| History { lines: vec![], buyer_orders_last_hour: buyer, provider_orders_last_hour: provider };
+    let at = |buyer, provider| History {
+        buyer_orders_last_hour: buyer,
+        provider_orders_last_hour: provider,
+        ..History::default()
+    };
     assert_eq!(decide(&order, &at(1, 2), &config).action(), "issue");
     assert!(decide(&order, &at(2, 0), &config).reason().contains("buyer placed 2 orders"));
     assert!(decide(&order, &at(0, 3), &config).reason().contains("provider paypal sent 3 orders"));
@@ -168,7 +171,7 @@ fn refunds_chargebacks_and_cancellations_revoke_only_active_licenses() {
         (OrderKind::Chargeback, vec![licensed(0, false)], ("revoke", "chargeback")),
         (OrderKind::Cancellation, vec![licensed(0, false)], ("revoke", "cancellation")),
         (OrderKind::Refund, vec![licensed(0, true)], ("skip", "refund: no active license left to revoke")),
-        (OrderKind::Refund, vec![], ("review", "refund for an order keypost never recorded")),
+        (OrderKind::Refund, vec![], ("revoke-ahead", "refund for an order keypost has not recorded")),
     ];
     for (kind, lines, (action, reason)) in cases {
         let mut order = sale(vec![]);
@@ -187,4 +190,20 @@ fn zero_limits_are_configuration_errors() {
     LimitsConfig { per_buyer_per_hour: 0, max_order_seats: 0, ..LimitsConfig::default() }.validate(&mut problems);
     let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["limits.per_buyer_per_hour", "limits.max_order_seats"]);
+}
+
+#[test]
+fn a_sale_whose_refund_came_first_is_recorded_revoked_never_issued() {
+    let order = sale(vec![item(None, Some("acme lite"), 1, None)]);
+    let remembered = KnownLine { line: 0, licensed: false, revoked: true };
+    for kind in [OrderKind::Refund, OrderKind::Chargeback] {
+        let history = History { lines: vec![remembered.clone()], revoked_ahead: Some(kind), ..History::default() };
+        let expected = format!("{} received before the sale", kind.as_str());
+        assert_eq!(action_and_reason(&decide(&order, &history, &config(""))), ("sale-revoked", expected));
+    }
+    // The same refund mailed again finds nothing left to revoke.
+    let mut refund = sale(vec![]);
+    refund.kind = OrderKind::Refund;
+    let history = History { lines: vec![remembered], revoked_ahead: Some(OrderKind::Refund), ..History::default() };
+    assert_eq!(decide(&refund, &history, &config("")).action(), "skip");
 }
