@@ -31,10 +31,9 @@ impl Change {
             self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
         }
         if let Some(buyer) = &record.buyer_email {
-            let buyer = buyer.as_str().to_lowercase();
-            self.put(key(BY_BUYER, &[&buyer, &label]), order_key.clone());
+            self.put(key(BY_BUYER, &[&buyer.as_str().to_lowercase(), &label]), order_key.clone());
             if placed {
-                self.put(key(BY_BUYER_TIME, &[&buyer, &time, &order_ref]), Vec::new());
+                self.put(key(BY_BUYER_TIME, &[&buyer.rate_key(), &time, &order_ref]), Vec::new());
             }
         }
         if let Some(license) = &record.license {
