@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod aside;
 mod check;
 mod orders;
 mod run;
@@ -49,6 +50,9 @@ pub enum Command {
     Issue(orders::IssueArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
+    /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
+    #[command(subcommand)]
+    Aside(aside::AsideCommand),
 }
 
 /// Options every command that reads the configuration shares.
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
+        Command::Aside(command) => aside::run(command, &globals),
     }
 }
 

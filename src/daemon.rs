@@ -10,9 +10,11 @@ use crate::backoff::Backoff;
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
 use crate::service::ShutdownSignal;
+use crate::store::SourceRecord;
 use crate::trust::Verifier;
 
 pub mod any;
+mod aside;
 pub mod build;
 mod core;
 mod jobs;
@@ -210,7 +212,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             }
             Settle::Now(disposition) => {
                 // Step 2: the outcome, the source's disposition and the outbox entries, durably as one.
-                change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
+                let at = self.core.now().unix_timestamp();
+                // Set-aside mail keeps its digest: `keypost aside` finds it again in the set-aside folder.
+                let sha256 = (disposition == Disposition::SetAside).then(|| raw.sha256()).flatten();
+                change.put_source(&source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
                 let queued =
                     self.core.store.commit_durable(change).await.context("Failed to record a message's outcome")?;
                 // Step 3: send what it queued. Step 4: settle the message in its source.

@@ -30,12 +30,18 @@ pub fn renderer(loaded: &Loaded) -> Result<Renderer, ConfigError> {
 pub fn core(loaded: &Loaded) -> anyhow::Result<Core> {
     let renderer = renderer(loaded)?;
     let licenser = licenser(loaded)?;
-    Ok(Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser))
+    Ok(with_aside(loaded, Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser)))
 }
 
 /// The same around a store the caller already opened (it is opened once per process).
 pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
-    Ok(Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?))
+    Ok(with_aside(loaded, Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?)))
+}
+
+/// Gives the core the mailbox's set-aside folder, when a mailbox is configured.
+fn with_aside(loaded: &Loaded, mut core: Core) -> Core {
+    core.aside = crate::mailbox::aside::AsideFolder::from_config(loaded).ok();
+    core
 }
 
 /// The state folder named by `[state] dir`, resolved.

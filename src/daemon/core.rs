@@ -18,6 +18,8 @@ pub struct Core {
     pub config: Config,
     pub renderer: Renderer,
     pub licenser: Box<dyn Licenser>,
+    /// The mailbox's set-aside folder, for `keypost aside` (none where no mailbox is configured).
+    pub aside: Option<crate::mailbox::aside::AsideFolder>,
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
 }
 
@@ -79,7 +81,7 @@ pub struct Assessed {
 
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
-        Self { store, config, renderer, licenser, clock: Arc::new(time::OffsetDateTime::now_utc) }
+        Self { store, config, renderer, licenser, aside: None, clock: Arc::new(time::OffsetDateTime::now_utc) }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).
