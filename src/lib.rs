@@ -20,7 +20,7 @@
 //! email::parse(bytes)             -> Email      (panic-safe; failure -> set aside)
 //! template.classify(&email)       -> Outcome    (no match -> ignored; broken match -> set aside + alert)
 //! trust::check(raw, email, ...)   -> Verdict    (untrusted -> set aside + alert, never fulfilled)
-//! fulfil::decide(order, history, products, limits) -> Decision   (issue | revoke | skip | review)
+//! fulfil::decide(order, history, ..) -> Decision (issue | revoke | revoke ahead | sale revoked | skip | review)
 //! serial::Maker::make(licensee, ..) -> serial
 //! store: record decision + outbox entry, flushed (before any external effect)
 //! reply: send outbox, record sent, flushed      (at-least-once, deterministic Message-ID)
