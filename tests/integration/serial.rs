@@ -201,28 +201,16 @@ fn check_names_the_key_of_a_bad_edition_term_or_unsold_sku() {
 #[test]
 fn the_daemon_issues_the_edition_and_term_of_the_sold_sku() {
     let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    std::fs::copy(examples.join("demo-reply.txt"), dir.path().join("demo-reply.txt")).unwrap();
-    let demo = std::fs::read_to_string(examples.join("demo.toml")).unwrap();
+    crate::support::copy_demo(dir.path());
+    let demo = std::fs::read_to_string(dir.path().join("demo.toml")).unwrap();
     let plain =
         r#"serial = { product_code = 258, key_id = "K1", key = { inline = "00112233445566778899aabbccddeeff" } }"#;
     assert!(demo.contains(plain), "the demo's acme-pro serial line changed");
     let terms = r#", editions = ["standard", "pro"], terms = { "ACME-PRO" = { edition = "pro", term = "365d" } } }"#;
     let with_terms = format!("{}{terms}", plain.strip_suffix(" }").unwrap());
     std::fs::write(dir.path().join("demo.toml"), demo.replace(plain, &with_terms)).unwrap();
-    std::fs::create_dir_all(dir.path().join("demo-maildir/new")).unwrap();
-    for entry in std::fs::read_dir(examples.join("demo-maildir/new")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("demo-maildir/new").join(entry.file_name())).unwrap();
-    }
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_keypost"))
-            .current_dir(dir.path())
-            .args(["--config", "demo.toml"])
-            .args(args)
-            .env("KEYPOST_LOG", "error")
-            .output()
-            .unwrap();
+        let out = keypost(dir.path(), &[&["--config", "demo.toml"], args].concat());
         assert!(out.status.success() || args[0] == "verify", "{args:?}: {out:?}");
         stdout(&out)
     };
