@@ -10,10 +10,7 @@ mod run;
 mod serial;
 mod template;
 
-/// Exit code for a failure (and for `verify` on an invalid serial).
-pub const EXIT_ERROR: u8 = 1;
-/// Exit code when the configuration or a template has problems.
-pub const EXIT_INVALID_CONFIG: u8 = 2;
+pub use crate::control::protocol::{EXIT_ERROR, EXIT_INVALID_CONFIG};
 
 /// keypost: turns payment-provider order emails into license serials, sent to each buyer exactly once.
 #[derive(Debug, Parser)]
@@ -74,6 +71,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
     }
+}
+
+/// Whether an error is stdout's reader having gone away (EPIPE), anywhere in its chain.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Loads the configuration, turning problems into one error listing them all; prints warnings to stderr.

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::{Mailer, Outgoing, SendError, SmtpConfig};
-use crate::config::{Security, is_loopback_host};
+use crate::endpoint::{Security, is_loopback_host};
 
 mod stream;
 

@@ -1,14 +1,13 @@
 //! The retry schedule of a reply the SMTP server refused for now, through the running daemon loop with tokio's
 //! clock paused: the first retry comes within seconds, later ones back off.
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use std::time::Duration;
 
 use keypost::daemon::Daemon;
 use keypost::mailbox::{RawMail, Source};
 use keypost::reply::{Mailer, Outgoing, SendError};
+use keypost::service::{ShutdownSignal, ShutdownTrigger, Stop};
 use keypost::trust::Verifier;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::fakes::{MemorySource, TestReader, daemon, mail, sale};
@@ -33,12 +32,12 @@ impl Source for Polled {
     }
 }
 
-/// Answers 421 to the first `refusals` tries, then accepts (and says so); remembers when each try came.
+/// Answers 421 to the first `refusals` tries, then accepts and stops the daemon; remembers when each try came.
 struct Refusing {
     started: Instant,
     refusals: Cell<u32>,
     tries: RefCell<Vec<(u64, bool)>>,
-    accepted: Rc<Notify>,
+    accepted: ShutdownTrigger,
 }
 
 impl Mailer for Refusing {
@@ -50,7 +49,7 @@ impl Mailer for Refusing {
             self.refusals.set(self.refusals.get() - 1);
             return Err(SendError::Transient("421 4.3.2 try again later".into()));
         }
-        self.accepted.notify_one();
+        self.accepted.request(Stop::Terminate);
         Ok(())
     }
 }
@@ -65,16 +64,15 @@ async fn a_refused_reply_is_retried_after_2_s_then_8_s_then_32_s_and_sent_once()
     let (wall, started) = (time::OffsetDateTime::now_utc(), Instant::now());
     core.set_clock(move || wall + started.elapsed());
     let verifier = Verifier::new(&core.config.trust).unwrap();
-    let accepted = Rc::new(Notify::new());
-    let mailer =
-        Refusing { started, refusals: Cell::new(3), tries: RefCell::new(Vec::new()), accepted: accepted.clone() };
+    let (accepted, shutdown) = ShutdownSignal::new();
+    let mailer = Refusing { started, refusals: Cell::new(3), tries: RefCell::new(Vec::new()), accepted };
     let mut source = Polled(base.source);
     source.0.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
     let mut daemon = Daemon::new(source, mailer, core, Box::new(TestReader), verifier);
 
     // Not a timer: the paused clock jumps to the next timer whenever the runtime waits, e.g. for the state's flush
     // on sled's own thread, so a timer here would end the run at once.
-    daemon.run(accepted.notified(), |_| {}).await.unwrap();
+    daemon.run(shutdown, |_| {}).await.unwrap();
 
     let tries = daemon.mailer.tries.borrow().clone();
     let times: Vec<u64> = tries.iter().map(|(at, _)| *at).collect();
