@@ -10,7 +10,7 @@ use keypost::reply::SendError;
 use keypost::store::ReplyState;
 
 mod demo;
-mod fakes;
+pub(crate) mod fakes;
 mod kill;
 mod property;
 mod recipient;
