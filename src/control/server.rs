@@ -154,7 +154,8 @@ async fn serve(stream: UnixStream, store: &Store, jobs: &mpsc::Sender<Job>) {
     }
 }
 
-/// Answers a connection that may not use the socket with an error and nothing else; its request is not read.
+/// Answers a connection that may not use the socket with an error and nothing else. Its request is read only to
+/// be discarded (bounded, briefly), so the client gets the answer rather than a broken pipe.
 async fn refuse(mut stream: UnixStream, why: &str) {
     tracing::warn!("Control connection refused: {why}.");
     let response = Response::error(format!("not allowed: {why}"));
@@ -163,6 +164,16 @@ async fn refuse(mut stream: UnixStream, why: &str) {
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(IO_TIMEOUT, write).await;
+    let discard = async {
+        let (mut buffer, mut total) = ([0u8; 4096], 0usize);
+        while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+            total = total.saturating_add(read);
+            if total > MAX_REQUEST_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), discard).await;
 }
 
 async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<Request, String> {
