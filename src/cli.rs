@@ -73,6 +73,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether an error is stdout's reader having gone away (EPIPE), anywhere in its chain.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Loads the configuration, turning problems into one error listing them all; prints warnings to stderr.
 pub fn load_config(globals: &Globals) -> anyhow::Result<crate::config::Loaded> {
     let path = crate::config::locate(globals.config.as_deref())?;
