@@ -11,7 +11,7 @@ use keypost::reply::SendError;
 use keypost::store::ReplyState;
 
 mod demo;
-mod fakes;
+pub(crate) mod fakes;
 mod kill;
 mod property;
 mod recipient;
