@@ -63,7 +63,8 @@ impl AsideFolder {
                     // Back into `new/` under the same name, so the daemon finds its record (same key).
                     None => root.join("new").join(message.key),
                     Some(disposition) => {
-                        let dir = root.join(maildir::folder(disposition)).join("cur");
+                        let month = super::month(time::OffsetDateTime::now_utc());
+                        let dir = root.join(maildir::folder(disposition, &month)).join("cur");
                         std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create {}", dir.display()))?;
                         dir.join(name)
                     }
@@ -75,12 +76,19 @@ impl AsideFolder {
             Self::Imap { config, base_dir, max_bytes } => {
                 let sha256 = imap_digest(message)?;
                 let dest = match to {
-                    None => &config.folder,
-                    Some(Disposition::Done) => &config.done_folder,
-                    Some(Disposition::Ignored) => &config.ignored_folder,
-                    Some(Disposition::SetAside) => &config.set_aside_folder,
+                    None => config.folder.clone(),
+                    Some(disposition) => {
+                        let folder = match disposition {
+                            Disposition::Done => &config.done_folder,
+                            Disposition::Ignored => &config.ignored_folder,
+                            Disposition::SetAside => &config.set_aside_folder,
+                        };
+                        // Filed like the daemon files it: by month where it does.
+                        let month = super::month(time::OffsetDateTime::now_utc());
+                        if disposition.by_month() { format!("{folder}/{month}") } else { folder.clone() }
+                    }
                 };
-                super::imap::aside::move_out(config, base_dir, *max_bytes, sha256, dest).await
+                super::imap::aside::move_out(config, base_dir, *max_bytes, sha256, &dest).await
             }
         }
     }
@@ -95,7 +103,7 @@ fn imap_digest<'a>(message: Named<'a>) -> anyhow::Result<&'a str> {
 
 /// The set-aside file whose key (name before the `:2,` flags) is `key`.
 fn maildir_file(root: &Path, key: &str) -> anyhow::Result<Option<PathBuf>> {
-    let aside = root.join(maildir::folder(Disposition::SetAside));
+    let aside = root.join(maildir::folder(Disposition::SetAside, ""));
     for sub in ["cur", "new"] {
         let dir = aside.join(sub);
         let entries = match std::fs::read_dir(&dir) {

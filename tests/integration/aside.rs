@@ -55,7 +55,8 @@ fn a_set_aside_message_is_shown_released_read_again_and_dropped_with_its_reason_
     let dropped = stdout_of(&demo(dir, &["aside", "drop", DEMO_ASIDE, "--reason", "test sale"]), &["drop"]);
     assert!(dropped.contains("filed as ignored"), "{dropped}");
     assert_eq!(stdout_of(&demo(dir, &["aside", "list"]), &["list"]), "nothing is set aside\n");
-    let ignored = dir.join("demo-run/maildir/.keypost.ignored/cur").join(format!("{DEMO_ASIDE}:2,S"));
+    let month = keypost::mailbox::month(time::OffsetDateTime::now_utc());
+    let ignored = dir.join(format!("demo-run/maildir/.keypost.ignored.{month}/cur/{DEMO_ASIDE}:2,S"));
     assert!(ignored.exists(), "moved to the ignored folder, not deleted");
     let store = keypost::store::Store::open(&dir.join("demo-run/state")).unwrap();
     let audit = store.audit().unwrap();
@@ -123,7 +124,8 @@ async fn set_aside_imap_mail_is_released_and_dropped_over_the_control_socket_whi
     let dropped = keypost.tool(&["aside", "drop", &second[0].0, "--reason", "forged"]);
     assert!(dropped.status.success(), "{dropped:?}\n{}", keypost.log());
     assert!(String::from_utf8_lossy(&dropped.stdout).contains("moved to the ignored folder"));
-    wait_counts(&mut client, &[("keypost.set-aside", 0), ("keypost.ignored", 1)], &keypost).await;
+    let ignored = support::ignored_folder();
+    wait_counts(&mut client, &[("keypost.set-aside", 0), (ignored.as_str(), 1)], &keypost).await;
     wait_listed(&keypost, 0);
     keypost.stop();
     let sent = sink.received(10, Duration::ZERO);

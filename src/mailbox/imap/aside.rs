@@ -50,7 +50,7 @@ pub async fn move_out(
     dest: &str,
 ) -> anyhow::Result<bool> {
     let Some((mut conn, uid, _)) = find(config, base_dir, max_bytes, sha256).await? else { return Ok(false) };
-    conn.move_to(uid, dest).await?;
+    conn.move_uids(&[uid], dest).await?;
     conn.logout().await;
     Ok(true)
 }
