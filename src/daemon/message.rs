@@ -48,7 +48,13 @@ pub(super) async fn assess(
                 true => "not recognised as an order".to_owned(),
                 false => format!("not recognised (near misses: {})", near_misses.join(", ")),
             };
-            Ok(ignored(core, &label, note))
+            let mut assessed = ignored(core, &label, note);
+            assessed.outcome.unknown_senders = 1;
+            Ok(assessed)
+        }
+        Reading::Unclassified { provider, subject, closest } => {
+            let note = format!("unrecognised mail from {provider}: subject {subject:?}, closest template {closest}");
+            set_aside(core, &label, "unrecognised provider mail", note)
         }
         Reading::NotAnOrder { template, reason } => {
             Ok(ignored(core, &label, format!("{template}: not an order: {reason}")))
