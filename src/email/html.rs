@@ -144,10 +144,10 @@ impl Walk {
                 Edge::Close(node) => {
                     if skipping == Some(node.id()) {
                         skipping = None;
-                    } else if skipping.is_none() {
-                        if let Some(element) = ElementRef::wrap(node) {
-                            self.leave(element.value().name());
-                        }
+                    } else if skipping.is_none()
+                        && let Some(element) = ElementRef::wrap(node)
+                    {
+                        self.leave(element.value().name());
                     }
                 }
             }

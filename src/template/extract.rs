@@ -40,7 +40,7 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let RuleKind::Order(kind) = rule.kind else {
         return Err(vec!["not an order rule".to_owned()]);
     };
-    let mut x = Extraction { t, rule, email, kind, evidence, problems: Vec::new() };
+    let mut x = Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new() };
     let id_field = match (rule.order_id.as_slice(), &t.order_id) {
         ([], field) => field.clone(),
         (patterns, field) => Some(Field {
@@ -125,6 +125,8 @@ struct Extraction<'a> {
     kind: OrderKind,
     evidence: &'a mut Vec<Evidence>,
     problems: Vec<String>,
+    /// Per item found, the line amount its pattern printed.
+    line_amounts: Vec<Option<Money>>,
 }
 
 impl Extraction<'_> {
@@ -282,20 +284,26 @@ impl Extraction<'_> {
         }
         let mut found = Vec::new();
         for (index, (_, _, caps)) in spans.iter().enumerate() {
-            if let Some(item) = self.item(index, caps, items) {
+            if let Some((item, amount)) = self.item(index, caps, items) {
                 found.push(item);
+                self.line_amounts.push(amount);
             }
         }
         if let (Some(pattern), [item]) = (&items.quantity, found.as_mut_slice()) {
             let field = Field {
-                places: vec![Place { patterns: vec![pattern.clone()], ..items.place.clone() }],
+                // The body (the items' section when they have one), also when the items come from the subject.
+                places: vec![Place {
+                    patterns: vec![pattern.clone()],
+                    source: super::compile::Source::Body,
+                    section: items.place.section.clone(),
+                }],
                 required: false,
                 clean: items.clean.clone(),
             };
-            if let Some(q) = self.text("items[0].quantity", Some(&field)) {
-                if let Some(q) = self.valid("items[0].quantity", quantity(&q)) {
-                    item.quantity = q;
-                }
+            if let Some(q) = self.text("items[0].quantity", Some(&field))
+                && let Some(q) = self.valid("items[0].quantity", quantity(&q))
+            {
+                item.quantity = q;
             }
         }
         if found.is_empty() && self.required("items", items.required) {
@@ -304,7 +312,10 @@ impl Extraction<'_> {
         found
     }
 
-    fn item(&mut self, index: usize, caps: &Captures<'_>, items: &Items) -> Option<LineItem> {
+    /// One line item, and its line amount when the pattern has an `amount` group (quantity x unit price, as
+    /// the provider printed it). Without a `price` group, the unit price is the amount divided by the quantity
+    /// when that comes out exact.
+    fn item(&mut self, index: usize, caps: &Captures<'_>, items: &Items) -> Option<(LineItem, Option<Money>)> {
         let name = format!("items[{index}]");
         let group = |g: &str| caps.name(g).map(|m| clean(m.as_str(), &items.clean)).filter(|v| !v.is_empty());
         let matched = caps.get(0).map(|m| m.as_str().trim_end().to_owned());
@@ -323,21 +334,30 @@ impl Extraction<'_> {
             None => 1,
             Some(q) => self.valid(&name, quantity(&q))?,
         };
-        let unit_price = match group("price") {
-            Some(price) => {
-                let currency = caps.name("currency").map(|m| m.as_str());
-                Some(self.valid(&name, money::parse(&price, currency, &self.t.dollar_currency))?)
-            }
+        let currency = caps.name("currency").map(|m| m.as_str());
+        let dollar = self.t.dollar_currency.clone();
+        let mut unit_price = match group("price") {
+            Some(price) => Some(self.valid(&name, money::parse(&price, currency, &dollar))?),
             None => None,
         };
-        Some(LineItem { sku, product_name, quantity, unit_price })
+        let amount = match group("amount") {
+            Some(amount) => Some(self.valid(&name, money::parse(&amount, currency, &dollar))?),
+            None => None,
+        };
+        if let (None, Some(amount)) = (&unit_price, &amount) {
+            let per_unit = i64::from(quantity);
+            unit_price = (amount.hundredths % per_unit == 0)
+                .then(|| Money { hundredths: amount.hundredths / per_unit, currency: amount.currency.clone() });
+        }
+        Some((LineItem { sku, product_name, quantity, unit_price }, amount))
     }
 
     /// When the items carry prices, quantity x unit price, plus tax, shipping and fee, less the discount, must
     /// be the provider's total: a line that is not the provider's (or a misread one) shows as a difference.
     fn check_sum(&mut self, items: &[LineItem], total: Option<&Money>, adjustments: &[(Adjustment, Money)]) {
-        let (Some(total), true) = (total, items.iter().any(|i| i.unit_price.is_some())) else { return };
-        match sum(items, total, adjustments) {
+        let priced = items.iter().any(|i| i.unit_price.is_some()) || self.line_amounts.iter().any(Option::is_some);
+        let (Some(total), true) = (total, priced) else { return };
+        match sum(items, &self.line_amounts, total, adjustments) {
             Ok(sum) if sum == total.hundredths => {}
             Ok(sum) => {
                 let sum = Money { hundredths: sum, currency: total.currency.clone() };
@@ -356,19 +376,38 @@ impl Extraction<'_> {
 }
 
 /// Sum of the items and adjustments in hundredths, all in the total's currency.
-fn sum(items: &[LineItem], total: &Money, adjustments: &[(Adjustment, Money)]) -> Result<i64, String> {
+fn sum(
+    items: &[LineItem],
+    line_amounts: &[Option<Money>],
+    total: &Money,
+    adjustments: &[(Adjustment, Money)],
+) -> Result<i64, String> {
     let same_currency = |m: &Money| m.currency.is_none() || total.currency.is_none() || m.currency == total.currency;
     let mut sum: i64 = 0;
     for (i, item) in items.iter().enumerate() {
-        let price = item
-            .unit_price
-            .as_ref()
-            .ok_or_else(|| format!("items[{i}] has no unit price, so the items cannot be checked against the total"))?;
-        if !same_currency(price) {
-            return Err(format!("items[{i}] is in another currency than the total ({price} vs {total})"));
+        let line = match (line_amounts.get(i).cloned().flatten(), &item.unit_price) {
+            (Some(amount), price) => {
+                let expected = price.as_ref().map(|p| p.hundredths.checked_mul(i64::from(item.quantity)));
+                if expected.is_some_and(|e| e != Some(amount.hundredths)) {
+                    return Err(format!("items[{i}]: quantity x unit price is not its amount {amount}"));
+                }
+                amount
+            }
+            (None, Some(price)) => Money {
+                hundredths: price
+                    .hundredths
+                    .checked_mul(i64::from(item.quantity))
+                    .ok_or("the items' amounts overflow")?,
+                currency: price.currency.clone(),
+            },
+            (None, None) => {
+                return Err(format!("items[{i}] has no price, so the items cannot be checked against the total"));
+            }
+        };
+        if !same_currency(&line) {
+            return Err(format!("items[{i}] is in another currency than the total ({line} vs {total})"));
         }
-        let line = price.hundredths.checked_mul(i64::from(item.quantity));
-        sum = line.and_then(|l| sum.checked_add(l)).ok_or("the items' amounts overflow")?;
+        sum = sum.checked_add(line.hundredths).ok_or("the items' amounts overflow")?;
     }
     for (kind, amount) in adjustments {
         if !same_currency(amount) {

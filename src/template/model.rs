@@ -178,8 +178,7 @@ pub struct ItemsSpec {
     /// Only the text of this section (of the body).
     #[serde(default)]
     pub section: Option<String>,
-    /// Regex with a `(?P<value>...)` group, matched against the item's source (its section when given),
-    /// giving the quantity of a single item whose pattern has no `quantity` group (a "Quantity 2" row).
+    /// Regex with a `(?P<value>...)` group, matched against the body (the items' section when given), giving the quantity of a single item whose pattern has no `quantity` group (a "Quantity 2" row).
     #[serde(default)]
     pub quantity: Option<String>,
     /// A sale must have at least one item.

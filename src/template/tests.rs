@@ -319,7 +319,7 @@ pattern = '(?m)^Item: (?P<sku>\S+) x(?P<quantity>\d+) (?P<price>\S+)$'
     let extra = ok.replace("Item: PRO x2 $10.00", "Item: PRO x2 $10.00\nItem: PRO x100 $10.00");
     let found = problems(sale(&t, &extra));
     assert!(found[0].starts_with("total: the items add up to 1021.80 USD but the total is 21.80 USD"), "{found:?}");
-    let other_currency = ok.replace("Item: PRO x2 $10.00", "Item: PRO x2 10.00 EUR");
+    let other_currency = ok.replace("Item: PRO x2 $10.00", "Item: PRO x2 €10.00");
     assert!(problems(sale(&t, &other_currency))[0].contains("another currency"));
 }
 
