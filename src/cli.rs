@@ -10,10 +10,7 @@ mod run;
 mod serial;
 mod template;
 
-/// Exit code for a failure (and for `verify` on an invalid serial).
-pub const EXIT_ERROR: u8 = 1;
-/// Exit code when the configuration or a template has problems.
-pub const EXIT_INVALID_CONFIG: u8 = 2;
+pub use crate::control::protocol::{EXIT_ERROR, EXIT_INVALID_CONFIG};
 
 /// keypost: turns payment-provider order emails into license serials, sent to each buyer exactly once.
 #[derive(Debug, Parser)]

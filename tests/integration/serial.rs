@@ -143,7 +143,7 @@ mod vectors {
         }
         config.insert("key".into(), json!({ "inline": text(set, "key") }));
         let config: SerialConfig = serde_json::from_value(Value::Object(config)).unwrap();
-        Maker::from_config(&config, Path::new(".")).unwrap()
+        config.maker(Path::new(".")).unwrap()
     }
 
     fn error_code(err: &SerialError) -> &'static str {

@@ -114,7 +114,7 @@ fn template_test_without_config_names_the_template_and_every_field() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("template:  paypal"), "{out}");
     assert!(out.contains("sale 5TY12345AB678901C"), "{out}");
-    assert!(out.contains("<- \"Transaction ID: 5TY12345AB678901C\""), "{out}");
+    assert!(out.contains("<- \"Transaction ID\\n5TY12345AB678901C\""), "{out}");
 }
 
 #[test]
