@@ -3,6 +3,7 @@ mod aside;
 mod check;
 mod control;
 mod daemon;
+mod download;
 mod fuzz;
 mod imap;
 mod pipeline;
