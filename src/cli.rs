@@ -34,8 +34,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print the serial for a licensee name
     Serial(serial::SerialArgs),
-    /// Check a serial against a licensee name (exit 0 valid, 1 not)
+    /// Check a serial against a licensee name (exit 0 valid, 1 not or expired)
     Verify(serial::VerifyArgs),
+    /// Print the offline activation code binding a serial to a machine id
+    Activate(serial::ActivateArgs),
     /// Try and check provider templates
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -64,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &globals),
         Command::Serial(args) => serial::serial(args, &globals),
         Command::Verify(args) => serial::verify(args, &globals),
+        Command::Activate(args) => serial::activate(args, &globals),
         Command::Template(command) => template::run(command, &globals),
         Command::Lookup(args) => orders::lookup(args, &globals),
         Command::Resend(args) => orders::resend(args, &globals),
@@ -71,6 +74,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
     }
+}
+
+/// Whether an error is stdout's reader having gone away (EPIPE), anywhere in its chain.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Loads the configuration, turning problems into one error listing them all; prints warnings to stderr.

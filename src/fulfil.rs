@@ -19,13 +19,21 @@ pub struct LimitsConfig {
     pub per_provider_per_hour: u32,
     /// Most seats one line item may carry before it goes to review (default 100).
     pub max_seats: u32,
+    /// Most seats one order may carry, all its line items together, before it goes to review (default 100).
+    pub max_order_seats: u32,
     /// Who receives the license of a provider's test order: `vendor` (default) or `buyer`.
     pub test_orders: TestOrders,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { per_buyer_per_hour: 5, per_provider_per_hour: 100, max_seats: 100, test_orders: TestOrders::Vendor }
+        Self {
+            per_buyer_per_hour: 5,
+            per_provider_per_hour: 100,
+            max_seats: 100,
+            max_order_seats: 100,
+            test_orders: TestOrders::Vendor,
+        }
     }
 }
 
@@ -54,6 +62,7 @@ impl LimitsConfig {
             ("limits.per_buyer_per_hour", self.per_buyer_per_hour),
             ("limits.per_provider_per_hour", self.per_provider_per_hour),
             ("limits.max_seats", self.max_seats),
+            ("limits.max_order_seats", self.max_order_seats),
         ] {
             if value == 0 {
                 problems.error(key, "must be at least 1");
@@ -71,6 +80,9 @@ pub struct History {
     pub buyer_orders_last_hour: u32,
     /// Distinct orders recorded from this provider in the last hour.
     pub provider_orders_last_hour: u32,
+    /// A refund or chargeback (or cancellation) recorded for this order before any sale: its sale must never
+    /// be fulfilled.
+    pub revoked_ahead: Option<OrderKind>,
 }
 
 /// One recorded line of an order.
@@ -92,6 +104,9 @@ pub struct Grant {
     pub product: String,
     pub seats: u32,
     pub licensee: Licensee,
+    /// The SKU the line was sold under: its edition and term come from `[product.serial.terms]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
 }
 
 /// What to do with an order.
@@ -100,10 +115,13 @@ pub struct Grant {
 pub enum Decision {
     /// Make a license per grant and reply.
     Issue { grants: Vec<Grant>, recipient: Recipient },
-    /// Send an existing license again (asked for by the vendor).
-    Resend { reason: String },
     /// Take back these lines' licenses and tell the vendor.
     Revoke { lines: Vec<u32>, reason: String },
+    /// A refund or chargeback for an order not recorded (yet): remember it and tell the vendor, so that its
+    /// sale, should its mail come later, is never fulfilled.
+    RevokeAhead { reason: String },
+    /// A sale whose refund or chargeback came first: record it revoked, make no serial, send the buyer nothing.
+    SaleRevoked { reason: String },
     /// Nothing to do (a duplicate); no reply.
     Skip { reason: String },
     /// A person must look: vendor alert, no reply to the buyer.
@@ -114,8 +132,9 @@ impl Decision {
     pub fn action(&self) -> &'static str {
         match self {
             Decision::Issue { .. } => "issue",
-            Decision::Resend { .. } => "resend",
             Decision::Revoke { .. } => "revoke",
+            Decision::RevokeAhead { .. } => "revoke-ahead",
+            Decision::SaleRevoked { .. } => "sale-revoked",
             Decision::Skip { .. } => "skip",
             Decision::Review { .. } => "review",
         }
@@ -130,8 +149,9 @@ impl Decision {
                     if *recipient == Recipient::Buyer { "buyer" } else { "vendor (test order)" }
                 )
             }
-            Decision::Resend { reason }
-            | Decision::Revoke { reason, .. }
+            Decision::Revoke { reason, .. }
+            | Decision::RevokeAhead { reason }
+            | Decision::SaleRevoked { reason }
             | Decision::Skip { reason }
             | Decision::Review { reason } => reason.clone(),
         }
@@ -142,6 +162,9 @@ impl Decision {
 pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limits: &LimitsConfig) -> Decision {
     if order.kind.revokes() {
         return decide_revocation(order.kind, history);
+    }
+    if let Some(kind) = history.revoked_ahead {
+        return Decision::SaleRevoked { reason: format!("{} received before the sale", kind.as_str()) };
     }
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
@@ -154,7 +177,7 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
 
 fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     if history.lines.is_empty() {
-        return Decision::Review { reason: format!("{} for an order keypost never recorded", kind.as_str()) };
+        return Decision::RevokeAhead { reason: format!("{} for an order keypost has not recorded", kind.as_str()) };
     }
     let lines: Vec<u32> = history.lines.iter().filter(|l| l.licensed && !l.revoked).map(|l| l.line).collect();
     if lines.is_empty() {
@@ -191,12 +214,20 @@ fn check_sale(
         return Err("the order has no line items".to_owned());
     }
     let mut grants = Vec::new();
+    let mut floors = Vec::new();
     for (index, item) in order.items.iter().enumerate() {
         let line = u32::try_from(index).map_err(|_| "too many line items")?;
         let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
-        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });
+        floors.push((product, item.quantity));
+        let sku = item.sku.as_ref().map(|sku| sku.as_str().to_owned());
+        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone(), sku });
     }
+    let seats = order.items.iter().fold(0u64, |sum, item| sum.saturating_add(u64::from(item.quantity)));
+    if seats > u64::from(limits.max_order_seats) {
+        return Err(format!("{seats} seats in one order (limit {})", limits.max_order_seats));
+    }
+    check_floor_on_total(order, &floors)?;
     Ok(grants)
 }
 
@@ -207,28 +238,35 @@ fn check_item(item: &LineItem, product: &ProductConfig, limits: &LimitsConfig) -
     if item.quantity > limits.max_seats {
         return Err(format!("{} seats of {} (limit {})", item.quantity, product.id, limits.max_seats));
     }
-    check_price(item, product)
+    Ok(())
 }
 
-/// A product with price floors needs a price in a currency that has a floor, at or above it.
-fn check_price(item: &LineItem, product: &ProductConfig) -> Result<(), String> {
-    if product.min_price.is_empty() {
-        return Ok(());
+/// Price floors are checked on the total the provider computed, never on a unit price: item lines can sit next
+/// to text the buyer wrote. The total must reach the sum of each line's floor times its quantity, in the total's
+/// currency. No floor on any product: nothing to check.
+fn check_floor_on_total(order: &Order, lines: &[(&ProductConfig, u32)]) -> Result<(), String> {
+    let floored: Vec<_> = lines.iter().filter(|(product, _)| !product.min_price.is_empty()).collect();
+    let Some((first, _)) = floored.first() else { return Ok(()) };
+    let total = order
+        .total
+        .as_ref()
+        .ok_or_else(|| format!("no order total (the minimum price of {} is checked on it)", first.id))?;
+    let currency = total.currency.as_deref().ok_or("no currency on the order total")?;
+    let mut minimum = 0i64;
+    for (product, quantity) in floored {
+        let floor = product
+            .min_price
+            .iter()
+            .find(|floor| floor.currency.eq_ignore_ascii_case(currency))
+            .ok_or_else(|| format!("no minimum price for {} in {currency}", product.id))?;
+        let each = floor.hundredths().ok_or_else(|| format!("minimum price of {} is not a number", product.id))?;
+        minimum = minimum.saturating_add(each.saturating_mul(i64::from(*quantity)));
     }
-    let price = item.unit_price.as_ref().ok_or_else(|| format!("no unit price for {}", product.id))?;
-    let currency = price.currency.as_deref().ok_or_else(|| format!("no currency for {}", product.id))?;
-    let floor = product
-        .min_price
-        .iter()
-        .find(|floor| floor.currency.eq_ignore_ascii_case(currency))
-        .ok_or_else(|| format!("no minimum price for {} in {currency}", product.id))?;
-    match floor.hundredths() {
-        Some(min) if price.hundredths >= min => Ok(()),
-        Some(_) => {
-            Err(format!("price {price} of {} is below the minimum {} {}", product.id, floor.amount, floor.currency))
-        }
-        None => Err(format!("minimum price of {} is not a number", product.id)),
+    if total.hundredths < minimum {
+        let minimum = crate::order::Money { hundredths: minimum, currency: Some(currency.to_owned()) };
+        return Err(format!("order total {total} is below the minimum {minimum} for its items"));
     }
+    Ok(())
 }
 
 /// The product a line item is for: its SKU or product name against each product's SKUs, name and id,

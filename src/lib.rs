@@ -11,13 +11,16 @@
 //! Imports run one way: `cli -> daemon -> control -> store`, and below them the pure modules; a section's
 //! config never imports back from [`config`]. `python3 .ci/module-graph` prints the graph and any cycle.
 //!
+//! The serial schemes live in their own crate, `crates/keypost-serial` (re-exported by [`serial`]), so a vendor's
+//! app verifies serials with the code that issues them; [`serial`] adds keypost's config section and key loading.
+//!
 //! # Data flow
 //! ```text
 //! mailbox.fetch_new()             -> RawMail { key, bytes }
 //! email::parse(bytes)             -> Email      (panic-safe; failure -> set aside)
 //! template.classify(&email)       -> Outcome    (no match -> ignored; broken match -> set aside + alert)
 //! trust::check(raw, email, ...)   -> Verdict    (untrusted -> set aside + alert, never fulfilled)
-//! fulfil::decide(order, history, products, limits) -> Decision   (issue | revoke | skip | review)
+//! fulfil::decide(order, history, ..) -> Decision (issue | revoke | revoke ahead | sale revoked | skip | review)
 //! serial::Maker::make(licensee, ..) -> serial
 //! store: record decision + outbox entry, flushed (before any external effect)
 //! reply: send outbox, record sent, flushed      (at-least-once, deterministic Message-ID)

@@ -8,6 +8,8 @@ fn main() -> ExitCode {
     keypost::cli::init_tracing(cli.verbose);
     match keypost::cli::run(cli) {
         Ok(code) => code,
+        // A reader that went away (`keypost export | head`) is not an error: stop quietly, as ripgrep does.
+        Err(err) if keypost::cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(keypost::cli::EXIT_ERROR)

@@ -7,12 +7,14 @@ use crate::endpoint::{Security, validate_server};
 use crate::problems::Problems;
 use crate::secret::SecretSource;
 
+mod alert;
 pub mod files;
 pub mod placeholder;
 mod render;
 pub mod smtp;
 
-pub use render::{Alert, LicenseReply, ProductReply, RenderError, Renderer};
+pub use alert::{Alert, Delivery, RevokedLine};
+pub use render::{LicenseReply, ProductReply, RenderError, Renderer};
 
 /// `[outbox]`: exactly one of `[outbox.smtp]` or `[outbox.files]`.
 #[derive(Debug, Clone, Default, Deserialize)]

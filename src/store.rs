@@ -93,6 +93,45 @@ pub enum StoreError {
     Decode { key: String, source: serde_json::Error },
 }
 
+/// The state folder holds every buyer's name and address and every serial: it is created 0700 (parents too), and
+/// an existing one with any group or other bit is narrowed to 0700, with a warning.
+fn make_private(state_dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let io = |source: std::io::Error| StoreError::Open { path: state_dir.to_owned(), source: sled::Error::Io(source) };
+    if !state_dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
+    }
+    let mode = std::fs::metadata(state_dir).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %state_dir.display(), mode = format!("{:o}", mode & 0o777), "State folder was open to other users; made 0700.");
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// sled creates its files with the process umask (often 0644); inside the 0700 state folder no one else can reach
+/// them, and they are narrowed to 0600 (folders 0700) as well, so a copy made with their modes stays private.
+fn keep_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        let mode = if kind.is_dir() {
+            0o700
+        } else if kind.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        if let Err(err) = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(file = %entry.path().display(), "Cannot make a state file private: {err}");
+        }
+        if kind.is_dir() {
+            keep_private(&entry.path());
+        }
+    }
+}
+
 /// Builds a new database with its schema version in a staging folder, then renames it to `dir`.
 fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
     let io = |source: std::io::Error| StoreError::Open { path: dir.to_owned(), source: sled::Error::Io(source) };
@@ -169,11 +208,13 @@ impl Store {
     /// a database without a schema (which every later start would have to refuse as damaged).
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let dir = state_dir.join("sled");
+        make_private(state_dir)?;
         if !dir.exists() {
             create(state_dir, &dir)?;
         }
         let store = Self { db: open_sled(&dir)? };
         store.check_schema(&dir)?;
+        keep_private(&dir);
         Ok(store)
     }
 
@@ -264,7 +305,8 @@ impl Store {
         self.get(&order_key(provider, order_id, line))
     }
 
-    /// Distinct orders from this provider, and from this buyer, recorded at or after `since`.
+    /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
+    /// `since`.
     pub fn recent_counts(
         &self,
         provider: &str,
@@ -273,9 +315,7 @@ impl Store {
     ) -> Result<(u32, u32), StoreError> {
         let provider_count = self.count_since(&records::key(BY_PROVIDER_TIME, &[provider, ""]), since)?;
         let buyer_count = match buyer {
-            Some(buyer) => {
-                self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.as_str().to_lowercase(), ""]), since)?
-            }
+            Some(buyer) => self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.rate_key(), ""]), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))

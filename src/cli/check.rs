@@ -51,7 +51,7 @@ fn check_config(path: &Path) -> bool {
 /// file shows up now rather than at start-up. Only where each comes from is printed, never a value.
 fn check_secrets(loaded: &Loaded, problems: &mut Problems) {
     for (index, product) in loaded.config.products.iter().enumerate() {
-        if let Err(err) = crate::serial::Maker::from_config(&product.serial, &loaded.base_dir) {
+        if let Err(err) = product.serial.maker(&loaded.base_dir) {
             problems.error(format!("product[{index}].serial"), err);
         }
     }

@@ -31,7 +31,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let mut shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
+        let shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
         // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
         // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
         let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
@@ -44,8 +44,6 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None
             }
         };
-        let stop = shutdown.clone();
-        daemon.set_stop_check(move || stop.is_requested());
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);
@@ -64,14 +62,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None => notifier.status("The last pass failed; retrying (see the log)"),
             }
         };
-        daemon
-            .run(
-                async move {
-                    shutdown.wait().await;
-                },
-                on_pass,
-            )
-            .await?;
+        daemon.run(shutdown, on_pass).await?;
         notifier.stopping();
         drop(control);
         tracing::info!("keypost stopped.");
@@ -85,6 +76,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("messages", outcome.messages),
         ("fulfilled", outcome.fulfilled),
         ("ignored", outcome.ignored),
+        ("unknown senders", outcome.unknown_senders),
         ("set aside", outcome.set_aside),
         ("for review", outcome.review),
         ("revoked", outcome.revoked),
@@ -94,5 +86,5 @@ pub fn summary(outcome: &Outcome) -> String {
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
     ];
-    rows.iter().map(|(name, count)| format!("{name:>14}: {count}")).collect::<Vec<_>>().join("\n")
+    rows.iter().map(|(name, count)| format!("{name:>15}: {count}")).collect::<Vec<_>>().join("\n")
 }

@@ -3,7 +3,7 @@
 //! socket through the daemon's loop). Each action commits one durable change before it sends what it queued.
 use anyhow::Context as _;
 
-use super::core::{Core, Origin};
+use super::core::{Core, Effect, Origin};
 use crate::control::{Answer, Request, answer};
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
@@ -123,10 +123,10 @@ impl Core {
             }],
             total: None,
         };
-        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee }];
+        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
-        anyhow::ensure!(assessed.outcome.fulfilled == 1, "not issued: {}", assessed.note);
+        anyhow::ensure!(assessed.effect == Effect::Fulfilled, "not issued: {}", assessed.note);
         let queued = self.store.commit_durable(assessed.change).await?;
         Ok((order_id.to_string(), queued))
     }

@@ -100,12 +100,15 @@ impl Core {
                 record.reply = ReplyState::Failed { reason: err.to_string(), attempts: entry.attempts };
                 change.put_order(&record);
             }
-            let body = format!(
-                "keypost could not send the license for {provider}/{order_id} line {line} after {} attempt(s): {err}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n",
-                entry.attempts
-            );
-            let title = format!("send failed: {provider}/{order_id}");
-            self.queue_alert(&Alert { cause: format!("failed\0{id}"), title, body }, change)?;
+            let alert = Alert::SendFailed {
+                provider: provider.clone(),
+                order_id: order_id.to_string(),
+                line: *line,
+                attempts: entry.attempts,
+                error: err.to_string(),
+                message_id: id.clone(),
+            };
+            self.queue_alert(&alert, change)?;
         }
         // A vendor message that fails is only logged and audited: alerting about an alert would loop.
         Ok(())

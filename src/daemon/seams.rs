@@ -1,7 +1,8 @@
 //! The two pure steps the daemon calls through small traits, so tests can drive it with fakes:
 //! reading a message (email parse + template classify) and making a serial.
 use crate::email::Email;
-use crate::order::{Licensee, Order};
+use crate::fulfil::Grant;
+use crate::order::Order;
 use crate::trust::ProviderTrust;
 
 /// What a message turned out to be.
@@ -9,8 +10,11 @@ use crate::trust::ProviderTrust;
 pub enum Reading {
     /// Not a message keypost can parse: set aside, vendor alerted.
     Unparseable { reason: String },
-    /// No template recognised it: ignored.
+    /// Not from any provider a template knows: ignored, and counted as from an unknown sender.
     Unrecognised { near_misses: Vec<String> },
+    /// From a known provider (its sender or signing domain belongs to a template), but no rule classifies it:
+    /// set aside, vendor alerted. Only a `not_order` rule lets provider mail be ignored.
+    Unclassified { provider: String, subject: String, closest: String },
     /// A provider's mail that is not an order (a payout, a newsletter): ignored.
     NotAnOrder { template: String, reason: String },
     /// A template recognised it but could not extract an order: set aside, vendor alerted.
@@ -26,7 +30,7 @@ pub trait Reader {
     fn provider_trust(&self, provider: &str) -> Option<ProviderTrust>;
 }
 
-/// Makes the serial for a product's license.
+/// Makes the serial for a grant's license (its product, licensee, seats, and the edition and term of its SKU).
 pub trait Licenser {
-    fn make(&self, product: &str, licensee: &Licensee, seats: u32, issued: time::Date) -> Result<String, String>;
+    fn make(&self, grant: &Grant, issued: time::Date) -> Result<String, String>;
 }

@@ -8,6 +8,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
+use super::Alert;
 use super::placeholder::{self, Escape};
 use super::{BodySource, Outgoing, ReplyConfig, ReplyTemplateConfig, VendorCopy};
 use crate::order::{BuyerEmail, Recipient, is_forbidden_char};
@@ -70,14 +71,6 @@ pub struct LicenseReply<'a> {
     pub recipient: Recipient,
     /// 0 for the original reply; n for the n-th resend asked for by the vendor (a new Message-ID).
     pub resend: u32,
-}
-
-/// A message to the vendor. `cause` identifies what it is about, so the same cause gives the same Message-ID.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub cause: String,
-    pub title: String,
-    pub body: String,
 }
 
 /// What the renderer needs of one `[[product]]` (see `ProductConfig::reply_view`).
@@ -235,9 +228,9 @@ impl Renderer {
 
     /// A message to the vendor about a review, a set-aside message, a revocation or a failure.
     pub fn alert(&self, alert: &Alert) -> Result<Outgoing, RenderError> {
-        let id = self.message_id("alert", &[&alert.cause]);
-        let subject = clean(&format!("[keypost] {}", alert.title));
-        self.build(&id, self.vendor.clone(), false, &subject, alert.body.clone(), None)
+        let id = self.message_id("alert", &[&alert.cause()]);
+        let subject = clean(&format!("[keypost] {}", alert.title()));
+        self.build(&id, self.vendor.clone(), false, &subject, alert.body(), None)
     }
 
     fn build(

@@ -19,7 +19,13 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         decision: "issue".into(),
         reason: String::new(),
         license: Some(License {
-            grant: Grant { line, product: "pro".into(), seats: 1, licensee: Licensee::parse("Åsa Öberg").unwrap() },
+            grant: Grant {
+                line,
+                product: "pro".into(),
+                seats: 1,
+                licensee: Licensee::parse("Åsa Öberg").unwrap(),
+                sku: None,
+            },
             serial: "S".into(),
             issued: "2026-11-22".into(),
         }),
@@ -70,6 +76,19 @@ fn rate_counts_only_include_orders_since_the_given_time() {
     assert_eq!(store.recent_counts("paypal", Some(&asa), 4000).unwrap(), (2, 1));
     assert_eq!(store.recent_counts("paypal", Some(&asa), 0).unwrap(), (3, 2));
     assert_eq!(store.recent_counts("gumroad", None, 0).unwrap(), (0, 0));
+}
+
+#[test]
+fn the_per_buyer_rate_limit_counts_jane_plus_1_and_capital_jane_as_one_buyer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "jane+1@example.com", 100));
+    change.put_order(&record("A-2", 0, "Jane@example.com", 100));
+    change.put_order(&record("A-3", 0, "jane+shop@Example.COM", 100));
+    store.commit(change).unwrap();
+    let jane = BuyerEmail::parse("jane@example.com").unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&jane), 0).unwrap(), (3, 3));
 }
 
 #[test]

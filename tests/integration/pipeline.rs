@@ -81,6 +81,51 @@ async fn a_refund_after_a_sale_revokes_the_license_and_alerts_the_vendor() {
 }
 
 #[tokio::test]
+async fn a_refund_before_its_sale_is_remembered_and_the_sale_is_recorded_revoked_with_no_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("r1@shop.example", "kind: chargeback\norder: A-1"));
+    let first = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&first), [0, 0, 1, 0, 0, 0], "{first}");
+    // A restart between the two: the refund is in the state, not in memory.
+    drop(daemon);
+    let mut daemon = fakes::daemon(dir.path(), "");
+    daemon.source.deliver("2", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let second = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&second), [0, 0, 0, 1, 0, 0], "{second}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty(), "the buyer gets nothing");
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert_eq!((line.license, line.reply, line.decision.as_str()), (None, ReplyState::None, "sale-revoked"));
+    assert_eq!(line.revoked.map(|r| r.reason).as_deref(), Some("chargeback received before the sale"));
+    let alerts = daemon.mailer.vendor_only();
+    assert!(alerts.iter().any(|a| a.contains("revoked: shop/A-1 (chargeback received before the sale)")), "{alerts:?}");
+    // The same sale mailed again is a duplicate, still without a serial.
+    daemon.source.deliver("3", &mail("m2@shop.example", &format!("{}\nnote: receipt", sale("A-1", "asa@example.com"))));
+    assert_eq!(daemon.poll_once().await.unwrap().skipped, 1);
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn an_order_revoked_while_its_first_reply_waited_for_a_retry_alerts_that_the_buyer_never_got_the_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    *daemon.mailer.failure_for.borrow_mut() = Some(("asa@example.com".into(), SendError::Transient("451".into())));
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.poll_once().await.unwrap();
+    daemon.source.deliver("2", &mail("r1@shop.example", "kind: refund\norder: A-1"));
+    assert_eq!(daemon.poll_once().await.unwrap().revoked, 1);
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert!(matches!(line.reply, ReplyState::Cancelled { .. }), "{:?}", line.reply);
+    let alerts = daemon.mailer.vendor_only();
+    let revoked = alerts.iter().find(|a| a.contains("revoked: shop/A-1 (refund)")).expect("a revocation alert");
+    let body =
+        mail_parser::MessageParser::default().parse(revoked.as_bytes()).unwrap().body_text(0).unwrap().into_owned();
+    assert!(body.contains("the buyer never received this serial"), "{body}");
+    assert!(!body.contains("keeps working"), "{body}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+}
+
+#[tokio::test]
 async fn non_orders_are_ignored_and_unreadable_or_broken_mail_is_set_aside_with_an_alert() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), "");
@@ -262,14 +307,16 @@ async fn run_keeps_polling_until_shutdown_and_answers_each_order_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), "");
     daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
-    let passes = std::cell::Cell::new(0);
-    let shutdown = async {
-        while passes.get() < 3 {
-            tokio::task::yield_now().await;
+    let (trigger, shutdown) = keypost::service::ShutdownSignal::new();
+    let mut passes = 0;
+    let on_pass = |_: Option<&keypost::daemon::Outcome>| {
+        passes += 1;
+        if passes >= 3 {
+            trigger.request(keypost::service::Stop::Terminate);
         }
     };
-    daemon.run(shutdown, |_| passes.set(passes.get() + 1)).await.unwrap();
-    assert!(passes.get() >= 3);
+    daemon.run(shutdown, on_pass).await.unwrap();
+    assert!(passes >= 3);
     assert_eq!(daemon.mailer.to("asa@example.com").len(), 1);
 }
 
@@ -316,4 +363,40 @@ async fn a_refund_that_arrives_while_the_reply_waits_for_a_retry_cancels_the_rep
     assert!(daemon.mailer.to("asa@example.com").is_empty(), "no license for a refunded order");
     let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
     assert!(matches!(line.reply, ReplyState::Cancelled { .. }), "{:?}", line.reply);
+}
+
+/// A message in the shape real provider mail has (headers, a blank line, a text body).
+fn provider_mail(from: &str, dkim_domain: Option<&str>, subject: &str) -> Vec<u8> {
+    let signature =
+        dkim_domain.map_or(String::new(), |d| format!("DKIM-Signature: v=1; a=rsa-sha256; d={d}; s=s1; b=AAAA\r\n"));
+    format!(
+        "{signature}From: {from}\r\nTo: vendor@acme.example\r\nSubject: {subject}\r\nMessage-ID: <{}@x>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nA layout no template knows.\r\n",
+        subject.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn provider_mail_no_rule_classifies_is_set_aside_with_an_alert_and_unknown_senders_are_ignored_but_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = fakes::real_daemon(dir.path());
+    let subject = "Zq unfamiliar layout 1";
+    daemon.source.deliver("1-paypal-unknown-layout", &provider_mail("service@paypal.com", None, subject));
+    let signed_elsewhere =
+        provider_mail("service@paypal.example-country", Some("paypal.com"), "Zq unfamiliar layout 22");
+    daemon.source.deliver("2-signed-by-paypal", &signed_elsewhere);
+    daemon.source.deliver("3-unknown-sender", &provider_mail("news@unknown.example", None, "Our newsletter"));
+    let outcome = daemon.poll_once().await.unwrap();
+
+    assert_eq!((outcome.set_aside, outcome.ignored, outcome.unknown_senders), (2, 1, 1), "{outcome}");
+    assert!(outcome.to_string().contains("ignored 1 (1 from unknown senders)"), "{outcome}");
+    assert_eq!(daemon.source.disposition("1-paypal-unknown-layout"), Some(Disposition::SetAside));
+    assert_eq!(daemon.source.disposition("2-signed-by-paypal"), Some(Disposition::SetAside));
+    assert_eq!(daemon.source.disposition("3-unknown-sender"), Some(Disposition::Ignored));
+    let alerts = daemon.mailer.vendor_only();
+    assert_eq!(alerts.len(), 2, "one alert per set-aside message: {alerts:#?}");
+    let first = alerts.iter().find(|a| a.contains("Zq unfamiliar layout 1\"")).expect("an alert for the first");
+    assert!(first.contains("unrecognised mail from PayPal"), "{first}");
+    assert!(first.contains("closest template paypal: rule["), "{first}");
 }
