@@ -12,6 +12,7 @@ use crate::reply::Mailer;
 use crate::service::ShutdownSignal;
 use crate::trust::Verifier;
 
+mod alerts;
 pub mod any;
 pub mod build;
 mod core;
@@ -171,7 +172,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             }
             outcome.add(&self.handle(raw).await?);
         }
-        // Alerts queued by failed sends go out in the same pass.
+        self.core.queue_alert_digest().await?;
+        // Alerts queued by failed sends, and a due digest of held alerts, go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
         Ok(outcome)
     }

@@ -119,7 +119,8 @@ pub struct ReplyConfig {
     pub template: Option<ReplyTemplateConfig>,
     /// Sends tried per message before it is given up as failed and the vendor alerted (default 8).
     pub send_attempts: u32,
-    /// Seconds before the first retry of a failed send; doubled each time, at most 6 hours (default 60).
+    /// Seconds before the first retry of a failed send; four times longer for each further retry, at most 6 hours
+    /// (default 2).
     pub retry_after_secs: u64,
 }
 
@@ -132,7 +133,7 @@ impl Default for ReplyConfig {
             vendor_copy: VendorCopy::Bcc,
             template: None,
             send_attempts: 8,
-            retry_after_secs: 60,
+            retry_after_secs: 2,
         }
     }
 }

@@ -3,18 +3,20 @@
 //! refunds; `demo`: the built binary on the embedded demo and the vendor's tools; `kill`: the built binary
 //! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback;
 //! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`;
-//! `recipient`: a reply goes to the trusted order's buyer only.
+//! `recipient`: a reply goes to the trusted order's buyer only; `send_retry`: the retry schedule of a refused reply
+//! through the running loop, on tokio's paused clock.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
 use keypost::store::ReplyState;
 
 mod demo;
-mod fakes;
+pub(crate) mod fakes;
 mod kill;
 mod property;
 mod recipient;
 mod retry;
+mod send_retry;
 mod servers;
 
 use fakes::{VENDOR, daemon, mail, sale};
@@ -224,8 +226,8 @@ async fn a_transient_failure_waits_for_its_retry_time_without_sleeping() {
     daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
     daemon.poll_once().await.unwrap();
     *daemon.mailer.failure.borrow_mut() = None;
-    assert_eq!(daemon.poll_once().await.unwrap().sent, 0, "not due before 60 s");
-    daemon.core.set_clock(move || start + time::Duration::seconds(61));
+    assert_eq!(daemon.poll_once().await.unwrap().sent, 0, "not due before 2 s");
+    daemon.core.set_clock(move || start + time::Duration::seconds(3));
     assert_eq!(daemon.poll_once().await.unwrap().sent, 1);
 }
 

@@ -20,7 +20,7 @@ mod tls;
 
 pub use self::binary::{Keypost, Orders};
 pub use self::dkim::TestSigner;
-pub use self::dovecot::{Dovecot, IMAP_PASSWORD, TestImap, imap_config};
+pub use self::dovecot::{Dovecot, IMAP_PASSWORD, TestImap, done_folder, ignored_folder, imap_config};
 pub use self::recording::{RecordingSink, SinkMode};
 pub use self::smtp::{AiosmtpdSink, SinkTls, SmtpSink, smtp_config};
 pub use self::tls::TestCa;

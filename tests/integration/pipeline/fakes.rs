@@ -21,7 +21,6 @@ const CONFIG: &str = r#"
 from = "Acme Licenses <licenses@acme.example>"
 vendor = "vendor@acme.example"
 send_attempts = 3
-retry_after_secs = 60
 
 [trust]
 dns = false
