@@ -36,9 +36,12 @@ fn a_set_aside_message_is_shown_released_read_again_and_dropped_with_its_reason_
     stdout_of(&demo(dir, &["run", "--once"]), &["run"]);
     let list = stdout_of(&demo(dir, &["aside", "list", "--json"]), &["aside", "list"]);
     let entries = listed(&list);
-    assert_eq!(entries.len(), 1, "{list}");
-    assert_eq!(entries[0].0, DEMO_ASIDE);
-    assert!(entries[0].1.contains("template paypal matched but failed"), "{list}");
+    let ours = entries.iter().find(|(id, _)| id == DEMO_ASIDE).unwrap_or_else(|| panic!("{list}"));
+    assert!(ours.1.contains("template paypal matched but failed"), "{list}");
+    let has_ours = |dir: &Path| {
+        let list = stdout_of(&demo(dir, &["aside", "list", "--json"]), &["aside", "list"]);
+        listed(&list).iter().any(|(id, _)| id == DEMO_ASIDE)
+    };
 
     let shown = stdout_of(&demo(dir, &["aside", "show", DEMO_ASIDE]), &["show"]);
     assert!(shown.contains("reason: template paypal matched but failed"), "{shown}");
@@ -46,15 +49,15 @@ fn a_set_aside_message_is_shown_released_read_again_and_dropped_with_its_reason_
 
     stdout_of(&demo(dir, &["aside", "release", DEMO_ASIDE]), &["release"]);
     assert!(dir.join("demo-run/maildir/new").join(DEMO_ASIDE).exists(), "back in the inbox");
-    assert_eq!(stdout_of(&demo(dir, &["aside", "list"]), &["list"]), "nothing is set aside\n");
+    assert!(!has_ours(dir), "released: no longer listed");
     // Still broken: read again, set aside again (a new record, listed again).
     let again = stdout_of(&demo(dir, &["run", "--once"]), &["run"]);
     assert!(again.contains("set aside: 1"), "{again}");
-    assert_eq!(listed(&stdout_of(&demo(dir, &["aside", "list", "--json"]), &["list"])).len(), 1);
+    assert!(has_ours(dir), "set aside again");
 
     let dropped = stdout_of(&demo(dir, &["aside", "drop", DEMO_ASIDE, "--reason", "test sale"]), &["drop"]);
     assert!(dropped.contains("filed as ignored"), "{dropped}");
-    assert_eq!(stdout_of(&demo(dir, &["aside", "list"]), &["list"]), "nothing is set aside\n");
+    assert!(!has_ours(dir), "dropped: no longer listed");
     let month = keypost::mailbox::month(time::OffsetDateTime::now_utc());
     let ignored = dir.join(format!("demo-run/maildir/.keypost.ignored.{month}/cur/{DEMO_ASIDE}:2,S"));
     assert!(ignored.exists(), "moved to the ignored folder, not deleted");
