@@ -18,7 +18,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
+    let loaded = super::load_config_listing_warnings(globals)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;
