@@ -27,7 +27,7 @@ fn time_per_op(iterations: u32, mut op: impl FnMut()) -> Duration {
 
 fn maker(toml: &str) -> Maker {
     let config: SerialConfig = toml::from_str(toml).expect("bench serial config");
-    Maker::from_config(&config, Path::new(".")).expect("bench maker")
+    config.maker(Path::new(".")).expect("bench maker")
 }
 
 fn report(name: &str, per_op: Duration) {

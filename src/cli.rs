@@ -12,10 +12,7 @@ mod run;
 mod serial;
 mod template;
 
-/// Exit code for a failure (and for `verify` on an invalid serial).
-pub const EXIT_ERROR: u8 = 1;
-/// Exit code when the configuration or a template has problems.
-pub const EXIT_INVALID_CONFIG: u8 = 2;
+pub use crate::control::protocol::{EXIT_ERROR, EXIT_INVALID_CONFIG};
 
 /// `keypost --version`: the package version and the commit it was built from (build.rs).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYPOST_COMMIT"), ")");
@@ -85,6 +82,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether an error is stdout's reader having gone away (EPIPE), anywhere in its chain.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Loads the configuration, turning problems into one error listing them all. Warnings are `check`'s and the
 /// daemon's to list; every other command says only how many there are, so its own output stays readable.
 pub fn load_config(globals: &Globals) -> anyhow::Result<crate::config::Loaded> {
@@ -113,9 +117,13 @@ fn load_config_quietly(globals: &Globals) -> anyhow::Result<crate::config::Loade
 
 /// Logs to stderr; without timestamps under systemd (journald adds its own, and sets JOURNAL_STREAM); colours only
 /// when stderr is a terminal and `NO_COLOR` is unset (no escape codes in files, pipes or the journal).
-pub fn init_tracing(verbose: u8) {
+/// `run --once` logs warnings only unless asked for more: its summary on stdout is the result (the README's first
+/// command, a cron job); the daemon logs each decision, for the journal.
+pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
+    let one_pass = matches!(&cli.command, Command::Run(args) if args.once);
+    let default = match cli.verbose {
+        0 if one_pass => "warn",
         0 => "info",
         1 => "keypost=debug,info",
         _ => "keypost=trace,debug",

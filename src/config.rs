@@ -4,91 +4,16 @@
 //! and has a `validate(&self, &mut Problems)`; this module composes them. Loading never stops at the first
 //! problem: unknown keys (found with `serde_ignored`, so all of them are reported, not just the first as
 //! `deny_unknown_fields` would) and every validation problem are collected and returned together.
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{fulfil, mailbox, reply, serial, store, template, trust};
+pub use crate::problems::{ConfigError, Problem, Problems, Severity};
+use crate::product::{self, ProductConfig};
+use crate::{fulfil, mailbox, reply, store, template, trust};
 
 /// Where the config file is looked for when `--config` is not given, in order.
 pub const DEFAULT_PATHS: [&str; 2] = ["keypost.toml", "/etc/keypost/keypost.toml"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-/// One thing wrong with a user's file, with the file and the dotted key it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub severity: Severity,
-    pub file: PathBuf,
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let level = match self.severity {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        write!(f, "{level}: {}: {}: {}", self.file.display(), self.key, self.message)
-    }
-}
-
-/// Collects problems about one file.
-#[derive(Debug)]
-pub struct Problems {
-    file: PathBuf,
-    items: Vec<Problem>,
-}
-
-impl Problems {
-    pub fn new(file: impl Into<PathBuf>) -> Self {
-        Self { file: file.into(), items: Vec::new() }
-    }
-
-    pub fn error(&mut self, key: impl Into<String>, message: impl fmt::Display) {
-        self.push(Severity::Error, key.into(), message.to_string());
-    }
-
-    pub fn warn(&mut self, key: impl Into<String>, message: impl fmt::Display) {
-        self.push(Severity::Warning, key.into(), message.to_string());
-    }
-
-    fn push(&mut self, severity: Severity, key: String, message: String) {
-        self.items.push(Problem { severity, file: self.file.clone(), key, message });
-    }
-
-    /// Takes the problems of another file (a template, a key file) into this list.
-    pub fn extend(&mut self, other: impl IntoIterator<Item = Problem>) {
-        self.items.extend(other);
-    }
-
-    pub fn has_errors(&self) -> bool {
-        self.items.iter().any(|p| p.severity == Severity::Error)
-    }
-
-    pub fn items(&self) -> &[Problem] {
-        &self.items
-    }
-
-    pub fn into_items(self) -> Vec<Problem> {
-        self.items
-    }
-}
-
-/// The configuration could not be used; every problem found is listed.
-#[derive(Debug, thiserror::Error)]
-#[error("{} problem(s) in the configuration:\n{}", .0.len(), list(.0))]
-pub struct ConfigError(pub Vec<Problem>);
-
-fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
-}
 
 /// The whole `keypost.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -117,91 +42,6 @@ pub struct Config {
     /// Rate limits and other checks every order must pass.
     #[serde(default)]
     pub limits: fulfil::LimitsConfig,
-}
-
-/// One product: `[[product]]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProductConfig {
-    /// Short stable id used in the CLI and the state, e.g. `acme-pro`.
-    pub id: String,
-    /// Name shown to buyers, e.g. `Acme Pro`.
-    pub name: String,
-    /// Every SKU, product code or product name under which providers sell it (compared case-insensitively).
-    #[serde(default)]
-    pub skus: Vec<String>,
-    /// How serials for this product are made.
-    pub serial: serial::SerialConfig,
-    /// Lowest unit price accepted per currency; an order below it goes to review.
-    #[serde(default)]
-    pub min_price: Vec<PriceFloor>,
-    /// Where the buyer downloads the product (available to reply templates as `{download_url}`).
-    #[serde(default)]
-    pub download_url: Option<String>,
-    /// An activation link template, e.g. `myapp://register?name={licensee_url}&serial={serial_url}`.
-    #[serde(default)]
-    pub activation_url: Option<String>,
-    /// A reply template for this product instead of `[reply.template]`.
-    #[serde(default)]
-    pub reply: Option<reply::ReplyTemplateConfig>,
-}
-
-/// `{ currency = "USD", amount = "9.00" }`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceFloor {
-    /// ISO 4217 code, e.g. `EUR`.
-    pub currency: String,
-    /// Decimal amount with a dot, e.g. `"9.00"`.
-    pub amount: String,
-}
-
-impl PriceFloor {
-    /// The floor in hundredths, or `None` when `amount` is not a plain decimal.
-    pub fn hundredths(&self) -> Option<i64> {
-        let (units, fraction) = self.amount.trim().split_once('.').unwrap_or((self.amount.trim(), "0"));
-        if fraction.len() > 2 || !fraction.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let units: i64 = units.parse().ok()?;
-        let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
-        units.checked_mul(100)?.checked_add(fraction)
-    }
-}
-
-/// How a connection to a mail server is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Security {
-    /// TLS from the first byte (IMAP 993, SMTP 465).
-    Tls,
-    /// Plain connection upgraded with STARTTLS before authenticating (IMAP 143, SMTP 587).
-    Starttls,
-    /// No encryption: only to a loopback host, and only with `allow_plaintext = true`.
-    Plain,
-}
-
-/// Problems with a server address and its security, shared by `[mailbox.imap]` and `[outbox.smtp]`.
-pub fn validate_server(key: &str, host: &str, security: Security, allow_plaintext: bool, problems: &mut Problems) {
-    if host.trim().is_empty() {
-        problems.error(format!("{key}.host"), "must not be empty");
-    }
-    if security == Security::Plain {
-        if !allow_plaintext {
-            problems.error(format!("{key}.security"), "\"plain\" needs allow_plaintext = true (loopback only)");
-        }
-        if !is_loopback_host(host) {
-            problems.error(
-                format!("{key}.security"),
-                format!("\"plain\" is only allowed to a loopback host, not {host:?}"),
-            );
-        }
-    }
-}
-
-/// `localhost`, `127.0.0.0/8` or `::1`.
-pub fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A configuration that loaded and validated, with the folder its relative paths are taken from.
@@ -382,37 +222,7 @@ impl Config {
         self.reply.validate(problems);
         self.trust.validate(problems);
         self.limits.validate(problems);
-        self.validate_products(problems);
-    }
-
-    fn validate_products(&self, problems: &mut Problems) {
-        let mut seen_ids = std::collections::BTreeSet::new();
-        let mut seen_skus = std::collections::BTreeMap::new();
-        for (index, product) in self.products.iter().enumerate() {
-            let key = format!("product[{index}]");
-            if product.id.trim().is_empty() {
-                problems.error(format!("{key}.id"), "must not be empty");
-            } else if !seen_ids.insert(product.id.as_str()) {
-                problems.error(format!("{key}.id"), format!("duplicate product id {:?}", product.id));
-            }
-            for sku in &product.skus {
-                if let Some(other) = seen_skus.insert(sku.to_lowercase(), product.id.as_str()) {
-                    problems.error(
-                        format!("{key}.skus"),
-                        format!("SKU {sku:?} is also listed for product {other:?}; each SKU maps to one product"),
-                    );
-                }
-            }
-            for (i, floor) in product.min_price.iter().enumerate() {
-                if floor.hundredths().is_none() {
-                    problems.error(format!("{key}.min_price[{i}].amount"), "must be a decimal like \"9.00\"");
-                }
-            }
-            product.serial.validate(&format!("{key}.serial"), problems);
-            if let Some(reply) = &product.reply {
-                reply.validate(&format!("{key}.reply"), problems);
-            }
-        }
+        product::validate_all(&self.products, problems);
     }
 }
 
@@ -453,14 +263,5 @@ mod tests {
         let mut problems = Problems::new("k.toml");
         assert!(parse("[state]\ndir = \n", &mut problems).is_none());
         assert_eq!(problems.items()[0].key, "line 2");
-    }
-
-    #[test]
-    fn price_floor_parses_plain_decimals_only() {
-        let floor = |amount: &str| PriceFloor { currency: "EUR".into(), amount: amount.into() }.hundredths();
-        assert_eq!(floor("9.5"), Some(950));
-        assert_eq!(floor("12"), Some(1200));
-        assert_eq!(floor("1,50"), None);
-        assert_eq!(floor("1.505"), None);
     }
 }

@@ -5,10 +5,11 @@
 //! connect). One connection carries one request line and one response line, both JSON ([`protocol`]). Reads
 //! (`lookup`, `export`) are answered by the server task from the daemon's open store; anything that changes the
 //! state or sends is handed to the daemon's loop as a [`Job`] and carried out between passes by its own
-//! [`crate::daemon::Core`] and mailer, so the loop stays the only writer and every action follows the same
-//! commit-flush-send protocol as a message. [`answer`] carries out a request and writes what the tool prints,
-//! the same code whether the tool opened the state itself or asked the daemon.
-//! This module never decides about orders: it transports and formats.
+//! core and mailer (`daemon/manual.rs`), so the loop stays the only writer and every action follows the same
+//! commit-flush-send protocol as a message. [`answer`] writes what the tool prints, the same code whether the
+//! tool opened the state itself or asked the daemon.
+//! This module never decides about orders and never writes the state: it transports and formats. It depends on
+//! the store only (for reads); the daemon depends on it, never the other way.
 pub mod answer;
 mod client;
 pub mod protocol;

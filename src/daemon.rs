@@ -2,7 +2,6 @@
 //! thin wrapper that waits for new mail and retries the outbox. Generic over the [`Source`] and the [`Mailer`],
 //! so the IMAP and SMTP implementations (or test fakes) slot in; the crash protocol is in `store.rs`.
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,6 +9,7 @@ use anyhow::Context as _;
 use crate::backoff::Backoff;
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
+use crate::service::ShutdownSignal;
 use crate::trust::Verifier;
 
 pub mod any;
@@ -22,7 +22,7 @@ mod outbox;
 mod real;
 mod seams;
 
-pub use core::{Assessed, Core, Origin};
+pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;
 pub use seams::{Licenser, Reader, Reading};
 
@@ -51,6 +51,24 @@ pub struct Outcome {
     pub retrying: usize,
     pub sent: usize,
     pub send_failures: usize,
+}
+
+impl From<Effect> for Outcome {
+    /// One message's count in the summary.
+    fn from(effect: Effect) -> Self {
+        let mut outcome = Outcome { messages: 1, ..Outcome::default() };
+        let count = match effect {
+            Effect::Fulfilled => &mut outcome.fulfilled,
+            Effect::Review => &mut outcome.review,
+            Effect::Revoked => &mut outcome.revoked,
+            Effect::Duplicate => &mut outcome.skipped,
+            Effect::Ignored => &mut outcome.ignored,
+            Effect::SetAside => &mut outcome.set_aside,
+            Effect::Retrying => &mut outcome.retrying,
+        };
+        *count = 1;
+        outcome
+    }
 }
 
 impl Outcome {
@@ -111,28 +129,11 @@ pub struct Daemon<S: Source, M: Mailer> {
     max_wait: Duration,
     /// Vendor tools' requests from the control socket, carried out between passes.
     jobs: Option<tokio::sync::mpsc::Receiver<crate::control::Job>>,
-    /// Asked between two messages: true ends the pass early (shutdown finishes the message in hand only).
-    stop_requested: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
-        Self {
-            source,
-            mailer,
-            core,
-            reader,
-            verifier,
-            max_wait: MAX_WAIT,
-            jobs: None,
-            stop_requested: Box::new(|| false),
-        }
-    }
-
-    /// Lets a pass end between two messages once `stop_requested` says so (e.g. SIGTERM arrived), instead of
-    /// after the whole batch. The messages not handled stay in the source for the next start.
-    pub fn set_stop_check(&mut self, stop_requested: impl Fn() -> bool + Send + Sync + 'static) {
-        self.stop_requested = Box::new(stop_requested);
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -142,6 +143,12 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
 
     /// Sends the due outbox, handles up to [`BATCH`] waiting messages, sends what they queued.
     pub async fn poll_once(&mut self) -> anyhow::Result<Outcome> {
+        self.pass(None).await
+    }
+
+    /// One pass; with `shutdown`, a requested stop ends it between two messages instead of after the batch (the
+    /// messages not handled stay in the source for the next start).
+    async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
         let batch = self
             .source
@@ -149,7 +156,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
         for raw in batch {
-            if (self.stop_requested)() {
+            if shutdown.is_some_and(ShutdownSignal::is_requested) {
                 tracing::info!("Stopping between two messages; the rest stay for the next start.");
                 break;
             }
@@ -192,20 +199,25 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             }
             None => {}
         }
-        let assessed = message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
-        if assessed.outcome.retrying > 0 {
-            // Not final: no source record, not settled, so the source hands it out again on a later pass.
-            self.core.store.commit(assessed.change).context("Failed to record a message's retry")?;
-            return Ok(Outcome { messages: 1, ..assessed.outcome });
+        // Protocol step 1: everything up to the change that records the outcome; nothing written yet.
+        let Assessed { effect, mut change, note } =
+            message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
+        let mut outcome = Outcome::from(effect);
+        match effect.settle() {
+            Settle::Later => {
+                // Not final: no source record, not settled, so the source hands it out again on a later pass.
+                self.core.store.commit_waiting(change).context("Failed to record a message's retry")?;
+            }
+            Settle::Now(disposition) => {
+                // Step 2: the outcome, the source's disposition and the outbox entries, durably as one.
+                change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
+                let queued =
+                    self.core.store.commit_durable(change).await.context("Failed to record a message's outcome")?;
+                // Step 3: send what it queued. Step 4: settle the message in its source.
+                outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
+                self.settle(&raw.key, disposition).await;
+            }
         }
-        let Assessed { disposition, mut change, note, mut outcome } = assessed;
-        change.settle_source(&source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
-        let queued = change.queued().to_vec();
-        self.core.store.commit(change).context("Failed to record a message's outcome")?;
-        self.core.store.flush().await.context("Failed to flush the state")?;
-        outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
-        self.settle(&raw.key, disposition).await;
-        outcome.messages = 1;
         Ok(outcome)
     }
 
@@ -216,18 +228,17 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         }
     }
 
-    /// Polls until `shutdown` completes; errors are logged and retried with capped backoff. `on_pass` is called
-    /// after every pass, with its outcome or `None` when it failed: the service's watchdog ping and status line
-    /// go there, so a loop that hangs stops calling it.
+    /// Polls until `shutdown` fires (a pass in hand ends after the message in hand); errors are logged and
+    /// retried with capped backoff. `on_pass` is called after every pass, with its outcome or `None` when it
+    /// failed: the service's watchdog ping and status line go there, so a loop that hangs stops calling it.
     pub async fn run(
         &mut self,
-        shutdown: impl Future<Output = ()>,
+        mut shutdown: ShutdownSignal,
         mut on_pass: impl FnMut(Option<&Outcome>),
     ) -> anyhow::Result<()> {
-        tokio::pin!(shutdown);
         let mut backoff = Backoff::default();
         loop {
-            let wait = match self.poll_once().await {
+            let wait = match self.pass(Some(&shutdown)).await {
                 Ok(outcome) => {
                     backoff.reset();
                     on_pass(Some(&outcome));
@@ -244,7 +255,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
+                _ = shutdown.wait() => return Ok(()),
                 result = self.source.wait_for_new(wait) => if let Err(err) = result {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
                     tokio::time::sleep(crate::backoff::FIRST).await;

@@ -3,8 +3,10 @@
 //! [`Decision`]. A failed check never reaches the buyer: it goes to review (a vendor alert).
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Problems, ProductConfig};
+pub use crate::order::Recipient;
 use crate::order::{Licensee, LineItem, Order, OrderKind};
+use crate::problems::Problems;
+use crate::product::ProductConfig;
 
 /// `[limits]`: checks every order must pass. Above a rate limit an order goes to review instead of being
 /// fulfilled, so a leaked or looping provider account cannot mint licenses unattended.
@@ -17,13 +19,21 @@ pub struct LimitsConfig {
     pub per_provider_per_hour: u32,
     /// Most seats one line item may carry before it goes to review (default 100).
     pub max_seats: u32,
+    /// Most seats one order may carry, all its line items together, before it goes to review (default 100).
+    pub max_order_seats: u32,
     /// Who receives the license of a provider's test order: `vendor` (default) or `buyer`.
     pub test_orders: TestOrders,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { per_buyer_per_hour: 5, per_provider_per_hour: 100, max_seats: 100, test_orders: TestOrders::Vendor }
+        Self {
+            per_buyer_per_hour: 5,
+            per_provider_per_hour: 100,
+            max_seats: 100,
+            max_order_seats: 100,
+            test_orders: TestOrders::Vendor,
+        }
     }
 }
 
@@ -38,12 +48,21 @@ pub enum TestOrders {
     Buyer,
 }
 
+impl TestOrders {
+    /// Who receives the license of an order (`test`: the provider marked it a test order). The one rule for a
+    /// fulfilled order and for a resend.
+    pub fn recipient(self, test: bool) -> Recipient {
+        if test && self == TestOrders::Vendor { Recipient::Vendor } else { Recipient::Buyer }
+    }
+}
+
 impl LimitsConfig {
     pub fn validate(&self, problems: &mut Problems) {
         for (key, value) in [
             ("limits.per_buyer_per_hour", self.per_buyer_per_hour),
             ("limits.per_provider_per_hour", self.per_provider_per_hour),
             ("limits.max_seats", self.max_seats),
+            ("limits.max_order_seats", self.max_order_seats),
         ] {
             if value == 0 {
                 problems.error(key, "must be at least 1");
@@ -61,6 +80,9 @@ pub struct History {
     pub buyer_orders_last_hour: u32,
     /// Distinct orders recorded from this provider in the last hour.
     pub provider_orders_last_hour: u32,
+    /// A refund or chargeback (or cancellation) recorded for this order before any sale: its sale must never
+    /// be fulfilled.
+    pub revoked_ahead: Option<OrderKind>,
 }
 
 /// One recorded line of an order.
@@ -84,25 +106,19 @@ pub struct Grant {
     pub licensee: Licensee,
 }
 
-/// Who receives an issued license.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recipient {
-    Buyer,
-    /// A test order: the vendor only.
-    Vendor,
-}
-
 /// What to do with an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum Decision {
     /// Make a license per grant and reply.
     Issue { grants: Vec<Grant>, recipient: Recipient },
-    /// Send an existing license again (asked for by the vendor).
-    Resend { reason: String },
     /// Take back these lines' licenses and tell the vendor.
     Revoke { lines: Vec<u32>, reason: String },
+    /// A refund or chargeback for an order not recorded (yet): remember it and tell the vendor, so that its
+    /// sale, should its mail come later, is never fulfilled.
+    RevokeAhead { reason: String },
+    /// A sale whose refund or chargeback came first: record it revoked, make no serial, send the buyer nothing.
+    SaleRevoked { reason: String },
     /// Nothing to do (a duplicate); no reply.
     Skip { reason: String },
     /// A person must look: vendor alert, no reply to the buyer.
@@ -113,8 +129,9 @@ impl Decision {
     pub fn action(&self) -> &'static str {
         match self {
             Decision::Issue { .. } => "issue",
-            Decision::Resend { .. } => "resend",
             Decision::Revoke { .. } => "revoke",
+            Decision::RevokeAhead { .. } => "revoke-ahead",
+            Decision::SaleRevoked { .. } => "sale-revoked",
             Decision::Skip { .. } => "skip",
             Decision::Review { .. } => "review",
         }
@@ -129,31 +146,35 @@ impl Decision {
                     if *recipient == Recipient::Buyer { "buyer" } else { "vendor (test order)" }
                 )
             }
-            Decision::Resend { reason }
-            | Decision::Revoke { reason, .. }
+            Decision::Revoke { reason, .. }
+            | Decision::RevokeAhead { reason }
+            | Decision::SaleRevoked { reason }
             | Decision::Skip { reason }
             | Decision::Review { reason } => reason.clone(),
         }
     }
 }
 
-/// Decides what an order email asks for.
-pub fn decide(order: &Order, history: &History, config: &Config) -> Decision {
+/// Decides what an order email asks for, against the vendor's products and limits.
+pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limits: &LimitsConfig) -> Decision {
     if order.kind.revokes() {
         return decide_revocation(order.kind, history);
+    }
+    if let Some(kind) = history.revoked_ahead {
+        return Decision::SaleRevoked { reason: format!("{} received before the sale", kind.as_str()) };
     }
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
     }
-    match check_sale(order, history, config) {
-        Ok(grants) => Decision::Issue { grants, recipient: recipient_for(order, &config.limits) },
+    match check_sale(order, history, products, limits) {
+        Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },
     }
 }
 
 fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     if history.lines.is_empty() {
-        return Decision::Review { reason: format!("{} for an order keypost never recorded", kind.as_str()) };
+        return Decision::RevokeAhead { reason: format!("{} for an order keypost has not recorded", kind.as_str()) };
     }
     let lines: Vec<u32> = history.lines.iter().filter(|l| l.licensed && !l.revoked).map(|l| l.line).collect();
     if lines.is_empty() {
@@ -162,13 +183,13 @@ fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     Decision::Revoke { lines, reason: kind.as_str().to_owned() }
 }
 
-fn recipient_for(order: &Order, limits: &LimitsConfig) -> Recipient {
-    if order.test && limits.test_orders == TestOrders::Vendor { Recipient::Vendor } else { Recipient::Buyer }
-}
-
 /// Every check a sale must pass; the first failure is the review reason.
-fn check_sale(order: &Order, history: &History, config: &Config) -> Result<Vec<Grant>, String> {
-    let limits = &config.limits;
+fn check_sale(
+    order: &Order,
+    history: &History,
+    products: &[ProductConfig],
+    limits: &LimitsConfig,
+) -> Result<Vec<Grant>, String> {
     if history.buyer_orders_last_hour >= limits.per_buyer_per_hour {
         return Err(format!(
             "buyer placed {} orders in the last hour (limit {})",
@@ -190,13 +211,19 @@ fn check_sale(order: &Order, history: &History, config: &Config) -> Result<Vec<G
         return Err("the order has no line items".to_owned());
     }
     let mut grants = Vec::new();
+    let mut floors = Vec::new();
     for (index, item) in order.items.iter().enumerate() {
         let line = u32::try_from(index).map_err(|_| "too many line items")?;
-        let product =
-            find_product(item, &config.products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
+        let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
+        floors.push((product, item.quantity));
         grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });
     }
+    let seats = order.items.iter().fold(0u64, |sum, item| sum.saturating_add(u64::from(item.quantity)));
+    if seats > u64::from(limits.max_order_seats) {
+        return Err(format!("{seats} seats in one order (limit {})", limits.max_order_seats));
+    }
+    check_floor_on_total(order, &floors)?;
     Ok(grants)
 }
 
@@ -207,28 +234,35 @@ fn check_item(item: &LineItem, product: &ProductConfig, limits: &LimitsConfig) -
     if item.quantity > limits.max_seats {
         return Err(format!("{} seats of {} (limit {})", item.quantity, product.id, limits.max_seats));
     }
-    check_price(item, product)
+    Ok(())
 }
 
-/// A product with price floors needs a price in a currency that has a floor, at or above it.
-fn check_price(item: &LineItem, product: &ProductConfig) -> Result<(), String> {
-    if product.min_price.is_empty() {
-        return Ok(());
+/// Price floors are checked on the total the provider computed, never on a unit price: item lines can sit next
+/// to text the buyer wrote. The total must reach the sum of each line's floor times its quantity, in the total's
+/// currency. No floor on any product: nothing to check.
+fn check_floor_on_total(order: &Order, lines: &[(&ProductConfig, u32)]) -> Result<(), String> {
+    let floored: Vec<_> = lines.iter().filter(|(product, _)| !product.min_price.is_empty()).collect();
+    let Some((first, _)) = floored.first() else { return Ok(()) };
+    let total = order
+        .total
+        .as_ref()
+        .ok_or_else(|| format!("no order total (the minimum price of {} is checked on it)", first.id))?;
+    let currency = total.currency.as_deref().ok_or("no currency on the order total")?;
+    let mut minimum = 0i64;
+    for (product, quantity) in floored {
+        let floor = product
+            .min_price
+            .iter()
+            .find(|floor| floor.currency.eq_ignore_ascii_case(currency))
+            .ok_or_else(|| format!("no minimum price for {} in {currency}", product.id))?;
+        let each = floor.hundredths().ok_or_else(|| format!("minimum price of {} is not a number", product.id))?;
+        minimum = minimum.saturating_add(each.saturating_mul(i64::from(*quantity)));
     }
-    let price = item.unit_price.as_ref().ok_or_else(|| format!("no unit price for {}", product.id))?;
-    let currency = price.currency.as_deref().ok_or_else(|| format!("no currency for {}", product.id))?;
-    let floor = product
-        .min_price
-        .iter()
-        .find(|floor| floor.currency.eq_ignore_ascii_case(currency))
-        .ok_or_else(|| format!("no minimum price for {} in {currency}", product.id))?;
-    match floor.hundredths() {
-        Some(min) if price.hundredths >= min => Ok(()),
-        Some(_) => {
-            Err(format!("price {price} of {} is below the minimum {} {}", product.id, floor.amount, floor.currency))
-        }
-        None => Err(format!("minimum price of {} is not a number", product.id)),
+    if total.hundredths < minimum {
+        let minimum = crate::order::Money { hundredths: minimum, currency: Some(currency.to_owned()) };
+        return Err(format!("order total {total} is below the minimum {minimum} for its items"));
     }
+    Ok(())
 }
 
 /// The product a line item is for: its SKU or product name against each product's SKUs, name and id,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Problems, Security, validate_server};
+use crate::endpoint::{Security, validate_server};
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 pub mod imap;

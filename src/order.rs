@@ -4,6 +4,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Who receives an issued license.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    Buyer,
+    /// A test order: the vendor only.
+    Vendor,
+}
+
 /// Why a field of an order was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -11,7 +20,7 @@ pub enum FieldError {
     Empty { field: &'static str },
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
-    #[error("{field} contains a control or bidi-override character")]
+    #[error("{field} contains a control, bidi, zero-width or other invisible format character, or a line separator")]
     ControlCharacter { field: &'static str },
     #[error("{field} {value:?} is not a valid e-mail address")]
     InvalidEmail { field: &'static str, value: String },
@@ -19,11 +28,41 @@ pub enum FieldError {
     InvalidAmount { field: &'static str, value: String },
 }
 
-/// True for characters that must never travel from a mail into a header, a reply or a log line:
-/// C0/C1 controls (CR and LF among them) and the Unicode bidi overrides and isolates.
+/// True for characters that must never travel from a mail into a header, a reply, a serial's name or a log line:
+/// C0/C1 controls (CR and LF among them), the line and paragraph separators (Unicode Zl, Zp), and every format
+/// character (Cf: bidi controls, zero-width spaces and joiners, the BOM, the soft hyphen...), which make two
+/// names that look the same give different serials.
 pub fn is_forbidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || is_format_char(c)
+}
+
+/// Unicode general category Cf (format), as of Unicode 16; `order::tests` checks it against the regex crate's
+/// tables.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 fn checked_text(field: &'static str, raw: &str, max: usize) -> Result<String, FieldError> {
@@ -128,6 +167,14 @@ impl BuyerEmail {
 
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+
+    /// Who the per-buyer rate limit counts: the address lower-cased and without a `+tag`, so `Jane@x.example`
+    /// and `jane+1@x.example` are one buyer.
+    pub fn rate_key(&self) -> String {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or((self.0.as_str(), ""));
+        let local = local.split_once('+').map_or(local, |(base, _)| base);
+        format!("{}@{}", local.to_lowercase(), domain.to_lowercase())
     }
 }
 
@@ -248,6 +295,34 @@ mod tests {
         assert!(BuyerEmail::parse("Jo <jo@x.example>").is_err());
         assert!(BuyerEmail::parse("no-at-sign").is_err());
         assert_eq!(BuyerEmail::parse(" Jo.Doe@Example.COM ").unwrap().as_str(), "Jo.Doe@example.com");
+    }
+
+    #[test]
+    fn names_with_separators_zero_width_or_format_characters_are_refused() {
+        for name in
+            ["Jane\u{2028}Doe", "Jane\u{2029}Doe", "Ja\u{200B}ne", "Jane\u{FEFF}", "Ja\u{00AD}ne", "J\u{2066}ane"]
+        {
+            assert!(Licensee::parse(name).is_err(), "{name:?}");
+        }
+        assert!(Licensee::parse("Zoë Ångström-Łukasz 李").is_ok());
+    }
+
+    #[test]
+    fn the_format_characters_are_exactly_unicode_category_cf() {
+        let cf = regex::Regex::new(r"^\p{Cf}$").unwrap();
+        let mut buffer = [0u8; 4];
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            assert_eq!(is_format_char(c), cf.is_match(c.encode_utf8(&mut buffer)), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn a_plus_tag_and_letter_case_do_not_make_another_buyer() {
+        let key = |raw: &str| BuyerEmail::parse(raw).unwrap().rate_key();
+        assert_eq!(key("jane+1@Example.com"), "jane@example.com");
+        assert_eq!(key("Jane@example.com"), "jane@example.com");
+        assert_eq!(key("jane+a+b@example.com"), "jane@example.com");
+        assert_ne!(key("jane.doe@example.com"), key("jane@example.com"));
     }
 
     #[test]

@@ -3,15 +3,18 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::config::{Problems, Security, validate_server};
+use crate::endpoint::{Security, validate_server};
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
+mod alert;
 pub mod files;
 pub mod placeholder;
 mod render;
 pub mod smtp;
 
-pub use render::{Alert, LicenseReply, RenderError, Renderer};
+pub use alert::{Alert, Delivery, RevokedLine};
+pub use render::{LicenseReply, ProductReply, RenderError, Renderer};
 
 /// `[outbox]`: exactly one of `[outbox.smtp]` or `[outbox.files]`.
 #[derive(Debug, Clone, Default, Deserialize)]

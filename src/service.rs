@@ -84,6 +84,19 @@ fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Opt
     }
 }
 
+/// Asks every [`ShutdownSignal`] made with it to stop; dropping it does too.
+#[derive(Debug)]
+pub struct ShutdownTrigger {
+    tx: watch::Sender<Option<Stop>>,
+}
+
+impl ShutdownTrigger {
+    pub fn request(&self, stop: Stop) {
+        // Only fails when no handle is left, which has nothing to stop.
+        let _ = self.tx.send(Some(stop));
+    }
+}
+
 /// Which signal asked keypost to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -104,14 +117,14 @@ impl ShutdownSignal {
     pub fn install() -> std::io::Result<Self> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let (tx, rx) = watch::channel(None);
+        let (trigger, shutdown) = Self::new();
         tokio::spawn(async move {
             let stop = tokio::select! {
                 _ = term.recv() => Stop::Terminate,
                 _ = int.recv() => Stop::Interrupt,
             };
             tracing::info!(signal = ?stop, "Shutdown requested; finishing the message in hand.");
-            let _ = tx.send(Some(stop));
+            trigger.request(stop);
             // Keep the handlers installed: a second signal must not kill keypost mid-flush.
             loop {
                 tokio::select! {
@@ -120,7 +133,14 @@ impl ShutdownSignal {
                 }
             }
         });
-        Ok(Self { rx })
+        Ok(shutdown)
+    }
+
+    /// A handle that fires when its trigger is pulled (or dropped): what [`ShutdownSignal::install`] builds on,
+    /// and how a test stops a daemon.
+    pub fn new() -> (ShutdownTrigger, Self) {
+        let (tx, rx) = watch::channel(None);
+        (ShutdownTrigger { tx }, Self { rx })
     }
 
     /// Whether a stop was requested (without waiting).
@@ -136,11 +156,6 @@ impl ShutdownSignal {
             Err(_) => Stop::Terminate,
         }
     }
-}
-
-/// Resolves on SIGTERM or SIGINT: the simple form for a daemon with one loop.
-pub async fn shutdown_signal() -> std::io::Result<Stop> {
-    Ok(ShutdownSignal::install()?.wait().await)
 }
 
 #[cfg(test)]

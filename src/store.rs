@@ -11,12 +11,12 @@
 //! Per message, the daemon does, in order:
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
-//! 2. *Commit one batch* — order lines with their decision and licenses, the Message-ID and content-hash
+//! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the Message-ID and content-hash
 //!    indexes, the outbox entries (fully rendered bytes with their deterministic Message-ID), the source
-//!    message's disposition, the audit lines — *then flush*. A crash before the flush completes loses the whole
+//!    message's disposition, the audit lines — *then flush*; only then does it hand out what was queued. A crash before the flush completes loses the whole
 //!    batch (case 1). A crash after it: the message comes back, its source record says it is settled, so it is
 //!    only moved again; the outbox entries are sent on start-up. No decision is made twice.
-//! 3. *Send each outbox entry*, then commit "sent" (entry removed, order's reply state `sent`, audit) and flush.
+//! 3. *Send each outbox entry*, then commit "sent" durably (entry removed, order's reply state `sent`, audit).
 //!    A crash after the server accepted the message but before that flush is the one accepted duplicate: the
 //!    entry is still queued and is sent again, with identical bytes and the same Message-ID.
 //!    A failure is committed (attempts, next try, or `failed` plus a vendor alert) before anything else.
@@ -25,7 +25,8 @@
 //! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
 //! twice except in the window of step 3. A revocation committed while an order's reply still waits in the
 //! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
-//! same order: commit, flush, then send. sled's file lock allows one process: while `keypost run` holds it, the
+//! same order: a durable commit, then send. The one write not flushed is a message's note that it waits for a
+//! later pass ([`Store::commit_waiting`]): nothing external follows it. sled's file lock allows one process: while `keypost run` holds it, the
 //! tools ask it over its control socket and its loop carries them out between passes (`control.rs`).
 //! The database itself is created in `sled.creating` and renamed to `sled` only with its schema flushed, so a crash
 //! on the very first start is rebuilt rather than mistaken for damage.
@@ -36,13 +37,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::Problems;
 use crate::order::BuyerEmail;
+use crate::problems::Problems;
 
 mod change;
 mod records;
 
 pub use change::Change;
+
 use records::*;
 pub use records::{AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord};
 
@@ -91,6 +93,45 @@ pub enum StoreError {
     Decode { key: String, source: serde_json::Error },
 }
 
+/// The state folder holds every buyer's name and address and every serial: it is created 0700 (parents too), and
+/// an existing one with any group or other bit is narrowed to 0700, with a warning.
+fn make_private(state_dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let io = |source: std::io::Error| StoreError::Open { path: state_dir.to_owned(), source: sled::Error::Io(source) };
+    if !state_dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
+    }
+    let mode = std::fs::metadata(state_dir).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %state_dir.display(), mode = format!("{:o}", mode & 0o777), "State folder was open to other users; made 0700.");
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// sled creates its files with the process umask (often 0644); inside the 0700 state folder no one else can reach
+/// them, and they are narrowed to 0600 (folders 0700) as well, so a copy made with their modes stays private.
+fn keep_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        let mode = if kind.is_dir() {
+            0o700
+        } else if kind.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        if let Err(err) = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)) {
+            tracing::warn!(file = %entry.path().display(), "Cannot make a state file private: {err}");
+        }
+        if kind.is_dir() {
+            keep_private(&entry.path());
+        }
+    }
+}
+
 /// Builds a new database with its schema version in a staging folder, then renames it to `dir`.
 fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
     let io = |source: std::io::Error| StoreError::Open { path: dir.to_owned(), source: sled::Error::Io(source) };
@@ -134,6 +175,25 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// The Message-IDs a durable commit put into the outbox, in order: the mail that may be sent now. Only
+/// [`Store::commit_durable`] makes one, so sending what a change queued cannot skip the flush before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queued(Vec<String>);
+
+impl Queued {
+    pub fn message_ids(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -148,11 +208,13 @@ impl Store {
     /// a database without a schema (which every later start would have to refuse as damaged).
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
         let dir = state_dir.join("sled");
+        make_private(state_dir)?;
         if !dir.exists() {
             create(state_dir, &dir)?;
         }
         let store = Self { db: open_sled(&dir)? };
         store.check_schema(&dir)?;
+        keep_private(&dir);
         Ok(store)
     }
 
@@ -171,21 +233,44 @@ impl Store {
         }
     }
 
-    /// Applies a change atomically. Not yet durable: call [`Store::flush`] before any external effect.
-    pub fn commit(&self, change: Change) -> Result<(), StoreError> {
+    /// Protocol step 2 (and step 3's record of each send): applies `change` atomically, then waits until it is
+    /// on disk. Returns what it put into the outbox, which may be sent now and not before. Every write that an
+    /// external effect (a send, a move in the mailbox) follows goes through here.
+    pub async fn commit_durable(&self, change: Change) -> Result<Queued, StoreError> {
+        self.commit_durable_all([change]).await
+    }
+
+    /// The same for several changes (a batch of messages) at the cost of one flush: each change is applied as
+    /// its own atomic batch, in order, and none of their queued messages may be sent until all are durable. A
+    /// crash before the flush completes may lose some of them, each whole, never part of one.
+    pub async fn commit_durable_all(&self, changes: impl IntoIterator<Item = Change>) -> Result<Queued, StoreError> {
+        let mut queued = Vec::new();
+        for change in changes {
+            queued.extend_from_slice(change.queued());
+            self.commit(change)?;
+        }
+        self.db.flush_async().await?;
+        Ok(Queued(queued))
+    }
+
+    /// The one write that is not flushed: a message left waiting for a later pass (its trust check could not
+    /// finish) notes since when, with its audit line. No external effect follows it; a crash that loses it only
+    /// restarts that message's retry clock. It must not queue anything.
+    pub fn commit_waiting(&self, change: Change) -> Result<(), StoreError> {
+        debug_assert!(change.queued().is_empty(), "a change that queues mail must be committed durably");
+        self.commit(change)
+    }
+
+    /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
+    fn commit(&self, change: Change) -> Result<(), StoreError> {
         let batch = change.into_batch(|| self.db.generate_id())?;
         self.db.apply_batch(batch)?;
         Ok(())
     }
 
-    /// Waits until everything committed is on disk.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
-    /// The same, for the command-line tools that run without an async runtime.
-    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+    /// Waits until everything committed is on disk (tests without a runtime).
+    #[cfg(test)]
+    fn flush_blocking(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
     }
@@ -220,7 +305,8 @@ impl Store {
         self.get(&order_key(provider, order_id, line))
     }
 
-    /// Distinct orders from this provider, and from this buyer, recorded at or after `since`.
+    /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
+    /// `since`.
     pub fn recent_counts(
         &self,
         provider: &str,
@@ -229,9 +315,7 @@ impl Store {
     ) -> Result<(u32, u32), StoreError> {
         let provider_count = self.count_since(&records::key(BY_PROVIDER_TIME, &[provider, ""]), since)?;
         let buyer_count = match buyer {
-            Some(buyer) => {
-                self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.as_str().to_lowercase(), ""]), since)?
-            }
+            Some(buyer) => self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.rate_key(), ""]), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))

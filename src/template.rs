@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Problem, Problems};
 use crate::email::Email;
 use crate::order::Order;
+use crate::problems::{Problem, Problems};
 use crate::trust::ProviderTrust;
 
 mod compile;
@@ -93,7 +93,7 @@ impl Templates {
                 add(&mut loaded, compile::compile(&file, &text), &mut problems, true);
             }
         }
-        if problems.iter().any(|p| p.severity == crate::config::Severity::Error) {
+        if problems.iter().any(|p| p.severity == crate::problems::Severity::Error) {
             return Err(problems);
         }
         let templates = loaded.into_values().map(|(template, _)| template).collect();

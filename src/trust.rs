@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::Problems;
 use crate::email::Email;
+use crate::problems::Problems;
 
 mod auth_results;
 mod binding;
 mod dkim;
 mod domain;
+mod signed;
 
 /// `[trust]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -263,14 +264,16 @@ impl Verifier {
     /// `raw` is the message as received; `email` its parse. A forward must come from one of `forwarders`
     /// when that is set. Then tries, in order: the provider's DKIM signature (on `raw`, or on
     /// `email.attached_original` for a forward as attachment), the vendor's Authentication-Results (direct
-    /// delivery only), the sender-only opt-in. A refusal lists why each failed; when nothing passed but a
+    /// delivery only, and only when keypost could not reach a verdict on a provider signature itself: with the
+    /// key at hand its verdict is final), the sender-only opt-in. A refusal lists why each failed; when nothing passed but a
     /// provider key could not be looked up for now, the verdict is [`Verdict::Retry`].
     #[tracing::instrument(skip_all, fields(provider = %provider.provider))]
     pub async fn check(&self, raw: &[u8], email: &Email, provider: &ProviderTrust) -> Verdict {
         if let Err(reason) = binding::forwarder_allowed(email, &self.config.forwarders) {
             return Verdict::Refused { reason: domain::sanitize(&reason) };
         }
-        let (recipients, mut temporary) = (&self.config.recipients, false);
+        let context = signed::Context { email, provider, recipients: &self.config.recipients };
+        let (mut temporary, mut settled) = (false, false);
         let mut reasons = Vec::new();
         let inline_forward = email.attached_original.is_none() && email.forwarded.is_some();
         if inline_forward {
@@ -280,10 +283,10 @@ impl Verifier {
                 Some(original) => (original, "attached original"),
                 None => (raw, "message"),
             };
-            match dkim::verify(&self.authenticator, &self.keys, signed, email, provider, recipients).await {
+            match dkim::verify(&self.authenticator, &self.keys, signed, &context).await {
                 Ok(method) => return Verdict::Trusted { method },
                 Err(err) => {
-                    temporary = err.is_temporary();
+                    (temporary, settled) = (err.is_temporary(), err.is_final());
                     reasons.push(format!("DKIM ({what}): {err}"));
                 }
             }
@@ -291,7 +294,10 @@ impl Verifier {
         match (&self.config.authserv_id, email.attached_original.is_some() || inline_forward) {
             (None, _) => {}
             (Some(_), true) => reasons.push("Authentication-Results: not applicable to a forward".to_owned()),
-            (Some(id), false) => match auth_results::verify(raw, id, email, provider, recipients) {
+            (Some(_), false) if settled => reasons.push(
+                "Authentication-Results: not consulted, keypost checked the provider's signature itself".to_owned(),
+            ),
+            (Some(id), false) => match auth_results::verify(raw, id, &context) {
                 Ok(method) => return Verdict::Trusted { method },
                 Err(err) => reasons.push(format!("Authentication-Results: {err}")),
             },

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{EXIT_INVALID_CONFIG, Globals};
-use crate::config::{Loaded, Problems, Severity};
+use crate::config::Loaded;
+use crate::problems::{Problems, Severity};
 use crate::template::TemplatesConfig;
 
 #[derive(Debug, Args)]
@@ -50,7 +51,7 @@ fn check_config(path: &Path) -> bool {
 /// file shows up now rather than at start-up. Only where each comes from is printed, never a value.
 fn check_secrets(loaded: &Loaded, problems: &mut Problems) {
     for (index, product) in loaded.config.products.iter().enumerate() {
-        if let Err(err) = crate::serial::Maker::from_config(&product.serial, &loaded.base_dir) {
+        if let Err(err) = product.serial.maker(&loaded.base_dir) {
             problems.error(format!("product[{index}].serial"), err);
         }
     }
@@ -70,7 +71,7 @@ fn check_replies(loaded: &Loaded, problems: &mut Problems) {
     if loaded.config.outbox.is_none() {
         return;
     }
-    if let Err(err) = crate::reply::Renderer::new(loaded) {
+    if let Err(err) = crate::daemon::build::renderer(loaded) {
         problems.extend(err.0);
     }
 }

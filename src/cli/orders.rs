@@ -1,6 +1,6 @@
 //! The vendor's order tools: lookup, resend, revoke, issue, export. Each becomes a [`Request`]; when the state
 //! is free the tool carries it out itself, and while `keypost run` holds it (sled allows one process) the tool
-//! asks the daemon over its control socket. Either way `control::answer` writes the output and the exit code.
+//! asks the daemon over its control socket. Either way `Core::execute` carries it out and `control::answer` writes the output and the exit code.
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -113,5 +113,5 @@ fn directly(loaded: &Loaded, store: Store, request: &Request) -> anyhow::Result<
     let core = build::core_with(loaded, store)?;
     let mailer = AnyMailer::from_config(loaded)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(control::answer::execute(&core, &mailer, request))
+    runtime.block_on(core.execute(&mailer, request))
 }

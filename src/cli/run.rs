@@ -18,7 +18,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config_listing_warnings(globals)?;
+    // The daemon lists its configuration's warnings once, for the journal; one pass only counts them.
+    let loaded = if args.once { super::load_config(globals)? } else { super::load_config_listing_warnings(globals)? };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;
@@ -31,7 +32,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let mut shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
+        let shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
         // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
         // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
         let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
@@ -44,8 +45,6 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None
             }
         };
-        let stop = shutdown.clone();
-        daemon.set_stop_check(move || stop.is_requested());
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);
@@ -64,14 +63,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None => notifier.status("The last pass failed; retrying (see the log)"),
             }
         };
-        daemon
-            .run(
-                async move {
-                    shutdown.wait().await;
-                },
-                on_pass,
-            )
-            .await?;
+        daemon.run(shutdown, on_pass).await?;
         notifier.stopping();
         drop(control);
         tracing::info!("keypost stopped.");

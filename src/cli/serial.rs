@@ -86,7 +86,9 @@ fn product_maker(loaded: &Loaded, id: &str) -> anyhow::Result<Maker> {
         let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
         anyhow::bail!("unknown product {id:?} in {}; known products: {known}", loaded.path.display());
     };
-    Maker::from_config(&product.serial, &loaded.base_dir)
+    product
+        .serial
+        .maker(&loaded.base_dir)
         .with_context(|| format!("Failed to load the serial settings of product {id:?} ({})", loaded.path.display()))
 }
 

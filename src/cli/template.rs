@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::{EXIT_ERROR, EXIT_INVALID_CONFIG, Globals};
-use crate::config::{Loaded, Problem};
+use crate::config::Loaded;
+use crate::problems::Problem;
 use crate::template::{Templates, TemplatesConfig, golden, test_message};
 
 #[derive(Debug, Subcommand)]

@@ -1,12 +1,10 @@
-//! Carrying out a vendor tool's request and writing what it prints: the same code whether the tool opened the
-//! state itself (no daemon running) or the daemon does it over the control socket, so output and exit codes
-//! cannot drift apart. Writes follow the store's protocol: [`Core`] commits and flushes, then this sends.
+//! What a vendor tool prints and its exit code: the same code whether the tool opened the state itself (no
+//! daemon running) or the daemon answers over the control socket, so output and exit codes cannot drift apart.
+//! Reads (`lookup`, `export`) are answered here from the store; the writes are carried out by the daemon
+//! (`daemon/manual.rs`), which formats its result with the functions here. Nothing here changes the state.
 use std::fmt::Write as _;
 
-use super::protocol::{Answer, ExportFormat, Request};
-use crate::cli::EXIT_ERROR;
-use crate::daemon::{Core, MANUAL_PROVIDER};
-use crate::reply::Mailer;
+use super::protocol::{Answer, EXIT_ERROR, ExportFormat, Request};
 use crate::store::{OrderRecord, ReplyState, Store};
 
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
@@ -18,31 +16,23 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
     }
 }
 
-/// Carries out any request with this core and mailer, sending what it queued.
-pub async fn execute<M: Mailer>(core: &Core, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
-    let stdout = match request {
-        Request::Lookup { query } => return lookup(&core.store, query),
-        Request::Export { format } => return export(&core.store, *format),
-        Request::Resend { provider, order_id } => {
-            let queued = core.resend(provider, order_id).await?;
-            let outcome = core.send_queued(mailer, &queued).await?;
-            format!("{} reply(ies) queued, {} sent, {} failed\n", queued.len(), outcome.sent, outcome.send_failures)
-        }
-        Request::Revoke { provider, order_id, reason } => {
-            let revoked = core.revoke(provider, order_id, reason).await?;
-            core.send_due(mailer).await?;
-            format!("{revoked} license(s) of {provider}/{order_id} revoked\n")
-        }
-        Request::Issue { product, name, email, seats } => {
-            let (order_id, queued) = core.issue_manual(product, name, email, *seats).await?;
-            let outcome = core.send_queued(mailer, &queued).await?;
-            format!("issued {MANUAL_PROVIDER}/{order_id}: {} sent, {} failed\n", outcome.sent, outcome.send_failures)
-        }
-    };
-    Ok(Answer::success(stdout))
+/// What `resend` prints once its replies were queued and tried.
+pub fn resent(queued: usize, sent: usize, failed: usize) -> Answer {
+    Answer::success(format!("{queued} reply(ies) queued, {sent} sent, {failed} failed\n"))
 }
 
-fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
+/// What `revoke` prints.
+pub fn revoked(count: usize, order: &str) -> Answer {
+    Answer::success(format!("{count} license(s) of {order} revoked\n"))
+}
+
+/// What `issue` prints for the order (`provider/order_id`) it made.
+pub fn issued(order: &str, sent: usize, failed: usize) -> Answer {
+    Answer::success(format!("issued {order}: {sent} sent, {failed} failed\n"))
+}
+
+/// `lookup`: every order line found, or exit 1 when none is.
+pub fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
     let found = store.lookup(query)?;
     if found.is_empty() {
         return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
@@ -84,7 +74,8 @@ fn rfc3339(at: i64) -> String {
         .unwrap_or_else(|| at.to_string())
 }
 
-fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
+/// `export`: every order line, in key order.
+pub fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
     let orders = store.orders()?;
     let mut out = String::new();
     match format {

@@ -8,6 +8,12 @@
 //! ```
 use serde::{Deserialize, Serialize};
 
+/// The exit code of a failed command (also `verify` of an invalid serial, a `lookup` that finds nothing). The
+/// tools' exit codes are part of this protocol: the daemon answers with them.
+pub const EXIT_ERROR: u8 = 1;
+/// The exit code when the configuration or a template has problems.
+pub const EXIT_INVALID_CONFIG: u8 = 2;
+
 /// The longest request line the daemon reads (requests are a few hundred bytes).
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 

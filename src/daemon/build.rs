@@ -7,6 +7,8 @@ use super::any::{AnyMailer, AnySource};
 use super::core::Core;
 use super::seams::{Licenser, Reader};
 use crate::config::Loaded;
+use crate::problems::ConfigError;
+use crate::product::ProductConfig;
 use crate::reply::Renderer;
 use crate::store::Store;
 use crate::trust::Verifier;
@@ -18,16 +20,22 @@ pub fn store(loaded: &Loaded) -> anyhow::Result<Store> {
     Ok(Store::open(&dir)?)
 }
 
+/// The reply renderer for the `[reply]` section and the products' templates.
+pub fn renderer(loaded: &Loaded) -> Result<Renderer, ConfigError> {
+    let products: Vec<_> = loaded.config.products.iter().map(ProductConfig::reply_view).collect();
+    Renderer::new(&loaded.config.reply, &products, &loaded.path, &loaded.base_dir)
+}
+
 /// The store, renderer and licenser.
 pub fn core(loaded: &Loaded) -> anyhow::Result<Core> {
-    let renderer = Renderer::new(loaded)?;
+    let renderer = renderer(loaded)?;
     let licenser = licenser(loaded)?;
     Ok(Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser))
 }
 
 /// The same around a store the caller already opened (it is opened once per process).
 pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
-    Ok(Core::new(store, loaded.config.clone(), Renderer::new(loaded)?, licenser(loaded)?))
+    Ok(Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?))
 }
 
 /// The state folder named by `[state] dir`, resolved.

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::mailbox::Disposition;
 use crate::order::{Order, OrderId};
-use crate::reply::{Alert, LicenseReply, Renderer};
+use crate::reply::{Alert, Delivery, LicenseReply, Renderer, RevokedLine};
 use crate::store::{Change, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, Store};
 
 /// The state, the configuration and the pure makers, with a clock tests can set.
@@ -29,13 +29,52 @@ pub struct Origin {
     pub content_hash: String,
 }
 
+/// When a message is settled in its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Final: its change is committed durably with this disposition, what it queued is sent, then it is moved.
+    Now(Disposition),
+    /// Not final (its trust check could not finish): nothing final is recorded, it stays in the source and is
+    /// handed out again on a later pass.
+    Later,
+}
+
+/// What one message came to. Whether and where it is settled, and the pass's summary, follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Licenses issued, replies queued.
+    Fulfilled,
+    /// A person must look (vendor alerted); also a refund remembered before its sale.
+    Review,
+    /// Licenses revoked, or a sale recorded revoked because its refund came first.
+    Revoked,
+    /// The same email or order handled before.
+    Duplicate,
+    /// Not an order.
+    Ignored,
+    /// Cannot be handled: set aside, vendor alerted.
+    SetAside,
+    /// The trust check could not finish: checked again on a later pass.
+    Retrying,
+}
+
+impl Effect {
+    pub fn settle(self) -> Settle {
+        match self {
+            Effect::Retrying => Settle::Later,
+            Effect::Ignored => Settle::Now(Disposition::Ignored),
+            Effect::SetAside => Settle::Now(Disposition::SetAside),
+            Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate => Settle::Now(Disposition::Done),
+        }
+    }
+}
+
 /// One message's effect, not yet committed.
 #[derive(Debug)]
 pub struct Assessed {
-    pub disposition: Disposition,
+    pub effect: Effect,
     pub change: Change,
     pub note: String,
-    pub outcome: super::Outcome,
 }
 
 impl Core {
@@ -55,35 +94,36 @@ impl Core {
     /// Records a decision about an order with everything that follows from it, as one change.
     pub fn apply(&self, origin: &Origin, order: &Order, decision: Decision) -> anyhow::Result<Assessed> {
         let mut change = Change::new();
-        // A refund for an order not (yet) recorded leaves no record; its email must not be remembered either,
-        // or the same refund arriving again after the sale would be taken for a duplicate and not revoke.
-        let leaves_no_record = order.kind.revokes() && matches!(decision, Decision::Review { .. });
-        if !leaves_no_record {
-            change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
-        }
-        let mut outcome = super::Outcome::default();
+        change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
         let note = decision.reason();
-        let disposition = Disposition::Done;
-        match decision {
+        let effect = match decision {
             Decision::Issue { grants, recipient } => match self.issue(origin, order, &grants, recipient, &mut change) {
-                Ok(()) => outcome.fulfilled = 1,
+                Ok(()) => Effect::Fulfilled,
                 Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
             },
             Decision::Review { reason } => {
                 self.review(origin, order, &reason, &mut change)?;
-                outcome.review = 1;
+                Effect::Review
             }
             Decision::Revoke { lines, reason } => {
                 self.revoke_lines(order.provider.as_str(), &order.id, &lines, &reason, &mut change)?;
-                outcome.revoked = 1;
+                Effect::Revoked
             }
-            Decision::Skip { reason } | Decision::Resend { reason } => {
+            Decision::RevokeAhead { reason } => {
+                self.revoke_ahead(origin, order, &reason, &mut change)?;
+                Effect::Review
+            }
+            Decision::SaleRevoked { reason } => {
+                self.sale_revoked(origin, order, &reason, &mut change)?;
+                Effect::Revoked
+            }
+            Decision::Skip { reason } => {
                 let now = self.now().unix_timestamp();
                 change.audit(now, "skipped", &format!("{}/{}", order.provider, order.id), reason);
-                outcome.skipped = 1;
+                Effect::Duplicate
             }
-        }
-        Ok(Assessed { disposition, change, note, outcome })
+        };
+        Ok(Assessed { effect, change, note })
     }
 
     /// Makes a license per grant and queues its reply. An error is a review reason.
@@ -141,23 +181,56 @@ impl Core {
         let now = self.now().unix_timestamp();
         let subject = format!("{}/{}", order.provider, order.id);
         tracing::warn!(order = %subject, reason, "Order needs review.");
-        if !order.kind.revokes() {
-            change.put_order(&self.record(origin, order, 0, "review", reason));
-        }
-        let body = format!(
-            "keypost did not fulfil this {} and sent nothing to the buyer.\n\nProvider: {}\nOrder:    {}\nFrom:     {}\nReason:   {reason}\n\nTo fulfil it anyway: keypost issue --product ... --name ... --email ...\n",
-            order.kind.as_str(),
-            order.provider,
-            order.id,
-            origin.label
-        );
-        let alert = Alert { cause: format!("review\0{subject}"), title: format!("review: {subject}: {reason}"), body };
+        change.put_order(&self.record(origin, order, 0, "review", reason));
+        let alert = Alert::Review {
+            kind: order.kind.as_str().to_owned(),
+            provider: order.provider.clone(),
+            order_id: order.id.to_string(),
+            origin: origin.label.clone(),
+            reason: reason.to_owned(),
+        };
         self.queue_alert(&alert, change)?;
         change.audit(now, "decided", &subject, format!("review: {reason}"));
         Ok(())
     }
 
-    /// Marks these lines revoked and tells the vendor.
+    /// Remembers a refund or chargeback that came before its sale, as a revoked line without a license, so the
+    /// sale is recorded revoked when it comes ([`crate::fulfil::History::revoked_ahead`]).
+    fn revoke_ahead(&self, origin: &Origin, order: &Order, reason: &str, change: &mut Change) -> anyhow::Result<()> {
+        let now = self.now().unix_timestamp();
+        let subject = format!("{}/{}", order.provider, order.id);
+        tracing::warn!(order = %subject, kind = order.kind.as_str(), "Revocation before its sale; remembered.");
+        let mut record = self.record(origin, order, 0, "revoke-ahead", reason);
+        record.revoked = Some(Revocation { at: now, reason: order.kind.as_str().to_owned() });
+        change.put_order(&record);
+        let alert = Alert::RevokedAhead {
+            kind: order.kind.as_str().to_owned(),
+            order: subject.clone(),
+            origin: origin.label.clone(),
+        };
+        self.queue_alert(&alert, change)?;
+        change.audit(now, "decided", &subject, format!("revoke-ahead: {reason}"));
+        Ok(())
+    }
+
+    /// Records every line of a sale whose refund or chargeback came first as revoked: no serial, no reply.
+    fn sale_revoked(&self, origin: &Origin, order: &Order, reason: &str, change: &mut Change) -> anyhow::Result<()> {
+        let now = self.now().unix_timestamp();
+        let subject = format!("{}/{}", order.provider, order.id);
+        tracing::warn!(order = %subject, reason, "Sale after its revocation; recorded revoked, nothing sent.");
+        let lines = u32::try_from(order.items.len()).unwrap_or(u32::MAX).max(1);
+        for line in 0..lines {
+            let mut record = self.record(origin, order, line, "sale-revoked", reason);
+            record.revoked = Some(Revocation { at: now, reason: reason.to_owned() });
+            change.put_order(&record);
+            change.audit(now, "revoked", &record.label(), reason);
+        }
+        let alert =
+            Alert::SaleAfterRevocation { order: subject, origin: origin.label.clone(), reason: reason.to_owned() };
+        self.queue_alert(&alert, change)
+    }
+
+    /// Marks these lines revoked and tells the vendor, saying for each whether the buyer ever got its serial.
     pub fn revoke_lines(
         &self,
         provider: &str,
@@ -168,10 +241,17 @@ impl Core {
     ) -> anyhow::Result<()> {
         let now = self.now().unix_timestamp();
         let subject = format!("{provider}/{order_id}");
-        let mut body = format!("keypost marked these licenses of order {subject} revoked ({reason}):\n\n");
+        let mut revoked = Vec::new();
         for line in lines {
             let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? else { continue };
             record.revoked = Some(Revocation { at: now, reason: reason.to_owned() });
+            let delivery = match &record.reply {
+                ReplyState::Sent { .. } => Delivery::Sent,
+                // After a resend an earlier copy may have gone out, whatever became of the latest.
+                _ if record.resends > 0 => Delivery::Earlier,
+                ReplyState::Queued { .. } => Delivery::Cancelled,
+                ReplyState::None | ReplyState::Failed { .. } | ReplyState::Cancelled { .. } => Delivery::NeverSent,
+            };
             if let ReplyState::Queued { message_id } = &record.reply {
                 // Still waiting for a retry: a revoked license must not go out after all.
                 change.unqueue(message_id);
@@ -179,28 +259,20 @@ impl Core {
                 record.reply = ReplyState::Cancelled { reason: format!("revoked before it was sent ({reason})") };
             }
             if let Some(license) = &record.license {
-                let grant = &license.grant;
-                body.push_str(&format!(
-                    "  line {line}: {} x{} for {:?}, serial {}\n",
-                    grant.product,
-                    grant.seats,
-                    grant.licensee.as_str(),
-                    license.serial
-                ));
+                revoked.push(RevokedLine {
+                    line: *line,
+                    product: license.grant.product.clone(),
+                    seats: license.grant.seats,
+                    licensee: license.grant.licensee.as_str().to_owned(),
+                    serial: license.serial.clone(),
+                    delivery,
+                });
             }
             change.put_order(&record);
             change.audit(now, "revoked", &record.label(), reason);
         }
         tracing::info!(order = %subject, reason, "License revoked.");
-        body.push_str(
-            "\nThe app keeps working until it checks a revocation list; the state and `keypost export` show it.\n",
-        );
-        let alert = Alert {
-            cause: format!("revoke\0{subject}\0{reason}"),
-            title: format!("revoked: {subject} ({reason})"),
-            body,
-        };
-        self.queue_alert(&alert, change)
+        self.queue_alert(&Alert::Revoked { order: subject, reason: reason.to_owned(), lines: revoked }, change)
     }
 
     pub fn queue_alert(&self, alert: &Alert, change: &mut Change) -> anyhow::Result<()> {

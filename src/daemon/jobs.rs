@@ -4,7 +4,7 @@
 use tokio::sync::mpsc;
 
 use super::Daemon;
-use crate::control::{Job, Response, answer};
+use crate::control::{Job, Response};
 use crate::mailbox::Source;
 use crate::reply::Mailer;
 
@@ -19,7 +19,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         if job.reply.is_closed() {
             return;
         }
-        let response = Response::from(answer::execute(&self.core, &self.mailer, &job.request).await);
+        let response = Response::from(self.core.execute(&self.mailer, &job.request).await);
         if let Response::Error { message } = &response {
             // The tool shows the reason; it can quote a buyer's address, so the log has it at debug only.
             tracing::info!(command = job.request.name(), "Control request refused or failed.");

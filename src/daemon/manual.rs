@@ -1,30 +1,53 @@
-//! The vendor's own actions on orders: resend a reply, revoke a license, issue a license by hand.
-//! Each returns one committed, flushed change; the caller sends what it queued.
+//! The vendor's own actions on orders: resend a reply, revoke a license, issue a license by hand, and
+//! [`Core::execute`], which carries out a vendor tool's request (from the CLI directly, or from the control
+//! socket through the daemon's loop). Each action commits one durable change before it sends what it queued.
 use anyhow::Context as _;
 
-use super::core::{Core, Origin};
+use super::core::{Core, Effect, Origin};
+use crate::control::{Answer, Request, answer};
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::reply::LicenseReply;
-use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
+use crate::reply::Mailer;
+use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The provider name of orders issued by hand.
 pub const MANUAL_PROVIDER: &str = "manual";
 
 impl Core {
-    /// Queues a fresh copy of each active license of an order (same serial, new Message-ID). Returns the
-    /// queued Message-IDs.
-    pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Vec<String>> {
+    /// Carries out a vendor tool's request with this mailer, sending what it queued; what the tool prints is
+    /// formatted by [`crate::control::answer`].
+    pub async fn execute<M: Mailer>(&self, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
+        Ok(match request {
+            Request::Lookup { query } => answer::lookup(&self.store, query)?,
+            Request::Export { format } => answer::export(&self.store, *format)?,
+            Request::Resend { provider, order_id } => {
+                let queued = self.resend(provider, order_id).await?;
+                let outcome = self.send_queued(mailer, &queued).await?;
+                answer::resent(queued.len(), outcome.sent, outcome.send_failures)
+            }
+            Request::Revoke { provider, order_id, reason } => {
+                let revoked = self.revoke(provider, order_id, reason).await?;
+                self.send_due(mailer).await?;
+                answer::revoked(revoked, &format!("{provider}/{order_id}"))
+            }
+            Request::Issue { product, name, email, seats } => {
+                let (order_id, queued) = self.issue_manual(product, name, email, *seats).await?;
+                let outcome = self.send_queued(mailer, &queued).await?;
+                answer::issued(&format!("{MANUAL_PROVIDER}/{order_id}"), outcome.sent, outcome.send_failures)
+            }
+        })
+    }
+
+    /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
+    /// what was queued, for the caller to send.
+    pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
         let lines = self.store.order_lines(provider, order_id)?;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
         for mut record in lines.into_iter().filter(|r| r.revoked.is_none()) {
             let (Some(license), Some(buyer)) = (&record.license, &record.buyer_email) else { continue };
-            let recipient = if record.test && self.config.limits.test_orders == crate::fulfil::TestOrders::Vendor {
-                Recipient::Vendor
-            } else {
-                Recipient::Buyer
-            };
+            let recipient = self.config.limits.test_orders.recipient(record.test);
             let reply = LicenseReply {
                 provider,
                 order_id,
@@ -47,11 +70,8 @@ impl Core {
             change.audit(now, "resend", &record.label(), "asked for by the vendor");
             change.put_order(&record);
         }
-        anyhow::ensure!(!change.queued().is_empty(), "order {provider}/{order_id} has no active license to send");
-        let queued = change.queued().to_vec();
-        self.store.commit(change)?;
-        self.store.flush().await?;
-        Ok(queued)
+        anyhow::ensure!(change.queues_mail(), "order {provider}/{order_id} has no active license to send");
+        Ok(self.store.commit_durable(change).await?)
     }
 
     /// Marks every active license of an order revoked. Returns how many were.
@@ -66,20 +86,20 @@ impl Core {
         let id = OrderId::parse(order_id)?;
         let mut change = Change::new();
         self.revoke_lines(provider, &id, &active, reason, &mut change)?;
-        self.store.commit(change)?;
-        self.store.flush().await?;
+        // Durable before the alert it queued (and any cancelled reply) can be acted on.
+        self.store.commit_durable(change).await?;
         Ok(active.len())
     }
 
-    /// Issues a license without an order email; the reply goes out like a real one. Returns the order id and
-    /// the queued Message-IDs.
+    /// Issues a license without an order email, durably; the reply goes out like a real one. Returns the order
+    /// id and what was queued, for the caller to send.
     pub async fn issue_manual(
         &self,
         product: &str,
         licensee: &str,
         email: &str,
         seats: u32,
-    ) -> anyhow::Result<(String, Vec<String>)> {
+    ) -> anyhow::Result<(String, Queued)> {
         anyhow::ensure!(
             self.config.products.iter().any(|p| p.id == product),
             "no product {product:?} in the configuration"
@@ -106,10 +126,8 @@ impl Core {
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
-        anyhow::ensure!(assessed.outcome.fulfilled == 1, "not issued: {}", assessed.note);
-        let queued = assessed.change.queued().to_vec();
-        self.store.commit(assessed.change)?;
-        self.store.flush().await?;
+        anyhow::ensure!(assessed.effect == Effect::Fulfilled, "not issued: {}", assessed.note);
+        let queued = self.store.commit_durable(assessed.change).await?;
         Ok((order_id.to_string(), queued))
     }
 }

@@ -4,12 +4,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::Context as _;
 
-use super::Outcome;
-use super::core::{Assessed, Core, Origin};
+use super::core::{Assessed, Core, Effect, Origin};
 use super::seams::{Reader, Reading};
 use crate::email::Email;
 use crate::fulfil::{self, History, KnownLine};
-use crate::mailbox::{Disposition, MailContent, RawMail};
+use crate::mailbox::{MailContent, RawMail};
 use crate::order::Order;
 use crate::reply::Alert;
 use crate::store::Change;
@@ -88,11 +87,10 @@ async fn order_mail(
         tracing::info!(order = %seen, "Same email seen before; nothing to do.");
         let mut change = Change::new();
         change.audit(core.now().unix_timestamp(), "duplicate", label, format!("same email as order {seen}"));
-        let outcome = Outcome { skipped: 1, ..Outcome::default() };
-        return Ok(Assessed { disposition: Disposition::Done, change, note: format!("duplicate of {seen}"), outcome });
+        return Ok(Assessed { effect: Effect::Duplicate, change, note: format!("duplicate of {seen}") });
     }
     let history = history(core, order)?;
-    let decision = fulfil::decide(order, &history, &core.config);
+    let decision = fulfil::decide(order, &history, &core.config.products, &core.config.limits);
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     core.apply(&origin, order, decision)
@@ -120,9 +118,7 @@ fn retry_later(core: &Core, label: &str, order: &Order, reason: String) -> anyho
     }
     tracing::warn!(provider = %order.provider, order_id = %order.id, "Trust check could not finish; trying again later.");
     tracing::debug!(reason, "Why the trust check could not finish.");
-    let outcome = Outcome { retrying: 1, ..Outcome::default() };
-    // `retrying` tells the daemon not to settle it; SetAside is only the safe fallback should that be missed.
-    Ok(Assessed { disposition: Disposition::SetAside, change, note: reason, outcome })
+    Ok(Assessed { effect: Effect::Retrying, change, note: reason })
 }
 
 fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
@@ -137,6 +133,7 @@ fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
             .collect(),
         buyer_orders_last_hour: buyer,
         provider_orders_last_hour: provider,
+        revoked_ahead: lines.iter().map(|r| r.kind).find(|kind| kind.revokes()),
     })
 }
 
@@ -145,7 +142,7 @@ fn ignored(core: &Core, label: &str, note: String) -> Assessed {
     tracing::debug!(note, "Why ignored.");
     let mut change = Change::new();
     change.audit(core.now().unix_timestamp(), "ignored", label, note.clone());
-    Assessed { disposition: Disposition::Ignored, change, note, outcome: Outcome { ignored: 1, ..Outcome::default() } }
+    Assessed { effect: Effect::Ignored, change, note }
 }
 
 /// Sets a message aside and alerts the vendor. The log gets the `kind` only: the note may quote the mail
@@ -155,11 +152,6 @@ fn set_aside(core: &Core, label: &str, kind: &str, note: String) -> anyhow::Resu
     tracing::debug!(note, "Why set aside.");
     let mut change = Change::new();
     change.audit(core.now().unix_timestamp(), "set-aside", label, note.clone());
-    let body = format!(
-        "keypost set a message aside and did nothing else with it.\n\nMessage: {label}\nReason:  {note}\n\nIt is in the set-aside folder; nothing was deleted.\n"
-    );
-    let alert = Alert { cause: format!("set-aside\0{label}"), title: format!("set aside: {note}"), body };
-    core.queue_alert(&alert, &mut change)?;
-    let outcome = Outcome { set_aside: 1, ..Outcome::default() };
-    Ok(Assessed { disposition: Disposition::SetAside, change, note, outcome })
+    core.queue_alert(&Alert::SetAside { message: label.to_owned(), note: note.clone() }, &mut change)?;
+    Ok(Assessed { effect: Effect::SetAside, change, note })
 }

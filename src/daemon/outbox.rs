@@ -1,4 +1,5 @@
-//! Sending the durable outbox: each entry is sent, then its outcome committed and flushed before the next.
+//! Sending the durable outbox (the store's protocol step 3): each entry is sent, then its outcome committed
+//! durably before the next.
 //! Transient failures are retried with doubling delays; permanent ones (or too many attempts) mark the reply
 //! failed and alert the vendor.
 use anyhow::Context as _;
@@ -6,7 +7,7 @@ use anyhow::Context as _;
 use super::Outcome;
 use super::core::Core;
 use crate::reply::{Alert, Mailer, SendError};
-use crate::store::{Change, OutboxEntry, Purpose, ReplyState};
+use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The longest wait between two tries.
 const MAX_RETRY_SECS: u64 = 6 * 60 * 60;
@@ -22,10 +23,10 @@ impl Core {
         Ok(outcome)
     }
 
-    /// Sends these just-queued entries (those already sent or gone are skipped).
-    pub async fn send_queued<M: Mailer>(&self, mailer: &M, message_ids: &[String]) -> anyhow::Result<Outcome> {
+    /// Sends what a durable commit just queued (entries already sent or gone are skipped).
+    pub async fn send_queued<M: Mailer>(&self, mailer: &M, queued: &Queued) -> anyhow::Result<Outcome> {
         let mut outcome = Outcome::default();
-        for id in message_ids {
+        for id in queued.message_ids() {
             if let Some(entry) = self.store.outbox_entry(id)? {
                 outcome.add(&self.send_one(mailer, entry).await?);
             }
@@ -33,6 +34,7 @@ impl Core {
         Ok(outcome)
     }
 
+    /// Protocol step 3 for one entry: send it, then record the result durably before anything else.
     #[tracing::instrument(skip_all, fields(message_id = %entry.outgoing.message_id))]
     async fn send_one<M: Mailer>(&self, mailer: &M, entry: OutboxEntry) -> anyhow::Result<Outcome> {
         let result = mailer.send(&entry.outgoing).await;
@@ -49,8 +51,8 @@ impl Core {
                 outcome.send_failures = 1;
             }
         }
-        self.store.commit(change)?;
-        self.store.flush().await.context("Failed to flush the state after a send")?;
+        // An alert this queued (a send given up) goes out with the next due pass, not from here.
+        self.store.commit_durable(change).await.context("Failed to record a send")?;
         Ok(outcome)
     }
 
@@ -98,12 +100,15 @@ impl Core {
                 record.reply = ReplyState::Failed { reason: err.to_string(), attempts: entry.attempts };
                 change.put_order(&record);
             }
-            let body = format!(
-                "keypost could not send the license for {provider}/{order_id} line {line} after {} attempt(s): {err}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n",
-                entry.attempts
-            );
-            let title = format!("send failed: {provider}/{order_id}");
-            self.queue_alert(&Alert { cause: format!("failed\0{id}"), title, body }, change)?;
+            let alert = Alert::SendFailed {
+                provider: provider.clone(),
+                order_id: order_id.to_string(),
+                line: *line,
+                attempts: entry.attempts,
+                error: err.to_string(),
+                message_id: id.clone(),
+            };
+            self.queue_alert(&alert, change)?;
         }
         // A vendor message that fails is only logged and audited: alerting about an alert would loop.
         Ok(())

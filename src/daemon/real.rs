@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 
 use super::seams::{Licenser, Reader, Reading};
-use crate::config::{ConfigError, Loaded};
+use crate::config::Loaded;
 use crate::order::Licensee;
+use crate::problems::ConfigError;
 use crate::serial::Maker;
 use crate::template::{Outcome, Templates};
 use crate::trust::ProviderTrust;
@@ -52,7 +53,9 @@ impl SerialLicenser {
     pub fn load(loaded: &Loaded) -> anyhow::Result<Self> {
         let mut makers = HashMap::new();
         for product in &loaded.config.products {
-            let maker = Maker::from_config(&product.serial, &loaded.base_dir)
+            let maker = product
+                .serial
+                .maker(&loaded.base_dir)
                 .with_context(|| format!("Failed to set up serials for product {:?}", product.id))?;
             makers.insert(product.id.clone(), maker);
         }

@@ -104,11 +104,6 @@ impl ImapSource {
         self.conn.as_ref().is_some_and(|conn| !conn.busy)
     }
 
-    /// Hands out every message in the folder again, from the oldest.
-    pub fn rescan(&mut self) {
-        self.cursor = Cursor { next_uid: 1, ..Cursor::default() };
-    }
-
     /// Logs out politely (on shutdown).
     pub async fn close(mut self) {
         if let Some(conn) = self.conn.take() {

@@ -8,11 +8,11 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
+use super::Alert;
 use super::placeholder::{self, Escape};
-use super::{BodySource, Outgoing, ReplyTemplateConfig, VendorCopy};
-use crate::config::{ConfigError, Loaded, Problems};
-use crate::fulfil::Recipient;
-use crate::order::{BuyerEmail, is_forbidden_char};
+use super::{BodySource, Outgoing, ReplyConfig, ReplyTemplateConfig, VendorCopy};
+use crate::order::{BuyerEmail, Recipient, is_forbidden_char};
+use crate::problems::{ConfigError, Problems};
 
 const DEFAULT_SUBJECT: &str = "Your {product} license";
 const DEFAULT_TEXT: &str = "Hello {buyer_name},
@@ -73,12 +73,15 @@ pub struct LicenseReply<'a> {
     pub resend: u32,
 }
 
-/// A message to the vendor. `cause` identifies what it is about, so the same cause gives the same Message-ID.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub cause: String,
-    pub title: String,
-    pub body: String,
+/// What the renderer needs of one `[[product]]` (see `ProductConfig::reply_view`).
+#[derive(Debug, Clone, Copy)]
+pub struct ProductReply<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub download_url: Option<&'a str>,
+    pub activation_url: Option<&'a str>,
+    /// The product's own reply template, instead of `[reply.template]`.
+    pub template: Option<&'a ReplyTemplateConfig>,
 }
 
 /// Renders messages from the `[reply]` configuration and the products' templates.
@@ -94,16 +97,21 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Reads template files and checks everything; every problem is reported.
-    pub fn new(loaded: &Loaded) -> Result<Self, ConfigError> {
-        let config = &loaded.config;
-        let mut problems = Problems::new(&loaded.path);
-        config.reply.validate_for_sending(&mut problems);
-        let from = mailbox(&mut problems, "reply.from", config.reply.from.as_deref());
-        let vendor = mailbox(&mut problems, "reply.vendor", config.reply.vendor.as_deref());
-        let reply_to = config.reply.reply_to.as_deref().and_then(|r| mailbox(&mut problems, "reply.reply_to", Some(r)));
-        let default = match &config.reply.template {
-            Some(template) => load(template, "reply.template", &loaded.base_dir, &mut problems),
+    /// Reads template files (relative to `base_dir`) and checks everything; every problem is reported against
+    /// `file`, the configuration. `products` in their configuration order.
+    pub fn new(
+        reply: &ReplyConfig,
+        products: &[ProductReply<'_>],
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Problems::new(file);
+        reply.validate_for_sending(&mut problems);
+        let from = mailbox(&mut problems, "reply.from", reply.from.as_deref());
+        let vendor = mailbox(&mut problems, "reply.vendor", reply.vendor.as_deref());
+        let reply_to = reply.reply_to.as_deref().and_then(|r| mailbox(&mut problems, "reply.reply_to", Some(r)));
+        let default = match &reply.template {
+            Some(template) => load(template, "reply.template", base_dir, &mut problems),
             None => Some(Template {
                 key: "reply".into(),
                 subject: DEFAULT_SUBJECT.into(),
@@ -111,25 +119,25 @@ impl Renderer {
                 html: None,
             }),
         };
-        let mut products = HashMap::new();
-        for (index, product) in config.products.iter().enumerate() {
+        let mut by_id = HashMap::new();
+        for (index, product) in products.iter().enumerate() {
             let key = format!("product[{index}].reply");
-            let template = product.reply.as_ref().and_then(|t| load(t, &key, &loaded.base_dir, &mut problems));
-            if let Some(url) = &product.activation_url {
+            let template = product.template.and_then(|t| load(t, &key, base_dir, &mut problems));
+            if let Some(url) = product.activation_url {
                 super::check_placeholders(&format!("product[{index}].activation_url"), url, &mut problems);
             }
             let entry = Product {
-                name: product.name.clone(),
-                download_url: product.download_url.clone(),
-                activation_url: product.activation_url.clone(),
+                name: product.name.to_owned(),
+                download_url: product.download_url.map(str::to_owned),
+                activation_url: product.activation_url.map(str::to_owned),
                 template,
             };
-            products.insert(product.id.clone(), entry);
+            by_id.insert(product.id.to_owned(), entry);
         }
         match (from, vendor, default) {
             (Some(from), Some(vendor), Some(default)) if !problems.has_errors() => {
                 let domain = from.email.domain().to_owned();
-                Ok(Self { from, reply_to, vendor, vendor_copy: config.reply.vendor_copy, domain, default, products })
+                Ok(Self { from, reply_to, vendor, vendor_copy: reply.vendor_copy, domain, default, products: by_id })
             }
             _ => Err(ConfigError(problems.into_items())),
         }
@@ -220,9 +228,9 @@ impl Renderer {
 
     /// A message to the vendor about a review, a set-aside message, a revocation or a failure.
     pub fn alert(&self, alert: &Alert) -> Result<Outgoing, RenderError> {
-        let id = self.message_id("alert", &[&alert.cause]);
-        let subject = clean(&format!("[keypost] {}", alert.title));
-        self.build(&id, self.vendor.clone(), false, &subject, alert.body.clone(), None)
+        let id = self.message_id("alert", &[&alert.cause()]);
+        let subject = clean(&format!("[keypost] {}", alert.title()));
+        self.build(&id, self.vendor.clone(), false, &subject, alert.body(), None)
     }
 
     fn build(

@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use super::{Mailer, Outgoing, SendError, SmtpConfig};
-use crate::config::{Security, is_loopback_host};
+use crate::endpoint::{Security, is_loopback_host};
 
 /// Sends replies through one SMTP server.
 pub struct SmtpMailer {

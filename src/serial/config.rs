@@ -1,12 +1,13 @@
-//! `[product.serial]` in keypost.toml, and turning it into checked settings. No I/O: keys are only read by
-//! `Maker::from_config`; here an inline key's format is checked, never its value shown.
+//! `[product.serial]` in keypost.toml, turning it into checked settings, and (in [`SerialConfig::maker`], the
+//! only I/O) loading its keys. Elsewhere an inline key's format is checked, never its value shown.
+use std::path::Path;
+
+use keypost_serial::{KEY_FORMAT, Key, Maker, NameEncoding, NormaliseRule, Output, Scheme};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::key;
-use super::name_cbc::NameEncoding;
-use super::normalise::NormaliseRule;
-use super::text::Output;
-use crate::config::Problems;
+use super::LoadError;
+use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 /// `[product.serial]`: how serials for one product are made. See `docs/serial-format.md`.
@@ -57,25 +58,9 @@ pub struct RetiredKey {
     pub key: SecretSource,
 }
 
-/// Which scheme a product's serials follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Block,
-    NameCbc,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Block => "block",
-            Scheme::NameCbc => "name-cbc",
-        }
-    }
-}
-
 /// A [`SerialConfig`] whose values are all known to be well-formed (keys aside: they are read later).
 #[derive(Debug, Clone)]
-pub(super) struct Settings {
+struct Settings {
     pub scheme: Scheme,
     pub rule: NormaliseRule,
     pub group: usize,
@@ -88,7 +73,7 @@ pub(super) struct Settings {
 }
 
 /// One bad field: its name under `[product.serial]` and what is wrong.
-pub(super) type FieldProblem = (String, String);
+type FieldProblem = (String, String);
 
 const BLOCK_ONLY: [&str; 2] = ["product_code", "key_id"];
 const NAME_CBC_ONLY: [&str; 3] = ["iv", "name_encoding", "output"];
@@ -112,8 +97,32 @@ impl SerialConfig {
         }
     }
 
+    /// Checks the settings and loads every key (relative key files are taken from `base_dir`).
+    pub fn maker(&self, base_dir: &Path) -> Result<Maker, LoadError> {
+        let settings = self.settings().map_err(|found| {
+            let problems = found.into_iter().map(|(field, message)| format!("serial.{field}: {message}"));
+            LoadError::Config { problems: problems.collect::<Vec<_>>().join("; ") }
+        })?;
+        let current = load_key("key", &self.key, base_dir)?;
+        let maker = match settings.scheme {
+            Scheme::NameCbc => Maker::name_cbc(current, settings.iv, settings.name_encoding, settings.output),
+            Scheme::Block => {
+                let mut maker = Maker::block(settings.product_code, &settings.key_id, current)
+                    .map_err(|err| LoadError::Config { problems: format!("serial.key_id: {err}") })?;
+                for (i, retired) in self.retired_keys.iter().enumerate() {
+                    let key = load_key(&format!("retired_keys[{i}].key"), &retired.key, base_dir)?;
+                    maker = maker.with_retired_key(&retired.key_id, key).map_err(|err| LoadError::Config {
+                        problems: format!("serial.retired_keys[{i}].key_id: {err}"),
+                    })?;
+                }
+                maker
+            }
+        };
+        Ok(maker.with_rule(settings.rule).with_groups(settings.group, &settings.separator))
+    }
+
     /// Checks every field and returns the settings, or every problem found.
-    pub(super) fn settings(&self) -> Result<Settings, Vec<FieldProblem>> {
+    fn settings(&self) -> Result<Settings, Vec<FieldProblem>> {
         let mut found = Vec::new();
         let scheme = self.checked_scheme(&mut found);
         let rule = self.checked_rule(scheme, &mut found);
@@ -190,13 +199,13 @@ impl SerialConfig {
             found.push(("product_code".into(), "is required for scheme \"block\" (a number 0-65535)".into()));
         }
         let current = self.key_id.as_deref().unwrap_or(DEFAULT_KEY_ID);
-        if !super::block::is_key_id(current) {
+        if !keypost_serial::is_key_id(current) {
             found.push(("key_id".into(), key_id_message(current)));
         }
         let mut seen = vec![current.to_ascii_uppercase()];
         for (i, retired) in self.retired_keys.iter().enumerate() {
             let id = retired.key_id.to_ascii_uppercase();
-            if !super::block::is_key_id(&id) {
+            if !keypost_serial::is_key_id(&id) {
                 found.push((format!("retired_keys[{i}].key_id"), key_id_message(&retired.key_id)));
             } else if seen.contains(&id) {
                 found.push((format!("retired_keys[{i}].key_id"), format!("key id {id:?} is already in use")));
@@ -210,9 +219,9 @@ impl SerialConfig {
             .chain(self.retired_keys.iter().enumerate().map(|(i, r)| (format!("retired_keys[{i}].key"), &r.key)));
         for (field, source) in sources {
             if let SecretSource::Inline(secret) = source
-                && key::parse_key(secret).is_none()
+                && Key::parse(secret.expose_secret()).is_none()
             {
-                found.push((field, format!("must be {}", key::FORMAT)));
+                found.push((field, format!("must be {KEY_FORMAT}")));
             }
         }
     }
@@ -228,11 +237,17 @@ impl SerialConfig {
 
     fn checked_iv(&self, found: &mut Vec<FieldProblem>) -> [u8; 16] {
         let Some(text) = &self.iv else { return [0; 16] };
-        key::parse_16(text).unwrap_or_else(|| {
-            found.push(("iv".into(), format!("must be {}", key::FORMAT)));
+        keypost_serial::parse_16(text).unwrap_or_else(|| {
+            found.push(("iv".into(), format!("must be {KEY_FORMAT}")));
             [0; 16]
         })
     }
+}
+
+fn load_key(field: &str, source: &SecretSource, base_dir: &Path) -> Result<Key, LoadError> {
+    let secret = source.load(base_dir).map_err(|cause| LoadError::LoadKey { field: field.to_owned(), cause })?;
+    Key::parse(secret.expose_secret())
+        .ok_or_else(|| LoadError::BadKey { field: field.to_owned(), origin: source.origin() })
 }
 
 fn key_id_message(id: &str) -> String {

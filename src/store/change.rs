@@ -5,7 +5,7 @@ use super::StoreError;
 use super::records::*;
 use crate::mailbox::Disposition;
 
-/// Writes that belong together. Nothing is written until [`super::Store::commit`].
+/// Writes that belong together. Nothing is written until [`super::Store::commit_durable`].
 #[derive(Debug, Default)]
 pub struct Change {
     puts: Vec<(Vec<u8>, Vec<u8>)>,
@@ -19,17 +19,22 @@ impl Change {
         Self::default()
     }
 
-    /// Inserts or updates an order line, with its buyer, licensee and rate-limit indexes.
+    /// Inserts or updates an order line, with its buyer, licensee and rate-limit indexes. A refund remembered
+    /// before its sale is no order placed: it does not count towards the rate limits.
     pub fn put_order(&mut self, record: &OrderRecord) {
         let order_key = record.key();
         let label = String::from_utf8_lossy(&order_key).into_owned();
         let order_ref = [record.provider.as_str(), record.order_id.as_str()].join("\0");
         let time = time_part(record.received_at);
-        self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
+        let placed = !record.kind.revokes();
+        if placed {
+            self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
+        }
         if let Some(buyer) = &record.buyer_email {
-            let buyer = buyer.as_str().to_lowercase();
-            self.put(key(BY_BUYER, &[&buyer, &label]), order_key.clone());
-            self.put(key(BY_BUYER_TIME, &[&buyer, &time, &order_ref]), Vec::new());
+            self.put(key(BY_BUYER, &[&buyer.as_str().to_lowercase(), &label]), order_key.clone());
+            if placed {
+                self.put(key(BY_BUYER_TIME, &[&buyer.rate_key(), &time, &order_ref]), Vec::new());
+            }
         }
         if let Some(license) = &record.license {
             let licensee = license.grant.licensee.as_str().to_lowercase();
@@ -76,8 +81,13 @@ impl Change {
         self.audit.push(AuditEntry { at, event: event.to_owned(), subject: subject.to_owned(), detail: detail.into() });
     }
 
-    /// The Message-IDs this change puts into the outbox, in order.
-    pub fn queued(&self) -> &[String] {
+    /// Whether this change puts any mail into the outbox.
+    pub fn queues_mail(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// The Message-IDs this change puts into the outbox, in order; handed out by a durable commit only.
+    pub(super) fn queued(&self) -> &[String] {
         &self.queued
     }
 

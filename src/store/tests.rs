@@ -73,6 +73,19 @@ fn rate_counts_only_include_orders_since_the_given_time() {
 }
 
 #[test]
+fn the_per_buyer_rate_limit_counts_jane_plus_1_and_capital_jane_as_one_buyer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "jane+1@example.com", 100));
+    change.put_order(&record("A-2", 0, "Jane@example.com", 100));
+    change.put_order(&record("A-3", 0, "jane+shop@Example.COM", 100));
+    store.commit(change).unwrap();
+    let jane = BuyerEmail::parse("jane@example.com").unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&jane), 0).unwrap(), (3, 3));
+}
+
+#[test]
 fn lookup_finds_lines_by_order_id_buyer_or_licensee() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

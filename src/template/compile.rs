@@ -4,8 +4,8 @@ use std::path::Path;
 use regex::{Regex, RegexBuilder};
 
 use super::model::{FieldSpec, ItemsSpec, RuleSpec, TemplateFile};
-use crate::config::{Problem, Problems};
 use crate::order::OrderKind;
+use crate::problems::{Problem, Problems};
 
 /// A compiled regex may use at most this much memory, so a template cannot exhaust the daemon's.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;

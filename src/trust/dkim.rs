@@ -1,5 +1,6 @@
 //! DKIM: verify the provider's signature with mail-auth, then apply keypost's own rules on top of a
-//! cryptographic pass (provider domain, alignment, From signed, no `l=` shortcut, no unsigned header copies).
+//! cryptographic pass (`signed::check_coverage`: provider domain, alignment, From and Subject signed, no `l=`,
+//! no unsigned copy of a header that is read).
 //! Key lookups go to the pinned keys first; DNS is asked only when `dns = true`.
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -12,10 +13,9 @@ use mail_auth::dkim::Signature;
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, Parameters, ResolverCache, Txt};
 
-use super::binding::addressed_to;
 use super::domain::{self, quote};
+use super::signed::{self, Context, MessageRefusal};
 use super::{ProviderTrust, TrustConfig};
-use crate::email::Email;
 
 /// Why a pinned key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,17 +29,17 @@ pub(crate) enum KeyError {
 /// Why a message's DKIM signatures did not prove it came from the provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum DkimRefusal {
-    #[error("the message has no header section")]
-    Unparseable,
+    #[error("{0}")]
+    Message(MessageRefusal),
     #[error("no DKIM signature")]
     NoSignature,
-    #[error("exactly one From header with one address is required ({headers} header(s), {addresses} address(es))")]
-    FromCount { headers: usize, addresses: usize },
     #[error("no acceptable signature: {problems}")]
     NoneAccepted {
         problems: String,
         /// A provider signature could not be checked because its key lookup failed temporarily (DNS).
         temporary: bool,
+        /// keypost checked a provider signature with its key: its verdict is final.
+        checked: bool,
     },
 }
 
@@ -47,6 +47,12 @@ impl DkimRefusal {
     /// True when trying again later may succeed: a provider key could not be looked up for now.
     pub(crate) fn is_temporary(&self) -> bool {
         matches!(self, DkimRefusal::NoneAccepted { temporary: true, .. })
+    }
+
+    /// True when keypost reached its own verdict on a provider signature, or the message itself is refused
+    /// whatever its signatures say: no other rule may overturn it.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, DkimRefusal::Message(_) | DkimRefusal::NoneAccepted { checked: true, .. })
     }
 }
 
@@ -126,58 +132,50 @@ pub(crate) fn authenticator(dns: bool) -> anyhow::Result<MessageAuthenticator> {
 /// Provider signatures checked per message; real mail carries one or two.
 const MAX_SIGNATURES: usize = 4;
 
-/// Headers that are added in transit, so a copy the signer did not see is expected.
-const TRANSIT_HEADERS: [&str; 5] =
-    ["received", "dkim-signature", "authentication-results", "arc-seal", "arc-message-signature"];
-
-/// Verifies `signed` (the message, or the original attached to a forward) and returns the method on success.
-/// With `recipients` set, the signature must also cover a To or Cc naming one of them.
+/// Verifies `raw` (the message, or the original attached to a forward) and returns the method on success.
+/// On top of mail-auth's cryptographic verdict the rules of [`signed::check_coverage`] apply.
 pub(crate) async fn verify(
     authenticator: &MessageAuthenticator,
     keys: &KeyStore,
-    signed: &[u8],
-    email: &Email,
-    provider: &ProviderTrust,
-    recipients: &[String],
+    raw: &[u8],
+    context: &Context<'_>,
 ) -> Result<String, DkimRefusal> {
-    // Not strict: a signature with l= is parsed so that it can be refused with a clear reason below.
-    let mut message = AuthenticatedMessage::parse_with_opts(signed, None, false).ok_or(DkimRefusal::Unparseable)?;
-    if message.dkim_headers.is_empty() && !message.has_dkim_errors {
+    let mut signed = signed::open(raw).map_err(DkimRefusal::Message)?;
+    if signed.message.dkim_headers.is_empty() && !signed.message.has_dkim_errors {
         return Err(DkimRefusal::NoSignature);
     }
-    let mut problems = keep_provider_signatures(&mut message, provider);
-    let from_headers = count_headers(&message, "from");
-    let [from] = message.from.as_slice() else {
-        return Err(DkimRefusal::FromCount { headers: from_headers, addresses: message.from.len() });
-    };
-    if from_headers != 1 {
-        return Err(DkimRefusal::FromCount { headers: from_headers, addresses: message.from.len() });
-    }
-    let outputs = authenticator.verify_dkim(Parameters::new(&message).with_txt_cache(keys)).await;
-    let (mut temporary, context) = (false, Signed { message: &message, raw: signed, from, recipients });
+    let mut problems = keep_provider_signatures(&mut signed.message, context.provider);
+    let outputs = authenticator.verify_dkim(Parameters::new(&signed.message).with_txt_cache(keys)).await;
+    let (mut temporary, mut checked) = (false, false);
     for output in &outputs {
         let Some(signature) = output.signature() else {
             problems.push(format!("malformed signature ({})", quote(&output.result().to_string())));
             continue;
         };
         temporary |= matches!(output.result(), DkimResult::TempError(_));
+        checked |= keypost_checked(output.result());
         let d = quote(&signature.d);
-        match accept(output.result(), signature, &context, email, provider) {
+        let verdict = match output.result() {
+            DkimResult::Pass => signed::check_coverage(signature, &signed, context),
+            other => Err(describe(other, signature)),
+        };
+        match verdict {
             Ok(()) => return Ok(format!("dkim d={d}")),
             Err(problem) => problems.push(format!("d={d}: {problem}")),
         }
     }
-    Err(DkimRefusal::NoneAccepted { problems: problems.join(", "), temporary })
+    Err(DkimRefusal::NoneAccepted { problems: problems.join(", "), temporary, checked })
 }
 
-/// The message a signature is checked against.
-struct Signed<'m, 'x> {
-    message: &'m AuthenticatedMessage<'x>,
-    raw: &'m [u8],
-    /// Its single From address.
-    from: &'m str,
-    /// `trust.recipients`.
-    recipients: &'m [String],
+/// keypost had the key and reached a verdict of its own: anything but a key that could not be found or
+/// looked up. Such a verdict is final; the vendor's Authentication-Results are not asked.
+fn keypost_checked(result: &DkimResult) -> bool {
+    use mail_auth::{DnsError, Error};
+    match result {
+        DkimResult::None | DkimResult::TempError(_) => false,
+        DkimResult::PermError(Error::Dns(DnsError::RecordNotFound(_))) => false,
+        DkimResult::Pass | DkimResult::Fail(_) | DkimResult::Neutral(_) | DkimResult::PermError(_) => true,
+    }
 }
 
 /// Only the provider's signatures are checked, a few at most: a sender must not be able to make keypost
@@ -195,67 +193,6 @@ fn keep_provider_signatures(message: &mut AuthenticatedMessage<'_>, provider: &P
     });
     message.dkim_headers.truncate(MAX_SIGNATURES);
     dropped
-}
-
-/// keypost's rules for one signature, on top of mail-auth's verdict.
-fn accept(
-    result: &DkimResult,
-    signature: &Signature,
-    signed: &Signed<'_, '_>,
-    email: &Email,
-    provider: &ProviderTrust,
-) -> Result<(), String> {
-    let (message, from) = (signed.message, signed.from);
-    if result != &DkimResult::Pass {
-        return Err(describe(result, signature));
-    }
-    let covers = |name: &str| signature.h.iter().any(|h| h.trim().eq_ignore_ascii_case(name));
-    if !covers("from") {
-        return Err("the From header is not signed".to_owned());
-    }
-    // Templates classify by subject (sale, refund, payout): an unsigned one could turn a refund into a sale.
-    if !covers("subject") {
-        return Err("the Subject header is not signed".to_owned());
-    }
-    let body_len = message.raw_body().len() as u64;
-    if signature.l != 0 && signature.l < body_len {
-        return Err(format!("signs only the first {} of {body_len} body bytes (l=)", signature.l));
-    }
-    let from_domain = domain::address_domain(from).unwrap_or_default();
-    if !domain::aligned(&signature.d, &from_domain, &provider.dkim_domains) {
-        return Err(format!("not aligned with the From domain {}", quote(&from_domain)));
-    }
-    if let Some(name) = unsigned_copy(signature, message) {
-        return Err(format!("the message has a {} header the signature does not cover", quote(&name)));
-    }
-    if let Some(parsed) = &email.from
-        && !parsed.address.trim().eq_ignore_ascii_case(from)
-    {
-        return Err(format!("the parsed From {} is not the signed From {}", quote(&parsed.address), quote(from)));
-    }
-    if !domain::sender_permitted(from, &provider.senders) {
-        return Err(format!("From {} is not among the provider's senders", quote(from)));
-    }
-    let signed_headers: Vec<&str> = signature.h.iter().map(|h| h.trim()).collect();
-    if !signed.recipients.is_empty() && addressed_to(signed.raw, signed.recipients, &signed_headers).is_none() {
-        return Err("no signed To or Cc names one of trust.recipients (not sent to this vendor)".to_owned());
-    }
-    Ok(())
-}
-
-/// A signed header that appears more often than it is signed: the verifier checks the bottom copy, a mail
-/// reader shows the top one, so an added copy (a second Subject, Content-Type...) would go unnoticed.
-fn unsigned_copy(signature: &Signature, message: &AuthenticatedMessage<'_>) -> Option<String> {
-    signature
-        .h
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !TRANSIT_HEADERS.contains(&h.as_str()))
-        .find(|h| count_headers(message, h) > signature.h.iter().filter(|s| s.trim().eq_ignore_ascii_case(h)).count())
-}
-
-fn count_headers(message: &AuthenticatedMessage<'_>, name: &str) -> usize {
-    message.headers.iter().filter(|(n, _)| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes())).count()
 }
 
 fn describe(result: &DkimResult, signature: &Signature) -> String {
@@ -318,7 +255,7 @@ mod tests {
         let Some(Txt::Error(err)) = store.get("s._domainkey.example.com.") else { panic!("no simulated failure") };
         // mail-auth turns exactly this error into a temperror result; keypost turns that into a retry.
         assert!(matches!(DkimResult::from(err), DkimResult::TempError(_)));
-        let refusal = |temporary| DkimRefusal::NoneAccepted { problems: String::new(), temporary };
+        let refusal = |temporary| DkimRefusal::NoneAccepted { problems: String::new(), temporary, checked: false };
         assert!(refusal(true).is_temporary());
         assert!(!refusal(false).is_temporary());
         assert!(!DkimRefusal::NoSignature.is_temporary());

@@ -1,11 +1,9 @@
 //! `keypost check` as a vendor runs it: every problem in the configuration, with file and key, exit 2.
-use std::process::Command;
-
 fn check(config_text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keypost.toml");
     std::fs::write(&path, config_text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_keypost")).arg("check").arg("--config").arg(&path).output().unwrap();
+    let output = crate::support::keypost(dir.path(), &["check", "--config", path.to_str().unwrap()]).output().unwrap();
     (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 

@@ -8,26 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-fn copy_demo(to: &Path) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for file in ["demo.toml", "demo-reply.txt"] {
-        std::fs::copy(examples.join(file), to.join(file)).unwrap();
-    }
-    std::fs::create_dir_all(to.join("demo-maildir/new")).unwrap();
-    for entry in std::fs::read_dir(examples.join("demo-maildir/new")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join("demo-maildir/new").join(entry.file_name())).unwrap();
-    }
-}
+use crate::support::{self, copy_demo};
 
+/// A tool on the demo configuration.
 fn keypost(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir)
-        .args(["--config", "demo.toml"])
-        .args(args)
-        .env("KEYPOST_LOG", "error")
-        .output()
-        .unwrap()
+    support::keypost(dir, &["--config", "demo.toml"]).args(args).output().unwrap()
 }
 
 /// Runs a tool that must succeed; returns its stdout.
@@ -43,9 +28,7 @@ struct Daemon(Option<Child>);
 
 impl Daemon {
     fn start(dir: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_keypost"))
-            .current_dir(dir)
-            .args(["--config", "demo.toml", "run"])
+        let child = support::keypost(dir, &["--config", "demo.toml", "run"])
             .env("KEYPOST_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()

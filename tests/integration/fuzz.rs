@@ -108,7 +108,7 @@ fn pipeline(raw: &[u8]) -> Reached {
     let world = world();
     let Ok(email) = email::parse(raw, MAX_BYTES) else { return Reached::Unparseable };
     let Outcome::Order { order, .. } = world.templates.classify(&email) else { return Reached::NotAnOrder };
-    let decision = fulfil::decide(&order, &History::default(), &world.config);
+    let decision = fulfil::decide(&order, &History::default(), &world.config.products, &world.config.limits);
     let Some(provider) = world.templates.provider_trust(&order.provider) else { panic!("no trust for a template") };
     match world.runtime.block_on(world.verifier.check(raw, &email, &provider)) {
         Verdict::Trusted { .. } => Reached::Decided(Box::new(order), decision),

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keypost::config::Security;
+use keypost::endpoint::Security;
 use keypost::mailbox::imap::ImapSource;
 use keypost::mailbox::{Disposition, ImapAuth, ImapConfig, MailContent, RawMail, Source};
 

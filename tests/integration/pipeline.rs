@@ -81,6 +81,51 @@ async fn a_refund_after_a_sale_revokes_the_license_and_alerts_the_vendor() {
 }
 
 #[tokio::test]
+async fn a_refund_before_its_sale_is_remembered_and_the_sale_is_recorded_revoked_with_no_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    daemon.source.deliver("1", &mail("r1@shop.example", "kind: chargeback\norder: A-1"));
+    let first = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&first), [0, 0, 1, 0, 0, 0], "{first}");
+    // A restart between the two: the refund is in the state, not in memory.
+    drop(daemon);
+    let mut daemon = fakes::daemon(dir.path(), "");
+    daemon.source.deliver("2", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    let second = daemon.poll_once().await.unwrap();
+    assert_eq!(counts(&second), [0, 0, 0, 1, 0, 0], "{second}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty(), "the buyer gets nothing");
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert_eq!((line.license, line.reply, line.decision.as_str()), (None, ReplyState::None, "sale-revoked"));
+    assert_eq!(line.revoked.map(|r| r.reason).as_deref(), Some("chargeback received before the sale"));
+    let alerts = daemon.mailer.vendor_only();
+    assert!(alerts.iter().any(|a| a.contains("revoked: shop/A-1 (chargeback received before the sale)")), "{alerts:?}");
+    // The same sale mailed again is a duplicate, still without a serial.
+    daemon.source.deliver("3", &mail("m2@shop.example", &format!("{}\nnote: receipt", sale("A-1", "asa@example.com"))));
+    assert_eq!(daemon.poll_once().await.unwrap().skipped, 1);
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn an_order_revoked_while_its_first_reply_waited_for_a_retry_alerts_that_the_buyer_never_got_the_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    *daemon.mailer.failure_for.borrow_mut() = Some(("asa@example.com".into(), SendError::Transient("451".into())));
+    daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
+    daemon.poll_once().await.unwrap();
+    daemon.source.deliver("2", &mail("r1@shop.example", "kind: refund\norder: A-1"));
+    assert_eq!(daemon.poll_once().await.unwrap().revoked, 1);
+    let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
+    assert!(matches!(line.reply, ReplyState::Cancelled { .. }), "{:?}", line.reply);
+    let alerts = daemon.mailer.vendor_only();
+    let revoked = alerts.iter().find(|a| a.contains("revoked: shop/A-1 (refund)")).expect("a revocation alert");
+    let body =
+        mail_parser::MessageParser::default().parse(revoked.as_bytes()).unwrap().body_text(0).unwrap().into_owned();
+    assert!(body.contains("the buyer never received this serial"), "{body}");
+    assert!(!body.contains("keeps working"), "{body}");
+    assert!(daemon.mailer.to("asa@example.com").is_empty());
+}
+
+#[tokio::test]
 async fn non_orders_are_ignored_and_unreadable_or_broken_mail_is_set_aside_with_an_alert() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), "");
@@ -262,14 +307,16 @@ async fn run_keeps_polling_until_shutdown_and_answers_each_order_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), "");
     daemon.source.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
-    let passes = std::cell::Cell::new(0);
-    let shutdown = async {
-        while passes.get() < 3 {
-            tokio::task::yield_now().await;
+    let (trigger, shutdown) = keypost::service::ShutdownSignal::new();
+    let mut passes = 0;
+    let on_pass = |_: Option<&keypost::daemon::Outcome>| {
+        passes += 1;
+        if passes >= 3 {
+            trigger.request(keypost::service::Stop::Terminate);
         }
     };
-    daemon.run(shutdown, |_| passes.set(passes.get() + 1)).await.unwrap();
-    assert!(passes.get() >= 3);
+    daemon.run(shutdown, on_pass).await.unwrap();
+    assert!(passes >= 3);
     assert_eq!(daemon.mailer.to("asa@example.com").len(), 1);
 }
 

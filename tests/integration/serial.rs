@@ -1,6 +1,6 @@
 //! Integration tests: `keypost serial` and `keypost verify`, run as a user runs the built binary.
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const CONFIG: &str = r#"
 [[product]]
@@ -32,14 +32,7 @@ fn setup() -> tempfile::TempDir {
 }
 
 fn keypost(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir)
-        .args(args)
-        .env("KEYPOST_IT_LEGACY_KEY", "keypost-test-key")
-        .env_remove("KEYPOST_CONFIG")
-        .env("KEYPOST_LOG", "error")
-        .output()
-        .unwrap()
+    crate::support::keypost(dir, args).env("KEYPOST_IT_LEGACY_KEY", "keypost-test-key").output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -143,7 +136,7 @@ mod vectors {
         }
         config.insert("key".into(), json!({ "inline": text(set, "key") }));
         let config: SerialConfig = serde_json::from_value(Value::Object(config)).unwrap();
-        Maker::from_config(&config, Path::new(".")).unwrap()
+        config.maker(Path::new(".")).unwrap()
     }
 
     fn error_code(err: &SerialError) -> &'static str {

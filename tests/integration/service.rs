@@ -91,8 +91,7 @@ fn the_example_service_config_passes_keypost_check() {
         std::fs::write(&path, value).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .args(["--config", example, "check"])
+    let output = crate::support::keypost(credentials.path(), &["--config", example, "check"])
         .env("CREDENTIALS_DIRECTORY", credentials.path())
         .output()
         .unwrap();

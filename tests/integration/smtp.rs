@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use keypost::reply::smtp::SmtpMailer;
 use keypost::reply::{Mailer, Outgoing, SendError};
 
-use keypost::config::Security;
+use keypost::endpoint::Security;
 
 use crate::support::{AiosmtpdSink, SinkTls, SmtpSink, TestCa, free_port, inline_secret, smtp_config};
 

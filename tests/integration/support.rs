@@ -1,4 +1,5 @@
-//! Shared test helpers: temp dirs, spawning Dovecot and SMTP servers on loopback, running the built binary.
+//! Shared test helpers: temp dirs, spawning Dovecot and SMTP servers on loopback, running the built binary
+//! ([`keypost`]) and the embedded demo ([`copy_demo`]).
 //! Every server gets its own config in a temp dir and an ephemeral port on 127.0.0.1, and is stopped on drop.
 //! A missing server binary fails the test with the Debian package to install: tests never skip silently.
 #![allow(dead_code)] // each test module uses a different part
@@ -24,14 +25,47 @@ pub use self::recording::{RecordingSink, SinkMode};
 pub use self::smtp::{AiosmtpdSink, SinkTls, SmtpSink, smtp_config};
 pub use self::tls::TestCa;
 
+/// The built `keypost` binary as a user runs it: in `dir`, with `args`, without the test's own KEYPOST_CONFIG,
+/// its log at error level (a test that reads the log sets KEYPOST_LOG again).
+pub fn keypost(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keypost"));
+    command.current_dir(dir).args(args).env_remove("KEYPOST_CONFIG").env("KEYPOST_LOG", "error");
+    command
+}
+
+/// Copies the embedded demo into `to`: `demo.toml`, its reply text and the sample Maildir (run it there with
+/// `--config demo.toml`; its state and outbox land in `to/demo-run`).
+pub fn copy_demo(to: &Path) {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for file in ["demo.toml", "demo-reply.txt"] {
+        std::fs::copy(examples.join(file), to.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(to.join("demo-maildir/new")).unwrap();
+    for entry in std::fs::read_dir(examples.join("demo-maildir/new")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("demo-maildir/new").join(entry.file_name())).unwrap();
+    }
+}
+
+/// The Debian packages the real-server tests need (Dovecot, Postfix's smtp-sink, aiosmtpd, openssl for their
+/// certificates); `.ci/test-all` installs them.
+pub const SERVER_PACKAGES: &str = "dovecot-imapd postfix python3-aiosmtpd openssl";
+
 /// Fails with the package to install when a server binary is missing.
 pub fn require(binary: &str, package: &str) -> PathBuf {
     let path = PathBuf::from(binary);
-    assert!(
-        path.exists(),
-        "{binary} not found: this test needs the Debian package {package} (apt-get install -y {package})"
-    );
+    assert!(path.exists(), "{}", missing(&format!("{binary} not found"), package));
     path
+}
+
+/// Why a real-server test cannot run: what is missing, its package, every package these tests need and the
+/// command that installs them.
+pub fn missing(what: &str, package: &str) -> String {
+    format!(
+        "{what}: this test runs a real server on 127.0.0.1 and needs the Debian package {package}. The \
+         real-server tests need {SERVER_PACKAGES}: install them with `sudo apt-get install -y {SERVER_PACKAGES}`, \
+         or run every test with `sudo bash .ci/test-all`, which installs them first"
+    )
 }
 
 /// A port nothing listens on right now (bind port 0, then release it). The caller retries on collision.

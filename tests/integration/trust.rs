@@ -1,17 +1,21 @@
-//! Integration tests: trust. Order emails are signed inside each test with a freshly generated Ed25519 key
-//! whose public half is pinned in the configuration, with DNS off: no test touches the network. `binding`:
-//! recipients, forwarders, the signed Subject and DNS failures; `parsed`: real bytes through `email::parse`.
+//! Integration tests: trust. Order emails are signed inside each test with an RSA-2048 key made by openssl at
+//! test time (rsa-sha256, relaxed/relaxed, as providers sign), whose public half is pinned in the configuration,
+//! with DNS off: no test touches the network. `binding`: recipients, forwarders, the signed Subject and DNS
+//! failures; `parsed`: real bytes through `email::parse`; `attacks`: forged and re-sent orders on the DKIM and
+//! the Authentication-Results paths; `orderings`: extra header copies at any position (property tests).
 use keypost::email::{Address, Email, Forward};
 use keypost::trust::{ProviderTrust, TrustConfig, Verdict, Verifier};
 
 use crate::support::TestSigner;
 
+mod attacks;
 mod binding;
+mod orderings;
 mod parsed;
 
-/// The shared test signer, every key under selector `s1`.
+/// The shared test signer: RSA-2048, one key per domain, every key under selector `s1`.
 fn signer(domain: &'static str) -> TestSigner {
-    TestSigner::new(domain, "s1")
+    TestSigner::rsa(domain, "s1")
 }
 
 fn order_email(from: &str, order_id: &str, amount: &str) -> String {
@@ -76,6 +80,7 @@ const FROM: &str = "service@paypal.com";
 async fn order_signed_by_the_provider_is_trusted() {
     let paypal_key = signer("paypal.com");
     let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
+    assert!(raw.contains("a=rsa-sha256") && raw.contains("c=relaxed/relaxed"), "{raw}");
     let verdict = check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await;
     assert_eq!(verdict, Verdict::Trusted { method: "dkim d=paypal.com".into() });
 }
@@ -206,10 +211,23 @@ async fn signature_with_l_shorter_than_the_body_is_refused() {
 }
 
 #[tokio::test]
-async fn signature_with_l_covering_the_whole_body_is_trusted() {
+async fn signature_with_l_is_refused_even_when_it_covers_the_whole_body() {
     let paypal_key = signer("paypal.com");
-    let raw = paypal_key.sign_with(&order_email(FROM, "8AB12345", "49.00"), true);
-    assert!(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await.is_trusted());
+    let order = order_email(FROM, "8AB12345", "49.00");
+    let raw = paypal_key.sign_with(&order, true);
+    let whole = order.split_once("\r\n\r\n").unwrap().1.len();
+    assert!(raw.contains(&format!("l={whole};")), "the signer did not add l= for the whole body: {raw}");
+    let reason = refusal(check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("keypost refuses every l= signature"), "{reason}");
+}
+
+#[tokio::test]
+async fn order_signed_with_ed25519_is_trusted_too() {
+    let paypal_key = TestSigner::new("paypal.com", "s2");
+    let raw = paypal_key.sign(&order_email(FROM, "8AB12345", "49.00"));
+    assert!(raw.contains("a=ed25519-sha256"), "{raw}");
+    let verdict = check(&verifier(&[&paypal_key]), &raw, &parsed(FROM)).await;
+    assert_eq!(verdict, Verdict::Trusted { method: "dkim d=paypal.com".into() });
 }
 
 #[tokio::test]
@@ -227,9 +245,10 @@ fn with_results(results: &[&str], message: &str) -> String {
 
 #[tokio::test]
 async fn topmost_authentication_results_of_the_vendor_with_dkim_pass_is_trusted() {
+    // Signed with a key keypost does not have (not pinned, DNS off): the vendor's server checked it.
     let raw = with_results(
-        &["mx.vendor.example; dkim=pass (good signature) header.d=paypal.com header.s=pp1; spf=pass"],
-        &order_email(FROM, "8AB12345", "49.00"),
+        &["mx.vendor.example; dkim=pass (good signature) header.d=paypal.com header.s=s1; spf=pass"],
+        &signer("paypal.com").sign(&order_email(FROM, "8AB12345", "49.00")),
     );
     let verdict = check(&verifier(&[]), &raw, &parsed(FROM)).await;
     assert_eq!(

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, RootCertStore, pki_types::ServerName};
 
-use crate::config::{Security, is_loopback_host};
+use crate::endpoint::{Security, is_loopback_host};
 use crate::mailbox::{ImapAuth, ImapConfig};
 
 /// Any byte stream an IMAP session can run over (plain TCP or TLS).

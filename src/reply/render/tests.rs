@@ -32,7 +32,7 @@ fn text(outgoing: &Outgoing) -> String {
 #[test]
 fn a_reply_goes_to_the_buyer_with_a_blind_copy_and_a_deterministic_message_id() {
     let dir = tempfile::tempdir().unwrap();
-    let renderer = Renderer::new(&loaded("", dir.path())).unwrap();
+    let renderer = crate::daemon::build::renderer(&loaded("", dir.path())).unwrap();
     let buyer = BuyerEmail::parse("asa@example.com").unwrap();
     let (first, notice) = renderer.license(&reply(&buyer, Recipient::Buyer)).unwrap();
     let (second, _) = renderer.license(&reply(&buyer, Recipient::Buyer)).unwrap();
@@ -48,7 +48,7 @@ fn a_reply_goes_to_the_buyer_with_a_blind_copy_and_a_deterministic_message_id() 
 #[test]
 fn a_test_order_reply_goes_to_the_vendor_only() {
     let dir = tempfile::tempdir().unwrap();
-    let renderer = Renderer::new(&loaded("", dir.path())).unwrap();
+    let renderer = crate::daemon::build::renderer(&loaded("", dir.path())).unwrap();
     let buyer = BuyerEmail::parse("asa@example.com").unwrap();
     let (main, _) = renderer.license(&reply(&buyer, Recipient::Vendor)).unwrap();
     assert_eq!(main.to, ["boss@acme.example"]);
@@ -61,7 +61,7 @@ fn html_bodies_escape_values_and_activation_links_encode_them() {
     let extra = "vendor_copy = \"notice\"\n[reply.template]\nsubject = \"{product} for {licensee}\"\ntext = \"{serial}\"\nhtml = { file = \"r.html\" }\n";
     let mut loaded = loaded(extra, dir.path());
     loaded.config.products[0].activation_url = Some("myapp://register?name={licensee_url}&serial={serial_url}".into());
-    let renderer = Renderer::new(&loaded).unwrap();
+    let renderer = crate::daemon::build::renderer(&loaded).unwrap();
     let buyer = BuyerEmail::parse("asa@example.com").unwrap();
     let (main, notice) = renderer.license(&reply(&buyer, Recipient::Buyer)).unwrap();
     let html = renderer_html(&main);
@@ -85,7 +85,7 @@ fn unknown_placeholders_and_missing_files_are_reported_with_their_keys() {
     std::fs::write(dir.path().join("bad.txt"), "Hi {licence}").unwrap();
     let extra =
         "[reply.template]\nsubject = \"{nope}\"\ntext = { file = \"bad.txt\" }\nhtml = { file = \"missing.html\" }\n";
-    let err = Renderer::new(&loaded(extra, dir.path())).unwrap_err();
+    let err = crate::daemon::build::renderer(&loaded(extra, dir.path())).unwrap_err();
     let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["reply.template.subject", "reply.template.text (bad.txt)", "reply.template.html"]);
 }
@@ -95,6 +95,6 @@ fn run_needs_a_sender_and_a_vendor() {
     let dir = tempfile::tempdir().unwrap();
     let mut loaded = loaded("", dir.path());
     loaded.config.reply.from = None;
-    let err = Renderer::new(&loaded).unwrap_err();
+    let err = crate::daemon::build::renderer(&loaded).unwrap_err();
     assert_eq!(err.0[0].key, "reply.from");
 }

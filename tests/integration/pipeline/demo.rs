@@ -2,26 +2,11 @@
 use std::path::Path;
 use std::process::Command;
 
-fn copy_examples(to: &Path) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for file in ["demo.toml", "demo-reply.txt"] {
-        std::fs::copy(examples.join(file), to.join(file)).unwrap();
-    }
-    std::fs::create_dir_all(to.join("demo-maildir/new")).unwrap();
-    for entry in std::fs::read_dir(examples.join("demo-maildir/new")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join("demo-maildir/new").join(entry.file_name())).unwrap();
-    }
-}
+use crate::support::{self, copy_demo};
 
+/// A command on the demo configuration that must succeed; its stdout.
 fn keypost(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir)
-        .args(["--config", "demo.toml"])
-        .args(args)
-        .env("KEYPOST_LOG", "error")
-        .output()
-        .unwrap();
+    let output = support::keypost(dir, &["--config", "demo.toml"]).args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success(), "{args:?}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     stdout
@@ -35,7 +20,7 @@ fn count(summary: &str, name: &str) -> usize {
 #[test]
 fn the_demo_answers_its_sample_maildir_once_and_a_second_run_finds_nothing_new() {
     let dir = tempfile::tempdir().unwrap();
-    copy_examples(dir.path());
+    copy_demo(dir.path());
     let first = keypost(dir.path(), &["run", "--once"]);
     let got: Vec<usize> = ["fulfilled", "ignored", "set aside", "for review", "revoked", "duplicates"]
         .iter()
@@ -70,7 +55,7 @@ fn reply_files(outbox: &Path) -> usize {
 #[test]
 fn the_vendor_tools_issue_resend_and_revoke_through_the_built_binary() {
     let dir = tempfile::tempdir().unwrap();
-    copy_examples(dir.path());
+    copy_demo(dir.path());
     keypost(dir.path(), &["run", "--once"]);
     let outbox = dir.path().join("demo-run/outbox");
     let before = reply_files(&outbox);
@@ -91,25 +76,15 @@ fn the_vendor_tools_issue_resend_and_revoke_through_the_built_binary() {
 #[test]
 fn a_second_daemon_on_the_same_state_says_another_keypost_holds_it() {
     let dir = tempfile::tempdir().unwrap();
-    copy_examples(dir.path());
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir.path())
-        .args(["--config", "demo.toml", "run"])
-        .env("KEYPOST_LOG", "error")
-        .spawn()
-        .unwrap();
+    copy_demo(dir.path());
+    let mut daemon = support::keypost(dir.path(), &["--config", "demo.toml", "run"]).spawn().unwrap();
     let outbox = dir.path().join("demo-run/outbox/sends.log");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !outbox.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The vendor tools ask the running daemon instead (tests/integration/control.rs); a second daemon cannot.
-    let second = Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir.path())
-        .args(["--config", "demo.toml", "run", "--once"])
-        .env("KEYPOST_LOG", "error")
-        .output()
-        .unwrap();
+    let second = support::keypost(dir.path(), &["--config", "demo.toml", "run", "--once"]).output().unwrap();
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     assert!(outbox.exists(), "the daemon answered within 20 s");
@@ -121,10 +96,8 @@ fn a_second_daemon_on_the_same_state_says_another_keypost_holds_it() {
 #[test]
 fn sigterm_stops_the_watching_daemon_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    copy_examples(dir.path());
-    let daemon = Command::new(env!("CARGO_BIN_EXE_keypost"))
-        .current_dir(dir.path())
-        .args(["--config", "demo.toml", "run"])
+    copy_demo(dir.path());
+    let daemon = support::keypost(dir.path(), &["--config", "demo.toml", "run"])
         .env("KEYPOST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -140,4 +113,51 @@ fn sigterm_stops_the_watching_daemon_cleanly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("keypost stopped."), "{stderr}");
+}
+
+#[test]
+fn export_into_a_closed_pipe_stops_quietly_like_export_piped_into_head() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    keypost(dir.path(), &["run", "--once"]);
+    // The reading end is gone before keypost writes: every write fails with EPIPE, deterministically.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = support::keypost(dir.path(), &["--config", "demo.toml", "export"]).stdout(writer).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert_eq!(stderr, "", "nothing to say about a reader that went away");
+}
+
+#[test]
+fn one_pass_on_the_demo_counts_config_warnings_and_logs_no_progress_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let output = support::keypost(dir.path(), &["--config", "demo.toml", "run", "--once"])
+        .env_remove("KEYPOST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("warnings; `keypost check` lists them."), "{stderr}");
+    assert!(!stderr.contains("trust.sender_only[0]"), "counted, not listed: {stderr}");
+    assert!(!stderr.contains(" INFO "), "a one-pass run logs warnings only by default: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr}");
+}
+
+#[test]
+fn the_man_page_and_completions_are_generated_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |what: &str| {
+        let output = support::keypost(dir.path(), &["generate", what]).output().unwrap();
+        assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let man = run("man");
+    assert!(man.contains(".TH keypost 1"), "{man}");
+    assert!(man.contains("keypost\\-lookup"), "every subcommand is listed: {man}");
+    assert!(!man.contains("keypost\\-generate"), "the packaging command stays hidden: {man}");
+    assert!(run("bash").contains("complete -F _keypost"));
+    assert!(run("zsh").starts_with("#compdef keypost"));
+    assert!(run("fish").contains("complete -c keypost"));
 }

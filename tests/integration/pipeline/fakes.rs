@@ -9,7 +9,7 @@ use keypost::daemon::{Core, Daemon, Licenser, Reader, Reading};
 use keypost::email::{Address, Email};
 use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
 use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
-use keypost::reply::{Mailer, Outgoing, Renderer, SendError};
+use keypost::reply::{Mailer, Outgoing, SendError};
 use keypost::store::Store;
 use keypost::trust::{ProviderTrust, Verifier};
 
@@ -216,7 +216,7 @@ pub fn daemon(state: &std::path::Path, extra_config: &str) -> TestDaemon {
     let config = keypost::config::parse(&format!("{extra_config}\n{CONFIG}"), &mut problems).unwrap();
     assert!(problems.items().iter().all(|p| p.key.contains("serial")), "{:?}", problems.items());
     let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
-    let renderer = Renderer::new(&loaded).unwrap();
+    let renderer = keypost::daemon::build::renderer(&loaded).unwrap();
     let verifier = Verifier::new(&loaded.config.trust).unwrap();
     let core = Core::new(Store::open(&state.join("state")).unwrap(), loaded.config, renderer, Box::new(TestLicenser));
     Daemon::new(MemorySource::default(), RecordingMailer::default(), core, Box::new(TestReader), verifier)

@@ -60,9 +60,7 @@ fn write_orders(maildir: &Path) {
 }
 
 fn keypost(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keypost"));
-    command.current_dir(dir).args(["--config", "keypost.toml", "run"]).env("KEYPOST_LOG", "error");
-    command
+    crate::support::keypost(dir, &["--config", "keypost.toml", "run"])
 }
 
 /// Message-ID -> the SHA-256 of every copy sent.

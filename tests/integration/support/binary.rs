@@ -166,8 +166,8 @@ impl Keypost {
 
     /// `keypost --config keypost.toml ARGS`, in the temp dir.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_keypost"));
-        command.current_dir(self.dir.path()).args(["--config", "keypost.toml"]).args(args);
+        let mut command = super::keypost(self.dir.path(), &["--config", "keypost.toml"]);
+        command.args(args);
         command
     }
 

@@ -1,32 +1,94 @@
-//! A DKIM signer with a fresh Ed25519 key, whose public half a test pins in keypost's `[trust]`.
+//! A DKIM signer whose public half a test pins in keypost's `[trust]`: a fresh Ed25519 key, or an RSA-2048 key
+//! made by openssl at test time and signing rsa-sha256, relaxed/relaxed, as providers sign.
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
 use keypost::trust::PinnedKey;
-use mail_auth::common::crypto::Ed25519Key;
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const SIGNED_HEADERS: [&str; 7] = ["From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type"];
 
+/// The private key (PKCS#8 DER) and the public key as DNS publishes it (`p=`: Ed25519 raw, RSA SubjectPublicKeyInfo).
+enum Kind {
+    Ed25519(Vec<u8>),
+    Rsa { pkcs8: &'static [u8], spki: &'static [u8] },
+}
+
 /// A signing key for one `d=` and selector.
 pub struct TestSigner {
-    pkcs8: Vec<u8>,
+    kind: Kind,
     pub domain: &'static str,
     pub selector: &'static str,
 }
 
+/// PKCS#8 private key and SubjectPublicKeyInfo public key, both DER.
+type KeyPair = (Vec<u8>, Vec<u8>);
+
+/// One RSA-2048 key per signing domain and test process (openssl takes a moment to make one), as PKCS#8 and
+/// SPKI DER. Distinct domains get distinct keys, so one domain's key never verifies another's signature.
+fn rsa_key(domain: &str) -> &'static KeyPair {
+    static KEYS: OnceLock<Mutex<HashMap<String, &'static KeyPair>>> = OnceLock::new();
+    let mut keys = KEYS.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    keys.entry(domain.to_owned()).or_insert_with(|| {
+        // openssl 3.0 writes DER keys from genpkey as PKCS#1; DKIM signers load PKCS#8.
+        let pkcs1 =
+            openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-outform", "DER"], b"");
+        let pkcs8 = openssl(&["pkcs8", "-topk8", "-nocrypt", "-inform", "DER", "-outform", "DER"], &pkcs1);
+        let spki = openssl(&["pkey", "-inform", "DER", "-pubout", "-outform", "DER"], &pkcs8);
+        Box::leak(Box::new((pkcs8, spki)))
+    })
+}
+
+fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl (Debian package openssl) is needed to make the RSA test key");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "openssl {args:?} failed");
+    output.stdout
+}
+
 impl TestSigner {
+    /// A fresh Ed25519 key.
     pub fn new(domain: &'static str, selector: &'static str) -> Self {
-        Self { pkcs8: Ed25519Key::generate_pkcs8().unwrap(), domain, selector }
+        Self { kind: Kind::Ed25519(Ed25519Key::generate_pkcs8().unwrap()), domain, selector }
     }
 
-    fn key(&self) -> Ed25519Key {
-        Ed25519Key::from_pkcs8_der(&self.pkcs8).unwrap()
+    /// The process's RSA-2048 key for `domain` (rsa-sha256), as providers sign.
+    pub fn rsa(domain: &'static str, selector: &'static str) -> Self {
+        let (pkcs8, spki) = rsa_key(domain);
+        Self { kind: Kind::Rsa { pkcs8: pkcs8.as_slice(), spki: spki.as_slice() }, domain, selector }
+    }
+
+    fn key(&self) -> DkimKey {
+        match &self.kind {
+            Kind::Ed25519(pkcs8) => Ed25519Key::from_pkcs8_der(pkcs8).unwrap().into(),
+            Kind::Rsa { pkcs8, .. } => {
+                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec()));
+                RsaKey::<Sha256>::from_key_der(der).unwrap().into()
+            }
+        }
     }
 
     pub fn pinned(&self) -> PinnedKey {
+        let public = match &self.kind {
+            Kind::Ed25519(pkcs8) => Ed25519Key::from_pkcs8_der(pkcs8).unwrap().public_key(),
+            Kind::Rsa { spki, .. } => spki.to_vec(),
+        };
         PinnedKey {
             domain: self.domain.into(),
             selector: self.selector.into(),
-            public_key: data_encoding::BASE64.encode(&self.key().public_key()),
+            public_key: data_encoding::BASE64.encode(&public),
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use futures::TryStreamExt;
-use keypost::config::Security;
+use keypost::endpoint::Security;
 use keypost::mailbox::{ImapAuth, ImapConfig};
 
 use super::{TestCa, chown_mail, free_port, order_mail, require, set_mode, stop_child, wait_listening};

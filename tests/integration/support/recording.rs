@@ -40,7 +40,7 @@ impl RecordingSink {
     pub fn start(vendor: &str) -> Self {
         let python = require("/usr/bin/python3", "python3");
         let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).status().unwrap();
-        assert!(probe.success(), "aiosmtpd not found: this test needs the Debian package python3-aiosmtpd");
+        assert!(probe.success(), "{}", super::missing("aiosmtpd not found", "python3-aiosmtpd"));
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..5 {
             let port = free_port();

@@ -97,7 +97,7 @@ impl AiosmtpdSink {
     pub fn start(tls: SinkTls, ca: &TestCa) -> Self {
         let python = require("/usr/bin/python3", "python3");
         let probe = Command::new(&python).args(["-c", "import aiosmtpd"]).status().unwrap();
-        assert!(probe.success(), "aiosmtpd not found: this test needs the Debian package python3-aiosmtpd");
+        assert!(probe.success(), "{}", super::missing("aiosmtpd not found", "python3-aiosmtpd"));
         let dir = tempfile::tempdir().unwrap();
         let (cert_flag, key_flag) =
             if tls == SinkTls::Implicit { ("--smtpscert", "--smtpskey") } else { ("--tlscert", "--tlskey") };

@@ -1,22 +1,26 @@
 //! The `name-cbc` scheme: the serial is AES-128-CBC (PKCS#7) of the normalised licensee name's bytes. Pure.
 //! It exists to match apps already in buyers' hands, so its output must never change for a given config.
 use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
-use secrecy::ExposeSecret;
 
-use super::SerialError;
-use super::key::Key;
+use crate::SerialError;
+use crate::key::Key;
 
 /// How the normalised name is turned into bytes before encryption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameEncoding {
+    /// UTF-8, no byte-order mark.
     Utf8,
+    /// UTF-16 little-endian code units, no byte-order mark.
     Utf16Le,
+    /// Code page 1252 as Python's `cp1252` defines it.
     Windows1252,
 }
 
 impl NameEncoding {
+    /// The names keypost's configuration accepts, in the order of [`NameEncoding::parse`].
     pub const NAMES: [&str; 3] = ["utf-8", "utf-16le", "windows-1252"];
 
+    /// The encoding named `text` (one of [`NameEncoding::NAMES`]).
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "utf-8" => Some(Self::Utf8),
@@ -26,6 +30,7 @@ impl NameEncoding {
         }
     }
 
+    /// The encoding's name in keypost's configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Utf8 => "utf-8",
@@ -34,6 +39,7 @@ impl NameEncoding {
         }
     }
 
+    /// The name's bytes; a character the encoding cannot hold is an error, never replaced.
     pub fn encode(self, name: &str) -> Result<Vec<u8>, SerialError> {
         match self {
             Self::Utf8 => Ok(name.as_bytes().to_vec()),
@@ -60,7 +66,7 @@ fn windows_1252(name: &str) -> Result<Vec<u8>, SerialError> {
 
 /// The `name-cbc` parameters of one product.
 #[derive(Debug)]
-pub struct NameCbc {
+pub(crate) struct NameCbc {
     pub key: Key,
     pub iv: [u8; 16],
     pub encoding: NameEncoding,
@@ -70,7 +76,7 @@ impl NameCbc {
     /// The ciphertext for an already normalised name.
     pub fn encrypt(&self, normalised: &str) -> Result<Vec<u8>, SerialError> {
         let plain = self.encoding.encode(normalised)?;
-        let cipher = cbc::Encryptor::<aes::Aes128>::new(self.key.expose_secret().into(), &self.iv.into());
+        let cipher = cbc::Encryptor::<aes::Aes128>::new(self.key.bytes().into(), &self.iv.into());
         Ok(cipher.encrypt_padded_vec_mut::<Pkcs7>(&plain))
     }
 }
@@ -96,11 +102,11 @@ mod tests {
 
     #[test]
     fn padding_adds_a_whole_block_to_a_full_one_and_the_iv_changes_the_output() {
-        let key = super::super::key::parse_key(&"000102030405060708090a0b0c0d0e0f".to_owned().into()).unwrap();
+        let key = Key::parse("000102030405060708090a0b0c0d0e0f").unwrap();
         let zero_iv = NameCbc { key, iv: [0; 16], encoding: NameEncoding::Utf8 };
         assert_eq!(zero_iv.encrypt("0123456789abcdef").unwrap().len(), 32);
         assert_eq!(zero_iv.encrypt("0123456789abcde").unwrap().len(), 16);
-        let key = super::super::key::parse_key(&"000102030405060708090a0b0c0d0e0f".to_owned().into()).unwrap();
+        let key = Key::parse("000102030405060708090a0b0c0d0e0f").unwrap();
         let other_iv = NameCbc { key, iv: [1; 16], encoding: NameEncoding::Utf8 };
         assert_ne!(zero_iv.encrypt("Jane").unwrap(), other_iv.encrypt("Jane").unwrap());
     }

@@ -2,14 +2,13 @@
 //! prefixed with a key id so keys can be rotated. Pure. Layout and algorithm: `docs/serial-format.md`.
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
 use secrecy::zeroize::Zeroizing;
 use sha2::Sha256;
 use time::Date;
 
-use super::key::Key;
-use super::text::{CROCKFORD_ALPHABET, Output};
-use super::{SerialError, VerifyError};
+use crate::key::Key;
+use crate::text::{CROCKFORD_ALPHABET, Output};
+use crate::{SerialError, VerifyError};
 
 /// The format version in byte 0 of the block.
 pub const VERSION: u8 = 1;
@@ -26,7 +25,7 @@ const HEADER_LEN: usize = 16 - TAG_LEN;
 
 /// One key a product's serials may be under; the first of [`Block::keys`] makes new serials.
 #[derive(Debug)]
-pub struct BlockKey {
+pub(crate) struct BlockKey {
     /// Canonical key id (upper-case Crockford).
     pub id: String,
     pub key: Key,
@@ -36,14 +35,14 @@ pub struct BlockKey {
 
 /// The `block` parameters of one product.
 #[derive(Debug)]
-pub struct Block {
+pub(crate) struct Block {
     pub product_code: u16,
     pub keys: Vec<BlockKey>,
 }
 
 /// What a valid `block` serial says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub seats: u32,
     pub issued: Date,
     pub key_id: String,
@@ -53,7 +52,8 @@ pub struct Claims {
 impl Block {
     /// The serial (ungrouped, canonical) for an already normalised name.
     pub fn make(&self, normalised: &str, seats: u32, issued: Date) -> Result<String, SerialError> {
-        let current = self.keys.first().ok_or(SerialError::NoCurrentKey)?;
+        // `Maker::block` always gives a current key.
+        let current = self.keys.first().ok_or(SerialError::BadKeyId { key_id: String::new() })?;
         let seats = u16::try_from(seats).ok().filter(|s| *s > 0).ok_or(SerialError::SeatsOutOfRange { seats })?;
         let day = (issued - EPOCH).whole_days();
         let day = u16::try_from(day).map_err(|_| SerialError::DateOutOfRange { date: issued })?;
@@ -66,7 +66,7 @@ impl Block {
         plain[..HEADER_LEN].copy_from_slice(&header);
         plain[HEADER_LEN..].copy_from_slice(&tag(&current.key, &header, normalised));
         // The key is borrowed, not copied; the cipher's key schedule is zeroed on drop (aes `zeroize`).
-        let cipher = aes::Aes128::new(current.key.expose_secret().into());
+        let cipher = aes::Aes128::new(current.key.bytes().into());
         let mut block = aes::Block::from(plain);
         cipher.encrypt_block(&mut block);
         Ok(format!("{}{}", current.id, Output::Crockford.encode(&block)))
@@ -85,7 +85,7 @@ impl Block {
         let bytes = Output::Crockford.decode(body).ok_or(VerifyError::Mistyped)?;
         let bytes: [u8; 16] = bytes.as_slice().try_into().map_err(|_| VerifyError::Mistyped)?;
         let mut block = aes::Block::from(bytes);
-        aes::Aes128::new(entry.key.expose_secret().into()).decrypt_block(&mut block);
+        aes::Aes128::new(entry.key.bytes().into()).decrypt_block(&mut block);
         let (header, found_tag) = block.split_at(HEADER_LEN);
         let header: [u8; HEADER_LEN] = header.try_into().map_err(|_| VerifyError::Mistyped)?;
         if header[0] != VERSION || header[1..3] != self.product_code.to_be_bytes() {
@@ -102,13 +102,18 @@ impl Block {
 }
 
 /// True when `text` is a valid key id: two characters of the Crockford alphabet (after upper-casing).
+///
+/// ```
+/// assert!(keypost_serial::is_key_id("k1"));
+/// assert!(!keypost_serial::is_key_id("KU"), "U is not a Crockford symbol");
+/// ```
 pub fn is_key_id(text: &str) -> bool {
     text.chars().count() == KEY_ID_LEN && text.chars().all(|c| CROCKFORD_ALPHABET.contains(c.to_ascii_uppercase()))
 }
 
 /// The first 9 bytes of HMAC-SHA256(tag key, header || name as UTF-8).
 fn tag(key: &Key, header: &[u8; HEADER_LEN], normalised: &str) -> [u8; TAG_LEN] {
-    let tag_key = Zeroizing::new(hmac_sha256(key.expose_secret(), &[TAG_KEY_LABEL]));
+    let tag_key = Zeroizing::new(hmac_sha256(key.bytes(), &[TAG_KEY_LABEL]));
     let mac = hmac_sha256(tag_key.as_slice(), &[header, normalised.as_bytes()]);
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(&mac[..TAG_LEN]);
@@ -125,7 +130,7 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Compares in constant time, so timing does not tell how much of a tag was right.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 #[cfg(test)]
@@ -135,11 +140,14 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            data_encoding::HEXLOWER.encode(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     fn block() -> Block {
-        let key = super::super::key::parse_key(&"000102030405060708090a0b0c0d0e0f".to_owned().into()).unwrap();
+        let key = Key::parse("000102030405060708090a0b0c0d0e0f").unwrap();
         Block { product_code: 0x0102, keys: vec![BlockKey { id: "K1".into(), key, retired: false }] }
     }
 

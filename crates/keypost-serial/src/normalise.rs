@@ -2,7 +2,7 @@
 //! for. Pure; the exact rules are in `docs/serial-format.md` and must not change for an existing rule.
 use unicode_normalization::UnicodeNormalization;
 
-use super::SerialError;
+use crate::SerialError;
 
 /// How a licensee name is turned into the exact text a serial is made from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +16,10 @@ pub enum NormaliseRule {
 }
 
 impl NormaliseRule {
+    /// The names keypost's configuration accepts.
     pub const NAMES: [&str; 3] = ["rfc8266", "rfc8266-casefold", "none"];
 
+    /// The rule named `text` (one of [`NormaliseRule::NAMES`]).
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "rfc8266" => Some(Self::Rfc8266),
@@ -27,6 +29,7 @@ impl NormaliseRule {
         }
     }
 
+    /// The rule's name in keypost's configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rfc8266 => "rfc8266",

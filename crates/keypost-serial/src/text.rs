@@ -29,8 +29,10 @@ pub enum Output {
 }
 
 impl Output {
+    /// The names keypost's configuration accepts.
     pub const NAMES: [&str; 3] = ["base32", "crockford", "hex"];
 
+    /// The output named `text` (one of [`Output::NAMES`]).
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "base32" => Some(Self::Base32),
@@ -40,6 +42,7 @@ impl Output {
         }
     }
 
+    /// The output's name in keypost's configuration.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Base32 => "base32",
@@ -56,6 +59,7 @@ impl Output {
         }
     }
 
+    /// `bytes` in this alphabet, upper case, without padding or groups.
     pub fn encode(self, bytes: &[u8]) -> String {
         self.encoding().encode(bytes)
     }
@@ -86,8 +90,10 @@ impl Output {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
     #[error("the serial contains {0:?}, which is not part of its alphabet")]
+    /// A character outside the alphabet (after look-alikes are mapped).
     BadCharacter(char),
     #[error("the serial is empty")]
+    /// Nothing but spaces and separators.
     Empty,
 }
 

@@ -1,0 +1,193 @@
+//! Every alert keypost sends the vendor, and its wording: one variant per kind, so what a person reads can be
+//! read and changed in one place. Pure: [`Renderer::alert`](super::Renderer::alert) turns one into a message.
+//!
+//! Each alert has a `cause` that identifies what it is about; the same cause gives the same Message-ID, so an
+//! alert queued again after a crash is the same message, not a second one.
+use std::fmt::Write as _;
+
+/// A message to the vendor about something keypost did not (or could not) do on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    /// An order was not fulfilled: a person must look. Nothing went to the buyer.
+    Review {
+        /// `sale`, `refund`, ... (`OrderKind::as_str`).
+        kind: String,
+        provider: String,
+        order_id: String,
+        /// The source message it came from.
+        origin: String,
+        reason: String,
+    },
+    /// A message was set aside (unparseable, not trusted, a template that failed): nothing else was done.
+    SetAside {
+        /// The source message, `source/key`.
+        message: String,
+        /// Why; may quote the mail (the vendor may see it, a log line may not).
+        note: String,
+    },
+    /// Licenses of an order were marked revoked.
+    Revoked { order: String, reason: String, lines: Vec<RevokedLine> },
+    /// A refund or chargeback came for an order keypost has not recorded: remembered, so the sale, should its
+    /// mail come later, is recorded revoked and gets no serial.
+    RevokedAhead { kind: String, order: String, origin: String },
+    /// A sale came after its refund or chargeback: recorded revoked, no serial made, nothing sent.
+    SaleAfterRevocation { order: String, origin: String, reason: String },
+    /// A license reply could not be sent; keypost gave up on it.
+    SendFailed { provider: String, order_id: String, line: u32, attempts: u32, error: String, message_id: String },
+}
+
+/// One revoked line of an order, as the vendor is told about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedLine {
+    pub line: u32,
+    pub product: String,
+    pub seats: u32,
+    pub licensee: String,
+    pub serial: String,
+    /// Whether the buyer got the serial.
+    pub delivery: Delivery,
+}
+
+/// Whether a revoked license's serial reached the buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The reply was sent.
+    Sent,
+    /// The first reply still waited for a retry and is now cancelled: the buyer never received the serial.
+    Cancelled,
+    /// The reply had failed (or was never due): the buyer never received the serial.
+    NeverSent,
+    /// The vendor had it sent again: an earlier copy may have reached the buyer (a waiting one is cancelled).
+    Earlier,
+}
+
+impl Delivery {
+    /// Whether the buyer may hold the serial.
+    fn reached_buyer(self) -> bool {
+        matches!(self, Delivery::Sent | Delivery::Earlier)
+    }
+}
+
+impl Alert {
+    /// What the alert is about, for its deterministic Message-ID.
+    pub fn cause(&self) -> String {
+        match self {
+            Alert::Review { provider, order_id, .. } => format!("review\0{provider}/{order_id}"),
+            Alert::SetAside { message, .. } => format!("set-aside\0{message}"),
+            Alert::Revoked { order, reason, .. } => format!("revoke\0{order}\0{reason}"),
+            Alert::RevokedAhead { order, .. } => format!("revoke-ahead\0{order}"),
+            Alert::SaleAfterRevocation { order, .. } => format!("sale-after-revocation\0{order}"),
+            Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
+        }
+    }
+
+    /// The subject, after `[keypost] `.
+    pub fn title(&self) -> String {
+        match self {
+            Alert::Review { provider, order_id, reason, .. } => format!("review: {provider}/{order_id}: {reason}"),
+            Alert::SetAside { note, .. } => format!("set aside: {note}"),
+            Alert::Revoked { order, reason, .. } => format!("revoked: {order} ({reason})"),
+            Alert::RevokedAhead { kind, order, .. } => format!("{kind} before its sale: {order}"),
+            Alert::SaleAfterRevocation { order, reason, .. } => format!("revoked: {order} ({reason})"),
+            Alert::SendFailed { provider, order_id, .. } => format!("send failed: {provider}/{order_id}"),
+        }
+    }
+
+    /// The text body.
+    pub fn body(&self) -> String {
+        match self {
+            Alert::Review { kind, provider, order_id, origin, reason } => format!(
+                "keypost did not fulfil this {kind} and sent nothing to the buyer.\n\nProvider: {provider}\n\
+                 Order:    {order_id}\nFrom:     {origin}\nReason:   {reason}\n\n\
+                 To fulfil it anyway: keypost issue --product ... --name ... --email ...\n"
+            ),
+            Alert::SetAside { message, note } => format!(
+                "keypost set a message aside and did nothing else with it.\n\nMessage: {message}\nReason:  {note}\n\n\
+                 It is in the set-aside folder; nothing was deleted.\n"
+            ),
+            Alert::Revoked { order, reason, lines } => revoked_body(order, reason, lines),
+            Alert::RevokedAhead { kind, order, origin } => format!(
+                "keypost received a {kind} for order {order} before the order itself (from {origin}).\n\n\
+                 It is remembered: if the sale's mail comes later, it is recorded revoked and no serial is made or \
+                 sent.\n"
+            ),
+            Alert::SaleAfterRevocation { order, origin, reason } => format!(
+                "The sale {order} arrived (from {origin}) after its {reason}.\n\n\
+                 keypost recorded it revoked and made no serial; nothing was sent to the buyer.\n"
+            ),
+            Alert::SendFailed { provider, order_id, line, attempts, error, .. } => format!(
+                "keypost could not send the license for {provider}/{order_id} line {line} after {attempts} \
+                 attempt(s): {error}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n"
+            ),
+        }
+    }
+}
+
+fn revoked_body(order: &str, reason: &str, lines: &[RevokedLine]) -> String {
+    let mut body = format!("keypost marked these licenses of order {order} revoked ({reason}):\n\n");
+    for l in lines {
+        let _ =
+            writeln!(body, "  line {}: {} x{} for {:?}, serial {}", l.line, l.product, l.seats, l.licensee, l.serial);
+        let note = match l.delivery {
+            Delivery::Sent => continue,
+            Delivery::Cancelled => {
+                "Its reply was still waiting for a retry and is cancelled:\n    the buyer never received this serial."
+            }
+            Delivery::NeverSent => "Its reply was never sent: the buyer never received this serial.",
+            Delivery::Earlier => "It was sent again by hand; an earlier copy may have reached the buyer.",
+        };
+        let _ = writeln!(body, "    {note}");
+    }
+
+    if lines.iter().any(|l| l.delivery.reached_buyer()) {
+        body.push_str(
+            "\nThe app keeps working until it checks a revocation list; the state and `keypost export` show it.\n",
+        );
+    } else {
+        body.push_str("\nNo serial of this order reached the buyer; the state and `keypost export` show it.\n");
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(delivery: Delivery) -> RevokedLine {
+        RevokedLine {
+            line: 0,
+            product: "pro".into(),
+            seats: 1,
+            licensee: "Jane".into(),
+            serial: "S-1".into(),
+            delivery,
+        }
+    }
+
+    #[test]
+    fn a_revoked_alert_says_whether_the_buyer_ever_received_the_serial() {
+        let revoked =
+            |delivery| Alert::Revoked { order: "p/1".into(), reason: "refund".into(), lines: vec![line(delivery)] };
+        let sent = revoked(Delivery::Sent).body();
+        assert!(sent.contains("keeps working until it checks a revocation list"), "{sent}");
+        assert!(!sent.contains("never received"), "{sent}");
+        let cancelled = revoked(Delivery::Cancelled).body();
+        assert!(cancelled.contains("the buyer never received this serial"), "{cancelled}");
+        assert!(cancelled.contains("No serial of this order reached the buyer"), "{cancelled}");
+        assert!(!cancelled.contains("keeps working"), "{cancelled}");
+    }
+
+    #[test]
+    fn alerts_about_different_things_have_different_causes() {
+        let review = Alert::Review {
+            kind: "sale".into(),
+            provider: "p".into(),
+            order_id: "1".into(),
+            origin: "m/1".into(),
+            reason: "r".into(),
+        };
+        let ahead = Alert::RevokedAhead { kind: "refund".into(), order: "p/1".into(), origin: "m/2".into() };
+        assert_ne!(review.cause(), ahead.cause());
+        assert_eq!(review.title(), "review: p/1: r");
+    }
+}

@@ -1,0 +1,166 @@
+//! The message a provider signature vouches for, and keypost's rules on what one signature must cover. Shared by
+//! the DKIM path (keypost verified the signature itself) and the Authentication-Results path (the vendor's server
+//! did): both apply exactly these rules, so neither is a way around the other. Pure.
+//!
+//! Invariants: the header section ends where mail-auth (which hashes the body) and mail-parser (whose text the
+//! templates read) both say it does; every From, To, Cc and Subject in the message is one the signature covers;
+//! no signature with `l=` is accepted.
+use mail_auth::AuthenticatedMessage;
+use mail_auth::common::crypto::HashAlgorithm;
+use mail_auth::dkim::Signature;
+use mail_parser::MessageParser;
+
+use super::ProviderTrust;
+use super::binding::addressed_to;
+use super::domain::{self, quote};
+use crate::email::Email;
+
+/// Headers keypost reads (From, Subject) or binds the order with (To, Cc): every copy must be signed, or a copy
+/// the verifier never hashed (DKIM hashes the bottom-most ones) could be the one that is read.
+const READ_HEADERS: [&str; 4] = ["from", "to", "cc", "subject"];
+
+/// Headers added in transit, so a copy the signer did not see is expected.
+const TRANSIT_HEADERS: [&str; 5] =
+    ["received", "dkim-signature", "authentication-results", "arc-seal", "arc-message-signature"];
+
+/// Why a message cannot be checked at all, whatever its signatures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MessageRefusal {
+    #[error("the message has no header section")]
+    Unparseable,
+    #[error(
+        "the DKIM verifier and the mail parser disagree on where the body starts (byte {verifier} against {parser}): \
+         a malformed header line"
+    )]
+    BodyDisagreement { verifier: usize, parser: usize },
+    #[error("exactly one From header with one address is required ({headers} header(s), {addresses} address(es))")]
+    FromCount { headers: usize, addresses: usize },
+}
+
+/// A message opened for checking: mail-auth's view of it and its single From address.
+pub(crate) struct Signed<'x> {
+    pub message: AuthenticatedMessage<'x>,
+    pub from: String,
+}
+
+/// Parses `raw` as mail-auth does and refuses what no signature can vouch for: a header section the two parsers
+/// read differently (a line without a colon), and anything but one From header with one address.
+pub(crate) fn open(raw: &[u8]) -> Result<Signed<'_>, MessageRefusal> {
+    // Not strict: a signature with l= is parsed so that it can be refused with a clear reason.
+    let message = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(MessageRefusal::Unparseable)?;
+    let verifier = message.body_offset();
+    let parser = MessageParser::default()
+        .parse(raw)
+        .and_then(|parsed| usize::try_from(parsed.root_part().raw_body_offset()).ok())
+        .ok_or(MessageRefusal::Unparseable)?;
+    if verifier != parser {
+        return Err(MessageRefusal::BodyDisagreement { verifier, parser });
+    }
+    let headers = count_headers(&message, "from");
+    match (message.from.as_slice(), headers) {
+        ([from], 1) => {
+            let from = from.clone();
+            Ok(Signed { message, from })
+        }
+        (addresses, _) => Err(MessageRefusal::FromCount { headers, addresses: addresses.len() }),
+    }
+}
+
+/// What the coverage rules need besides the signature and the message.
+pub(crate) struct Context<'a> {
+    pub email: &'a Email,
+    pub provider: &'a ProviderTrust,
+    /// `trust.recipients`.
+    pub recipients: &'a [String],
+}
+
+/// keypost's rules for one signature that is (or that the vendor's server says is) cryptographically valid.
+pub(crate) fn check_coverage(signature: &Signature, signed: &Signed<'_>, context: &Context<'_>) -> Result<(), String> {
+    let covers = |name: &str| signature.h.iter().any(|h| h.trim().eq_ignore_ascii_case(name));
+    if !covers("from") {
+        return Err("the From header is not signed".to_owned());
+    }
+    // Templates classify by subject (sale, refund, payout): an unsigned one could turn a refund into a sale.
+    if !covers("subject") {
+        return Err("the Subject header is not signed".to_owned());
+    }
+    if signature.l != 0 {
+        return Err(format!(
+            "the signature covers only the first {} body bytes (l=); keypost refuses every l= signature",
+            signature.l
+        ));
+    }
+    let from_domain = domain::address_domain(&signed.from).unwrap_or_default();
+    if !domain::aligned(&signature.d, &from_domain, &context.provider.dkim_domains) {
+        return Err(format!("not aligned with the From domain {}", quote(&from_domain)));
+    }
+    if let Some(name) = unsigned_copy(signature, &signed.message) {
+        return Err(format!("the message has a {} header the signature does not cover", quote(&name)));
+    }
+    check_sender(signature, signed, context)
+}
+
+/// The parsed From is the signed one and one of the provider's senders; the order is addressed to the vendor.
+fn check_sender(signature: &Signature, signed: &Signed<'_>, context: &Context<'_>) -> Result<(), String> {
+    let from = signed.from.as_str();
+    if let Some(parsed) = &context.email.from
+        && !parsed.address.trim().eq_ignore_ascii_case(from)
+    {
+        return Err(format!("the parsed From {} is not the signed From {}", quote(&parsed.address), quote(from)));
+    }
+    if !domain::sender_permitted(from, &context.provider.senders) {
+        return Err(format!("From {} is not among the provider's senders", quote(from)));
+    }
+    let signed_headers: Vec<&str> = signature.h.iter().map(|h| h.trim()).collect();
+    let raw = signed.message.raw_message();
+    if !context.recipients.is_empty() && addressed_to(raw, context.recipients, &signed_headers).is_none() {
+        return Err("no signed To or Cc names one of trust.recipients (not sent to this vendor)".to_owned());
+    }
+    Ok(())
+}
+
+/// The body hash the signature claims is the hash of this message's body (no `l=`): the body is the one the
+/// provider signed, checked without its key.
+pub(crate) fn body_hash_matches(signature: &Signature, message: &AuthenticatedMessage<'_>) -> bool {
+    let algorithm = HashAlgorithm::from(signature.a);
+    message.body_hashes.iter().any(|(canonicalization, hash, length, computed)| {
+        *canonicalization == signature.cb && *hash == algorithm && *length == signature.l && *computed == signature.bh
+    })
+}
+
+/// A header the message has more copies of than the signature covers: any of [`READ_HEADERS`], and any other
+/// signed header except those added in transit (a verifier checks the bottom copy, a mail reader shows the top).
+fn unsigned_copy(signature: &Signature, message: &AuthenticatedMessage<'_>) -> Option<String> {
+    let signed_count = |name: &str| signature.h.iter().filter(|s| s.trim().eq_ignore_ascii_case(name)).count();
+    let signed_names = signature.h.iter().map(|h| h.trim().to_ascii_lowercase());
+    READ_HEADERS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .chain(signed_names.filter(|h| !TRANSIT_HEADERS.contains(&h.as_str())))
+        .find(|h| count_headers(message, h) > signed_count(h))
+}
+
+pub(crate) fn count_headers(message: &AuthenticatedMessage<'_>, name: &str) -> usize {
+    message.headers.iter().filter(|(n, _)| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes())).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_line_without_a_colon_that_the_parsers_read_differently_is_refused() {
+        let raw =
+            b"From: a@paypal.com\r\nSubject: x\r\nno colon here\r\nTo: b@vendor.example\r\n\r\nItem: 100 seats\r\n";
+        assert!(matches!(open(raw), Err(MessageRefusal::BodyDisagreement { .. })), "{:?}", open(raw).err());
+    }
+
+    #[test]
+    fn one_from_header_with_one_address_is_required() {
+        assert!(open(b"From: a@paypal.com\r\n\r\nbody\r\n").is_ok());
+        let two = open(b"From: a@paypal.com, b@paypal.com\r\n\r\nbody\r\n");
+        assert_eq!(two.err(), Some(MessageRefusal::FromCount { headers: 1, addresses: 2 }));
+        let none = open(b"Subject: x\r\n\r\nbody\r\n");
+        assert_eq!(none.err(), Some(MessageRefusal::FromCount { headers: 0, addresses: 0 }));
+    }
+}
