@@ -39,8 +39,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Print the serial for a licensee name
     Serial(serial::SerialArgs),
-    /// Check a serial against a licensee name (exit 0 valid, 1 not)
+    /// Check a serial against a licensee name (exit 0 valid, 1 not or expired)
     Verify(serial::VerifyArgs),
+    /// Print the offline activation code binding a serial to a machine id
+    Activate(serial::ActivateArgs),
     /// Try and check provider templates
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -72,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::run(args, &globals),
         Command::Serial(args) => serial::serial(args, &globals),
         Command::Verify(args) => serial::verify(args, &globals),
+        Command::Activate(args) => serial::activate(args, &globals),
         Command::Template(command) => template::run(command, &globals),
         Command::Lookup(args) => orders::lookup(args, &globals),
         Command::Resend(args) => orders::resend(args, &globals),

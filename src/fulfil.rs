@@ -104,6 +104,9 @@ pub struct Grant {
     pub product: String,
     pub seats: u32,
     pub licensee: Licensee,
+    /// The SKU the line was sold under: its edition and term come from `[product.serial.terms]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
 }
 
 /// What to do with an order.
@@ -217,7 +220,8 @@ fn check_sale(
         let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
         floors.push((product, item.quantity));
-        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone() });
+        let sku = item.sku.as_ref().map(|sku| sku.as_str().to_owned());
+        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone(), sku });
     }
     let seats = order.items.iter().fold(0u64, |sum, item| sum.saturating_add(u64::from(item.quantity)));
     if seats > u64::from(limits.max_order_seats) {

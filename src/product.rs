@@ -93,6 +93,7 @@ pub fn validate_all(products: &[ProductConfig], problems: &mut Problems) {
             }
         }
         product.serial.validate(&format!("{key}.serial"), problems);
+        product.serial.validate_term_skus(&format!("{key}.serial"), &product.skus, problems);
         if let Some(reply) = &product.reply {
             reply.validate(&format!("{key}.reply"), problems);
         }

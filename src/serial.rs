@@ -1,14 +1,17 @@
 //! Serials in keypost: the schemes themselves live in the `keypost-serial` crate (re-exported here), which a
 //! vendor's app uses to verify them; this module adds what only keypost needs: the `[product.serial]` config
 //! section, its validation, and loading keys through [`SecretSource::load`](crate::secret::SecretSource::load)
-//! (the only I/O) in [`SerialConfig::maker`].
+//! (the only I/O) in [`SerialConfig::maker`], and the editions and terms each SKU's licences get ([`Terms`]).
 //! The byte-exact algorithms are specified in `docs/serial-format.md`; `tests/vectors/serial.json` pins them.
 mod config;
+mod terms;
 
 pub use config::{RetiredKey, SerialConfig};
 pub use keypost_serial::{
-    Key, Maker, NameEncoding, NormaliseRule, Output, Scheme, SerialError, TextError, Verified, VerifyError, normalise,
+    Key, Licence, Maker, NameEncoding, NormaliseRule, Output, Scheme, SerialError, TextError, Verified, VerifyError,
+    normalise,
 };
+pub use terms::{SkuTerms, Term, Terms};
 
 use crate::secret::SecretError;
 

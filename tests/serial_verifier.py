@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """An independent implementation of docs/serial-format.md, in Python with the `cryptography` package only.
 
-It proves the format can be implemented from the document: it (1) recomputes every vector in
-tests/vectors/serial.json, (2) with --keypost, has the built binary make serials for a spread of names under
-both schemes and checks each one here by decrypting it, and (3) checks that a serial with one symbol changed is
-rejected, both here and by `keypost verify`. Ends with `serial-verifier: N passed, M failed`; exits 1 if M > 0.
+It proves the format can be implemented from the document: it (1) recomputes every vector and activation code
+in tests/vectors/serial.json, (2) with --keypost, has the built binary make serials for a spread of names under
+both schemes and both block layouts (editions, expiry) and checks each one here by decrypting it, (3) checks that
+a serial with one symbol changed is rejected, both here and by `keypost verify`, that an expired serial is refused
+by `keypost verify --at`, and that `keypost activate` makes the codes section 6 specifies.
+Ends with `serial-verifier: N passed, M failed`; exits 1 if M > 0.
 
 Run: /usr/bin/python3 tests/serial_verifier.py --keypost target/debug/keypost
 """
@@ -34,6 +36,9 @@ ALPHABETS = {
 }
 EPOCH = datetime.date(2000, 1, 1)
 TAG_KEY_LABEL = b"keypost block v1 tag key"
+ACTIVATION_KEY_LABEL = b"keypost activation v1 key"
+# Section 5.4: header length and tag length per layout version.
+LAYOUTS = {1: (7, 9), 2: (10, 6)}
 
 
 class Refused(Exception):
@@ -178,14 +183,29 @@ def hmac_sha256(key, message):
 
 
 def block_tag(key, header, name):
-    return hmac_sha256(hmac_sha256(key, TAG_KEY_LABEL), header + name.encode("utf-8"))[:9]
+    tag_len = LAYOUTS[header[0]][1]
+    return hmac_sha256(hmac_sha256(key, TAG_KEY_LABEL), header + name.encode("utf-8"))[:tag_len]
 
 
-def block_make(set_, name, seats, issued):
+def day_number(date):
+    day = (date - EPOCH).days
+    if not 0 <= day <= 0xFFFF:
+        raise Refused("date-out-of-range")
+    return day
+
+
+def block_make(set_, name, seats, issued, edition=0, expires=None):
+    """Layout 1 when there is neither edition nor expiry (section 5.1), else layout 2 (section 5.4)."""
     key = parse16(set_["key"])
     name = normalise(name, set_.get("normalise", "rfc8266-casefold"))
-    day = (issued - EPOCH).days
-    header = bytes([1]) + set_["product_code"].to_bytes(2, "big") + seats.to_bytes(2, "big") + day.to_bytes(2, "big")
+    version = 1 if edition == 0 and expires is None else 2
+    header = (bytes([version]) + set_["product_code"].to_bytes(2, "big") + seats.to_bytes(2, "big")
+              + day_number(issued).to_bytes(2, "big"))
+    if version == 2:
+        expiry = 0 if expires is None else day_number(expires)
+        if expires is not None and (expires < issued or expiry == 0):
+            raise Refused("bad expiry")
+        header += bytes([edition]) + expiry.to_bytes(2, "big")
     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     block = encryptor.update(header + block_tag(key, header, name)) + encryptor.finalize()
     serial = set_.get("key_id", "K1").upper() + to_text(block, "crockford")
@@ -204,12 +224,40 @@ def block_verify(set_, name, serial):
     key = parse16(keys[text[:2]])
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
     block = decryptor.update(from_text(text[2:], "crockford")) + decryptor.finalize()
-    if block[0] != 1 or int.from_bytes(block[1:3], "big") != set_["product_code"]:
+    if block[0] not in LAYOUTS or int.from_bytes(block[1:3], "big") != set_["product_code"]:
         raise Refused("mistyped or another product")
-    if not hmac_compare(block[7:], block_tag(key, block[:7], normalise(name, set_.get("normalise", "rfc8266-casefold")))):
+    header_len = LAYOUTS[block[0]][0]
+    name = normalise(name, set_.get("normalise", "rfc8266-casefold"))
+    if not hmac_compare(block[header_len:], block_tag(key, block[:header_len], name)):
         raise Refused("serial is for another name")
-    return {"seats": int.from_bytes(block[3:5], "big"),
-            "issued": EPOCH + datetime.timedelta(days=int.from_bytes(block[5:7], "big")), "key_id": text[:2]}
+    facts = {"layout": block[0], "seats": int.from_bytes(block[3:5], "big"),
+             "issued": EPOCH + datetime.timedelta(days=int.from_bytes(block[5:7], "big")), "key_id": text[:2],
+             "edition": 0, "expires": None}
+    if block[0] == 2:
+        expiry = int.from_bytes(block[8:10], "big")
+        facts.update(edition=block[7], expires=EPOCH + datetime.timedelta(days=expiry) if expiry else None)
+    return facts
+
+
+# --- Section 6: activation codes ----------------------------------------------------------------------------
+
+def activation_code(set_, serial, machine):
+    machine = machine.strip("".join(WHITE_SPACE))
+    if not machine:
+        raise Refused("empty machine id")
+    if set_["scheme"] == "block":
+        text = canonical(serial, "crockford", set_.get("separator", "-"))
+        keys = {set_.get("key_id", "K1").upper(): set_["key"]}
+        keys.update({r["key_id"].upper(): r["key"] for r in set_.get("retired_keys", [])})
+        if len(text) != 28 or text[:2] not in keys:
+            raise Refused("not a serial of this product")
+        key = parse16(keys[text[:2]])
+    else:
+        output = set_.get("output", "base32")
+        text = canonical(serial, output, set_.get("separator", "-"))
+        key = parse16(set_["key"])
+    mac = hmac_sha256(hmac_sha256(key, ACTIVATION_KEY_LABEL), text.encode("ascii") + b"\0" + machine.encode("utf-8"))
+    return group(to_text(mac[:10], "crockford"), 4, "-")
 
 
 def hmac_compare(a, b):
@@ -227,8 +275,10 @@ def verifies(set_, name, serial):
         return False
 
 
-def make(set_, name, seats=1, issued=EPOCH):
-    return block_make(set_, name, seats, issued) if set_["scheme"] == "block" else cbc_make(set_, name)
+def make(set_, name, seats=1, issued=EPOCH, edition=0, expires=None):
+    if set_["scheme"] == "block":
+        return block_make(set_, name, seats, issued, edition, expires)
+    return cbc_make(set_, name)
 
 
 def verify(set_, name, serial):
@@ -269,9 +319,11 @@ def check_vectors(tally):
         set_ = sets[v["set"]]
         what = f"vector {v['set']}/{v['name_id']}"
         seats, issued = set_.get("seats", 1), datetime.date.fromisoformat(set_.get("issued", "2000-01-01"))
+        edition = set_.get("edition", 0)
+        expires = datetime.date.fromisoformat(set_["expires"]) if "expires" in set_ else None
         tally.check(normalise(v["name"], set_["normalise"]) == v["normalised"], f"{what}: normalised name")
         try:
-            got, error = make(set_, v["name"], seats, issued), None
+            got, error = make(set_, v["name"], seats, issued, edition, expires), None
         except Refused as refused:
             got, error = None, str(refused)
         tally.check((got, error) == (v["serial"], v["error"]), f"{what}: expected {v['serial'] or v['error']}, got {got or error}")
@@ -279,6 +331,15 @@ def check_vectors(tally):
             tally.check(verifies(set_, v["name"], got), f"{what}: does not verify")
             bad = tamper(got, "crockford" if set_["scheme"] == "block" else set_["output"], 5)
             tally.check(not verifies(set_, v["name"], bad), f"{what}: tampered {bad} verifies")
+            if set_["scheme"] == "block":
+                facts = verify(set_, v["name"], got)
+                wanted = (1 if edition == 0 and expires is None else 2, seats, issued, edition, expires)
+                got_facts = (facts["layout"], facts["seats"], facts["issued"], facts["edition"], facts["expires"])
+                tally.check(got_facts == wanted, f"{what}: decrypted {got_facts}, expected {wanted}")
+    tally.check(len(data.get("activations", [])) > 0, "tests/vectors/serial.json has activation codes")
+    for a in data.get("activations", []):
+        code = activation_code(sets[a["set"]], a["serial"], a["machine"])
+        tally.check(code == a["code"], f"activation {a['set']} {a['machine']!r}: expected {a['code']}, got {code}")
 
 
 # Products for the binary; the keys are the published test keys of the vectors.
@@ -372,6 +433,52 @@ def check_binary(tally, binary):
                 issued = datetime.date(2026, 11, 22) + datetime.timedelta(days=name_index * 400 - 2000)
                 check_one(tally, binary, config, product, name, seats, issued)
         check_retired_key(tally, binary, config, directory)
+    with tempfile.TemporaryDirectory() as directory:
+        check_editions(tally, binary, directory)
+
+
+EDITIONS_PRODUCT = {"id": "ed", "scheme": "block", "key": "000102030405060708090a0b0c0d0e0f", "product_code": 77,
+                    "editions": ["standard", "pro", "team"]}
+
+
+def check_editions(tally, binary, directory):
+    """Layout 2 from the binary: edition bits and expiry decrypt here as asked; expiry and activation codes."""
+    config = write_config(directory, [EDITIONS_PRODUCT])
+    issued = datetime.date(2026, 11, 22)
+    cases = [("pro", "365d", 2, issued + datetime.timedelta(days=365)), ("pro+team", "2030-01-31", 6,
+             datetime.date(2030, 1, 31)), ("standard", "perpetual", 1, None), (None, None, 1, None)]
+    for edition, expires, bits, last_day in cases:
+        what = f"keypost serial --edition {edition} --expires {expires}"
+        args = ["serial", "-p", "ed", "-n", "Åsa Öberg", "--seats", "4", "--date", issued.isoformat()]
+        args += ["--edition", edition] if edition else []
+        args += ["--expires", expires] if expires else []
+        made = keypost(binary, config, *args)
+        serial = made.stdout.strip()
+        try:
+            facts = verify(EDITIONS_PRODUCT, "åsa öberg", serial)
+            got = (facts["layout"], facts["edition"], facts["expires"], facts["seats"])
+            tally.check(got == (2, bits, last_day, 4), f"{what}: decrypted {got}")
+            tally.check(serial == make(EDITIONS_PRODUCT, "Åsa Öberg", 4, issued, bits, last_day),
+                        f"{what}: {serial} differs from the spec's serial")
+        except Refused as err:
+            tally.check(False, f"{what}: {serial!r} does not verify here: {err}: {made}")
+            continue
+        at = (last_day or issued) + datetime.timedelta(days=1)
+        checked = keypost(binary, config, "verify", "-p", "ed", "-n", "ÅSA ÖBERG", "-s", serial, "--at", at.isoformat())
+        if last_day is None:
+            tally.check(checked.returncode == 0 and "expires never" in checked.stdout, f"{what}: verify {checked}")
+        else:
+            expected = f"invalid: the licence expired on {last_day.isoformat()} (checked on {at.isoformat()})\n"
+            tally.check(checked.returncode == 1 and checked.stdout == expected, f"{what}: expired {checked}")
+            on_last_day = keypost(binary, config, "verify", "-p", "ed", "-n", "åsa öberg", "-s", serial,
+                                  "--at", last_day.isoformat())
+            tally.check(on_last_day.returncode == 0 and f"expires {last_day.isoformat()}" in on_last_day.stdout,
+                        f"{what}: valid on its last day {on_last_day}")
+        for machine in ("machine-7f3a", "  Ünïcode PC "):
+            activated = keypost(binary, config, "activate", "-p", "ed", "-s", serial.lower(), "-m", machine)
+            expected_code = activation_code(EDITIONS_PRODUCT, serial, machine)
+            tally.check(activated.returncode == 0 and activated.stdout.strip() == expected_code,
+                        f"{what}: keypost activate {machine!r}: {activated}, spec says {expected_code}")
 
 
 def check_retired_key(tally, binary, config, directory):

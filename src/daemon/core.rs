@@ -171,7 +171,7 @@ impl Core {
 
     /// The serial for a grant; a failure (or a panic in the maker) is a review reason, not a crash.
     fn serial(&self, grant: &Grant, issued: time::Date) -> Result<String, String> {
-        let make = || self.licenser.make(&grant.product, &grant.licensee, grant.seats, issued);
+        let make = || self.licenser.make(grant, issued);
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))
             .unwrap_or_else(|_| Err("the serial maker panicked".to_owned()))
             .map_err(|err| format!("cannot make a serial for {}: {err}", grant.product))

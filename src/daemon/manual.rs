@@ -123,7 +123,7 @@ impl Core {
             }],
             total: None,
         };
-        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee }];
+        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
         anyhow::ensure!(assessed.effect == Effect::Fulfilled, "not issued: {}", assessed.note);

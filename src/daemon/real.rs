@@ -5,9 +5,9 @@ use anyhow::Context as _;
 
 use super::seams::{Licenser, Reader, Reading};
 use crate::config::Loaded;
-use crate::order::Licensee;
+use crate::fulfil::Grant;
 use crate::problems::ConfigError;
-use crate::serial::Maker;
+use crate::serial::{Maker, Terms};
 use crate::template::{Outcome, Templates};
 use crate::trust::ProviderTrust;
 
@@ -44,9 +44,9 @@ impl Reader for TemplateReader {
     }
 }
 
-/// Each product's [`Maker`], keys loaded once at start-up.
+/// Each product's [`Maker`] (keys loaded once at start-up) and the [`Terms`] its SKUs sell.
 pub struct SerialLicenser {
-    makers: HashMap<String, Maker>,
+    makers: HashMap<String, (Maker, Terms)>,
 }
 
 impl SerialLicenser {
@@ -57,15 +57,19 @@ impl SerialLicenser {
                 .serial
                 .maker(&loaded.base_dir)
                 .with_context(|| format!("Failed to set up serials for product {:?}", product.id))?;
-            makers.insert(product.id.clone(), maker);
+            let terms = product.serial.terms().with_context(|| format!("Bad terms for product {:?}", product.id))?;
+            makers.insert(product.id.clone(), (maker, terms));
         }
         Ok(Self { makers })
     }
 }
 
 impl Licenser for SerialLicenser {
-    fn make(&self, product: &str, licensee: &Licensee, seats: u32, issued: time::Date) -> Result<String, String> {
-        let maker = self.makers.get(product).ok_or_else(|| format!("no serial maker for product {product:?}"))?;
-        maker.make(licensee.as_str(), seats, issued).map_err(|err| err.to_string())
+    fn make(&self, grant: &Grant, issued: time::Date) -> Result<String, String> {
+        let product = &grant.product;
+        let (maker, terms) =
+            self.makers.get(product).ok_or_else(|| format!("no serial maker for product {product:?}"))?;
+        let licence = terms.licence(grant.sku.as_deref(), grant.seats, issued);
+        maker.issue(grant.licensee.as_str(), &licence).map_err(|err| err.to_string())
     }
 }

@@ -1,7 +1,8 @@
 //! The two pure steps the daemon calls through small traits, so tests can drive it with fakes:
 //! reading a message (email parse + template classify) and making a serial.
 use crate::email::Email;
-use crate::order::{Licensee, Order};
+use crate::fulfil::Grant;
+use crate::order::Order;
 use crate::trust::ProviderTrust;
 
 /// What a message turned out to be.
@@ -26,7 +27,7 @@ pub trait Reader {
     fn provider_trust(&self, provider: &str) -> Option<ProviderTrust>;
 }
 
-/// Makes the serial for a product's license.
+/// Makes the serial for a grant's license (its product, licensee, seats, and the edition and term of its SKU).
 pub trait Licenser {
-    fn make(&self, product: &str, licensee: &Licensee, seats: u32, issued: time::Date) -> Result<String, String>;
+    fn make(&self, grant: &Grant, issued: time::Date) -> Result<String, String>;
 }

@@ -1,5 +1,6 @@
 //! `[product.serial]` in keypost.toml, turning it into checked settings, and (in [`SerialConfig::maker`], the
 //! only I/O) loading its keys. Elsewhere an inline key's format is checked, never its value shown.
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use keypost_serial::{KEY_FORMAT, Key, Maker, NameEncoding, NormaliseRule, Output, Scheme};
@@ -7,6 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::LoadError;
+use super::terms::{self, MAX_EDITIONS, SkuTerms, Term, Terms};
 use crate::problems::Problems;
 use crate::secret::SecretSource;
 
@@ -47,6 +49,14 @@ pub struct SerialConfig {
     /// name-cbc: the serial's text: `"base32"` (RFC 4648, default), `"crockford"` or `"hex"`.
     #[serde(default)]
     pub output: Option<String>,
+    /// block: names of the edition bits, bit 0 first (at most 8), e.g. `["standard", "pro", "team"]`. A product
+    /// with editions issues layout 2 serials, which carry them.
+    #[serde(default)]
+    pub editions: Vec<String>,
+    /// block: per SKU (as in the product's `skus`), the edition and term its licences get:
+    /// `"ACME-PRO-1Y" = { edition = "pro", term = "365d" }`. Unlisted SKUs: the first edition, perpetual.
+    #[serde(default)]
+    pub terms: BTreeMap<String, SkuTerms>,
 }
 
 /// `{ key_id = "K0", key = { file = "old.key" } }`: a key that no longer makes serials but still verifies them.
@@ -75,7 +85,7 @@ struct Settings {
 /// One bad field: its name under `[product.serial]` and what is wrong.
 type FieldProblem = (String, String);
 
-const BLOCK_ONLY: [&str; 2] = ["product_code", "key_id"];
+const BLOCK_ONLY: [&str; 4] = ["product_code", "key_id", "editions", "terms"];
 const NAME_CBC_ONLY: [&str; 3] = ["iv", "name_encoding", "output"];
 const DEFAULT_KEY_ID: &str = "K1";
 
@@ -99,10 +109,7 @@ impl SerialConfig {
 
     /// Checks the settings and loads every key (relative key files are taken from `base_dir`).
     pub fn maker(&self, base_dir: &Path) -> Result<Maker, LoadError> {
-        let settings = self.settings().map_err(|found| {
-            let problems = found.into_iter().map(|(field, message)| format!("serial.{field}: {message}"));
-            LoadError::Config { problems: problems.collect::<Vec<_>>().join("; ") }
-        })?;
+        let settings = self.settings().map_err(config_error)?;
         let current = load_key("key", &self.key, base_dir)?;
         let maker = match settings.scheme {
             Scheme::NameCbc => Maker::name_cbc(current, settings.iv, settings.name_encoding, settings.output),
@@ -176,6 +183,8 @@ impl SerialConfig {
     fn check_scheme_fields(&self, scheme: Scheme, found: &mut Vec<FieldProblem>) {
         let present = |field: &str| match field {
             "product_code" => self.product_code.is_some(),
+            "editions" => !self.editions.is_empty(),
+            "terms" => !self.terms.is_empty(),
             "key_id" => self.key_id.is_some() || !self.retired_keys.is_empty(),
             "iv" => self.iv.is_some(),
             "name_encoding" => self.name_encoding.is_some(),
@@ -191,6 +200,70 @@ impl SerialConfig {
         }
         if scheme == Scheme::Block {
             self.check_block_fields(found);
+            self.check_editions(found);
+            self.checked_terms(found);
+        }
+    }
+
+    fn check_editions(&self, found: &mut Vec<FieldProblem>) {
+        if self.editions.len() > MAX_EDITIONS {
+            found.push(("editions".into(), format!("has {} names; at most {MAX_EDITIONS}", self.editions.len())));
+        }
+        for (i, name) in self.editions.iter().enumerate() {
+            if !terms::is_edition_name(name) {
+                found.push((format!("editions[{i}]"), format!("{name:?} must be 1 to 32 letters, digits, - or _")));
+            } else if self.editions.iter().take(i).any(|e| e.eq_ignore_ascii_case(name)) {
+                found.push((format!("editions[{i}]"), format!("edition {name:?} is listed twice")));
+            }
+        }
+    }
+
+    /// Each SKU's edition bits and term; problems are reported as `terms."SKU".field`.
+    fn checked_terms(&self, found: &mut Vec<FieldProblem>) -> BTreeMap<String, (u8, Term)> {
+        let names = Terms::new(self.editions.clone(), BTreeMap::new());
+        let mut checked = BTreeMap::new();
+        for (sku, entry) in &self.terms {
+            let field = |name: &str| format!("terms.{sku:?}.{name}");
+            let bits = match (&entry.edition, self.editions.is_empty()) {
+                (None, true) => Ok(0),
+                (None, false) => Ok(1),
+                (Some(edition), _) => names.bits(edition),
+            };
+            let bits = bits.unwrap_or_else(|message| {
+                found.push((field("edition"), message));
+                0
+            });
+            let term = entry.term.as_deref().map_or(Some(Term::Perpetual), Term::parse).unwrap_or_else(|| {
+                found.push((field("term"), format!("must be {}", Term::FORMAT)));
+                Term::Perpetual
+            });
+            if checked.insert(sku.trim().to_lowercase(), (bits, term)).is_some() {
+                found.push((
+                    format!("terms.{sku:?}"),
+                    "lists a SKU twice (SKUs are compared case-insensitively)".into(),
+                ));
+            }
+        }
+        checked
+    }
+
+    /// The product's editions and per-SKU terms (empty for `name-cbc`), or every problem found.
+    pub fn terms(&self) -> Result<Terms, LoadError> {
+        let mut found = Vec::new();
+        let skus = self.checked_terms(&mut found);
+        self.check_editions(&mut found);
+        if !found.is_empty() {
+            return Err(config_error(found));
+        }
+        Ok(Terms::new(self.editions.clone(), skus))
+    }
+
+    /// Reports a `terms` SKU that is not one of the product's `skus` (it would never be used).
+    pub fn validate_term_skus(&self, key: &str, skus: &[String], problems: &mut Problems) {
+        for sku in self.terms.keys() {
+            if !skus.iter().any(|s| s.trim().eq_ignore_ascii_case(sku.trim())) {
+                problems.error(format!("{key}.terms.{sku:?}"), "is not one of the product's skus");
+            }
         }
     }
 
@@ -242,6 +315,11 @@ impl SerialConfig {
             [0; 16]
         })
     }
+}
+
+fn config_error(found: Vec<FieldProblem>) -> LoadError {
+    let problems = found.into_iter().map(|(field, message)| format!("serial.{field}: {message}"));
+    LoadError::Config { problems: problems.collect::<Vec<_>>().join("; ") }
 }
 
 fn load_key(field: &str, source: &SecretSource, base_dir: &Path) -> Result<Key, LoadError> {

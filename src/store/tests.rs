@@ -19,7 +19,13 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         decision: "issue".into(),
         reason: String::new(),
         license: Some(License {
-            grant: Grant { line, product: "pro".into(), seats: 1, licensee: Licensee::parse("Åsa Öberg").unwrap() },
+            grant: Grant {
+                line,
+                product: "pro".into(),
+                seats: 1,
+                licensee: Licensee::parse("Åsa Öberg").unwrap(),
+                sku: None,
+            },
             serial: "S".into(),
             issued: "2026-11-22".into(),
         }),

@@ -2,6 +2,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use time::ext::NumericalDuration as _;
+
 const CONFIG: &str = r#"
 [[product]]
 id = "pro"
@@ -9,6 +11,16 @@ name = "Pro"
 [product.serial]
 product_code = 258
 key = { file = "pro.key" }
+
+[[product]]
+id = "suite"
+name = "Suite"
+skus = ["SUITE", "SUITE-PRO-1Y"]
+[product.serial]
+product_code = 259
+key = { file = "pro.key" }
+editions = ["standard", "pro", "team"]
+terms = { "SUITE-PRO-1Y" = { edition = "pro", term = "365d" } }
 
 [[product]]
 id = "legacy"
@@ -52,7 +64,11 @@ fn block_serial_from_the_cli_verifies_with_its_seats_and_date() {
     assert!(serial.starts_with("K1"), "{serial}");
     let checked = keypost(dir.path(), &["verify", "-p", "pro", "-n", " åsa öberg ", "-s", &serial.to_lowercase()]);
     assert_eq!(checked.status.code(), Some(0), "{checked:?}");
-    assert_eq!(stdout(&checked), "valid: licensee \"åsa öberg\", seats 5, issued 2026-11-22, key K1\n");
+    assert_eq!(
+        stdout(&checked),
+        "valid: product \"pro\", licensee \"åsa öberg\", edition none, seats 5, issued 2026-11-22, expires never, \
+         key K1\n"
+    );
 }
 
 #[test]
@@ -75,7 +91,8 @@ fn name_cbc_serial_for_another_name_is_refused() {
     assert!(made.status.success(), "{made:?}");
     let serial = stdout(&made).trim().to_owned();
     let good = keypost(dir.path(), &["verify", "-p", "legacy", "-n", "Zoë O'Brien-Smith", "-s", &serial]);
-    assert_eq!((good.status.code(), stdout(&good)), (Some(0), "valid: licensee \"Zoë O'Brien-Smith\"\n".to_owned()));
+    let expected = "valid: product \"legacy\", licensee \"Zoë O'Brien-Smith\"\n";
+    assert_eq!((good.status.code(), stdout(&good).as_str()), (Some(0), expected));
     let other = keypost(dir.path(), &["verify", "-p", "legacy", "-n", "Zoe O'Brien-Smith", "-s", &serial]);
     assert_eq!(other.status.code(), Some(1), "{other:?}");
 }
@@ -88,7 +105,8 @@ fn unknown_product_is_an_error_listing_the_known_ids() {
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("unknown product \"nope\"") && stderr.contains("known products: \"pro\", \"legacy\""),
+        stderr.contains("unknown product \"nope\"")
+            && stderr.contains("known products: \"pro\", \"suite\", \"legacy\""),
         "{stderr}"
     );
 }
@@ -101,12 +119,133 @@ fn name_that_normalises_to_nothing_is_refused_by_the_cli() {
     assert!(String::from_utf8(out.stderr).unwrap().contains("empty once normalised"));
 }
 
+#[test]
+fn edition_and_expiry_serial_verifies_until_its_last_day_and_is_refused_after_it() {
+    let dir = setup();
+    let args = ["serial", "-p", "suite", "-n", "Jane Doe", "--seats", "3", "--date", "2026-11-22"];
+    let made = keypost(dir.path(), &[&args[..], &["--edition", "pro+team", "--expires", "365d"]].concat());
+    assert!(made.status.success(), "{made:?}");
+    let serial = stdout(&made).trim().to_owned();
+    let at = |day: &str| keypost(dir.path(), &["verify", "-p", "suite", "-n", "jane doe", "-s", &serial, "--at", day]);
+    let last_day = at("2027-11-22");
+    assert_eq!(
+        (last_day.status.code(), stdout(&last_day)),
+        (
+            Some(0),
+            "valid: product \"suite\", licensee \"jane doe\", edition pro+team, seats 3, issued 2026-11-22, \
+             expires 2027-11-22, key K1\n"
+                .to_owned()
+        )
+    );
+    let late = at("2027-11-23");
+    assert_eq!(late.status.code(), Some(1), "{late:?}");
+    assert_eq!(stdout(&late), "invalid: the licence expired on 2027-11-22 (checked on 2027-11-23)\n");
+}
+
+#[test]
+fn a_product_with_editions_gives_its_first_edition_by_default_and_names_unknown_ones() {
+    let dir = setup();
+    let made = keypost(dir.path(), &["serial", "-p", "suite", "-n", "Jo", "--date", "2026-01-01"]);
+    let serial = stdout(&made).trim().to_owned();
+    let checked = keypost(dir.path(), &["verify", "-p", "suite", "-n", "Jo", "-s", &serial]);
+    assert!(stdout(&checked).contains("edition standard, seats 1, issued 2026-01-01, expires never"), "{checked:?}");
+    let unknown = keypost(dir.path(), &["serial", "-p", "suite", "-n", "Jo", "--edition", "gold"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let stderr = String::from_utf8(unknown.stderr).unwrap();
+    assert!(stderr.contains("unknown edition \"gold\"; this product's editions: standard, pro, team"), "{stderr}");
+    let cbc = keypost(dir.path(), &["serial", "-p", "legacy", "-n", "Jo", "--expires", "30d"]);
+    assert_eq!(cbc.status.code(), Some(1));
+    assert!(String::from_utf8(cbc.stderr).unwrap().contains("name-cbc cannot carry an edition or an expiry"));
+}
+
+#[test]
+fn activation_code_is_bound_to_the_machine_and_refused_for_another_products_serial() {
+    let dir = setup();
+    let made = keypost(dir.path(), &["serial", "-p", "pro", "-n", "Jane Doe", "--date", "2026-11-22"]);
+    let serial = stdout(&made).trim().to_owned();
+    let activate =
+        |product: &str, machine: &str| keypost(dir.path(), &["activate", "-p", product, "-s", &serial, "-m", machine]);
+    let code = stdout(&activate("pro", "machine-7f3a")).trim().to_owned();
+    assert_eq!((code.len(), code.matches('-').count()), (19, 3), "{code}");
+    assert_eq!(stdout(&activate("pro", " machine-7f3a ")).trim(), code, "surrounding spaces do not count");
+    assert_ne!(stdout(&activate("pro", "machine-7f3b")).trim(), code);
+    let other = activate("suite", "machine-7f3a");
+    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(stdout(&other), "invalid: the serial is mistyped or belongs to another product\n");
+    let named = keypost(dir.path(), &["activate", "-p", "pro", "-s", &serial, "-m", "m1", "-n", "John Doe"]);
+    assert_eq!(stdout(&named), "invalid: the serial does not match this licensee name\n");
+}
+
+#[test]
+fn check_names_the_key_of_a_bad_edition_term_or_unsold_sku() {
+    let dir = setup();
+    let bad = CONFIG.replace(
+        r#"terms = { "SUITE-PRO-1Y" = { edition = "pro", term = "365d" } }"#,
+        r#"terms = { "SUITE-PRO-1Y" = { edition = "gold", term = "1y" }, "NOT-SOLD" = {} }"#,
+    );
+    std::fs::write(dir.path().join("keypost.toml"), bad).unwrap();
+    let out = keypost(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    for key in [
+        r#"product[1].serial.terms."SUITE-PRO-1Y".edition"#,
+        r#"product[1].serial.terms."SUITE-PRO-1Y".term"#,
+        r#"product[1].serial.terms."NOT-SOLD""#,
+    ] {
+        assert!(text.contains(key), "{key} missing from:\n{text}");
+    }
+}
+
+/// A sale of a SKU with terms, through the daemon on the demo's Maildir: the serial it mails carries the SKU's
+/// edition and expiry (a year from the day it was issued).
+#[test]
+fn the_daemon_issues_the_edition_and_term_of_the_sold_sku() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_demo(dir.path());
+    let demo = std::fs::read_to_string(dir.path().join("demo.toml")).unwrap();
+    let plain =
+        r#"serial = { product_code = 258, key_id = "K1", key = { inline = "00112233445566778899aabbccddeeff" } }"#;
+    assert!(demo.contains(plain), "the demo's acme-pro serial line changed");
+    let terms = r#", editions = ["standard", "pro"], terms = { "ACME-PRO" = { edition = "pro", term = "365d" } } }"#;
+    let with_terms = format!("{}{terms}", plain.strip_suffix(" }").unwrap());
+    std::fs::write(dir.path().join("demo.toml"), demo.replace(plain, &with_terms)).unwrap();
+    let run = |args: &[&str]| {
+        let out = keypost(dir.path(), &[&["--config", "demo.toml"], args].concat());
+        assert!(out.status.success() || args[0] == "verify", "{args:?}: {out:?}");
+        stdout(&out)
+    };
+    run(&["run", "--once"]);
+    let licenses: Vec<serde_json::Value> = run(&["export"])
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|record| record["license"]["product"] == "acme-pro")
+        .collect();
+    let listed = |record: &serde_json::Value| {
+        record["license"]["sku"].as_str().is_some_and(|sku| sku.eq_ignore_ascii_case("ACME-PRO"))
+    };
+    assert!(licenses.iter().any(listed), "no acme-pro license sold under the SKU ACME-PRO");
+    for record in &licenses {
+        let license = &record["license"];
+        let (name, serial) = (license["licensee"].as_str().unwrap(), license["serial"].as_str().unwrap());
+        let issued = license["issued"].as_str().unwrap();
+        let verified = run(&["verify", "-p", "acme-pro", "-n", name, "-s", serial, "--at", issued]);
+        let date = time::Date::parse(issued, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+        // A sale matched by product name rather than by the listed SKU gets the first edition, perpetual.
+        let expected = if listed(record) {
+            format!(", edition pro, seats {}, issued {date}, expires {}, key K1", license["seats"], date + 365.days())
+        } else {
+            format!(", edition standard, seats {}, issued {date}, expires never, key K1", license["seats"])
+        };
+        assert!(verified.starts_with("valid: ") && verified.contains(&expected), "{verified} lacks {expected}");
+    }
+}
+
 /// `tests/vectors/serial.json` against the library, and against `docs/serial-format.md` (so they cannot drift).
 /// `KEYPOST_BLESS=1` rewrites the computed fields of the JSON and the vector tables of the document.
 mod vectors {
     use std::path::{Path, PathBuf};
 
-    use keypost::serial::{Maker, SerialConfig, SerialError};
+    use keypost::serial::{Licence, Maker, SerialConfig, SerialError};
     use serde_json::{Value, json};
 
     const BEGIN: &str = "<!-- BEGIN VECTORS: generated from tests/vectors/serial.json -->";
@@ -131,7 +270,7 @@ mod vectors {
     /// The set's parameters as a `[product.serial]` table with the test key inline.
     fn maker(set: &Value) -> Maker {
         let mut config = set.as_object().unwrap().clone();
-        for field in ["id", "seats", "issued"] {
+        for field in ["id", "seats", "issued", "edition", "expires"] {
             config.remove(field);
         }
         config.insert("key".into(), json!({ "inline": text(set, "key") }));
@@ -154,13 +293,22 @@ mod vectors {
         let maker = maker(set);
         let name = text(vector, "name");
         let seats = set["seats"].as_u64().map_or(1, |s| u32::try_from(s).unwrap());
-        let issued = set["issued"].as_str().unwrap_or("2000-01-01");
-        let issued = time::Date::parse(issued, time::macros::format_description!("[year]-[month]-[day]")).unwrap();
+        let date = |text: &str| time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"));
+        let mut licence = Licence::new(seats, date(set["issued"].as_str().unwrap_or("2000-01-01")).unwrap());
+        licence.edition = set["edition"].as_u64().map_or(0, |bits| u8::try_from(bits).unwrap());
+        licence.expires = set["expires"].as_str().map(|text| date(text).unwrap());
         let normalised = maker.normalised(name).unwrap();
-        match maker.make(name, seats, issued) {
+        match maker.issue(name, &licence) {
             Ok(serial) => json!({ "normalised": normalised, "serial": serial, "error": null }),
             Err(err) => json!({ "normalised": normalised, "serial": null, "error": error_code(&err) }),
         }
+    }
+
+    /// What keypost computes for one activation: its `code`.
+    fn compute_activation(sets: &[Value], activation: &Value) -> Value {
+        let set = sets.iter().find(|s| s["id"] == activation["set"]).unwrap();
+        let code = maker(set).activation_code(text(activation, "serial"), text(activation, "machine")).unwrap();
+        json!(code)
     }
 
     /// JSON with every non-ASCII character as a `\uXXXX` escape, so NFC and NFD differ visibly.
@@ -205,6 +353,13 @@ mod vectors {
                 ascii_json(&v["normalised"]),
             ));
         }
+        lines.push(String::new());
+        lines.push("| set | serial (as typed) | machine id (JSON) | activation code |".to_owned());
+        lines.push("|---|---|---|---|".to_owned());
+        for a in file["activations"].as_array().unwrap() {
+            let (set, serial, code) = (text(a, "set"), text(a, "serial"), text(a, "code"));
+            lines.push(format!("| `{set}` | `{serial}` | `{}` | `{code}` |", ascii_json(&a["machine"])));
+        }
         lines
     }
 
@@ -215,6 +370,9 @@ mod vectors {
             for (field, value) in computed.as_object().unwrap() {
                 vector[field] = value.clone();
             }
+        }
+        for activation in file["activations"].as_array_mut().unwrap() {
+            activation["code"] = compute_activation(&sets, activation);
         }
         let pretty = escape_non_ascii(&serde_json::to_string_pretty(&file).unwrap());
         std::fs::write(root().join("tests/vectors/serial.json"), pretty + "\n").unwrap();
@@ -242,6 +400,11 @@ mod vectors {
             for field in ["normalised", "serial", "error"] {
                 assert_eq!(vector[field], computed[field], "{field} of {}/{}", vector["set"], vector["name_id"]);
             }
+        }
+        let activations = file["activations"].as_array().unwrap();
+        assert!(activations.len() >= 5, "only {} activations", activations.len());
+        for activation in activations {
+            assert_eq!(activation["code"], compute_activation(sets, activation), "{activation}");
         }
     }
 

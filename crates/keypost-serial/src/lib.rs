@@ -4,7 +4,8 @@
 //!
 //! Two schemes:
 //! - **`block`**: a fixed 28-symbol serial (`K1AB-CDEF-...`): key id, then one AES-128 block carrying the product
-//!   code, seat count, issue date and a tag binding them to the licensee's name. [`Maker::block`].
+//!   code, seat count, issue date, optionally edition bits and an expiry date, and a tag binding them to the
+//!   licensee's name. [`Maker::block`].
 //! - **`name-cbc`**: AES-128-CBC of the licensee's name, for apps already in buyers' hands. [`Maker::name_cbc`].
 //!
 //! Names are normalised first ([`normalise`]), so `José` typed with a combining accent, a no-break space or
@@ -17,12 +18,16 @@
 //! let key = Key::parse("000102030405060708090a0b0c0d0e0f").unwrap();
 //! let maker = Maker::block(258, "K1", key).unwrap();
 //!
-//! let licence = maker.verify("Jane Doe", "k154-20kj-3pqy-mscm-cf07-efvc-ztbr").unwrap();
+//! let today = time::macros::date!(2027 - 03 - 01); // the app's clock: this crate never reads one
+//! let licence = maker.verify_at("Jane Doe", "k154-20kj-3pqy-mscm-cf07-efvc-ztbr", today).unwrap();
 //! assert_eq!(licence.licensee, "jane doe");
 //! assert_eq!(licence.seats, Some(1));
 //! assert_eq!(licence.issued.map(|d| d.to_string()), Some("2026-11-22".to_owned()));
 //! assert!(maker.verify("John Doe", "K154-20KJ-3PQY-MSCM-CF07-EFVC-ZTBR").is_err());
 //! ```
+//!
+//! An app that activates per machine checks the offline activation code keypost made for the serial and the
+//! machine id with [`Maker::verify_activation`].
 //!
 //! Invariants: nothing here reads files, the network or the clock; keys never appear in `Debug` output or
 //! errors; a serial once made verifies for as long as its key is configured (current or retired).
@@ -30,6 +35,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::indexing_slicing, clippy::string_slice, clippy::unwrap_used))]
 
+mod activation;
 mod block;
 mod key;
 mod name_cbc;
@@ -38,6 +44,7 @@ mod text;
 
 use time::Date;
 
+pub use activation::CODE_LEN as ACTIVATION_CODE_LEN;
 pub use block::{EPOCH, KEY_ID_LEN, SERIAL_LEN, is_key_id};
 pub use key::{KEY_FORMAT, Key, parse_16};
 pub use name_cbc::NameEncoding;
@@ -73,8 +80,8 @@ pub enum SerialError {
         /// The seat count asked for.
         seats: u32,
     },
-    /// `block` serials carry an issue day from 2000-01-01 to 2179-06-06.
-    #[error("issue date {date} is outside 2000-01-01 to 2179-06-06")]
+    /// `block` serials carry issue and expiry days from 2000-01-01 (expiry: 2000-01-02) to 2179-06-06.
+    #[error("date {date} is outside 2000-01-01 to 2179-06-06")]
     DateOutOfRange {
         /// The date asked for.
         date: Date,
@@ -85,6 +92,17 @@ pub enum SerialError {
         /// The key id as given.
         key_id: String,
     },
+    /// A licence cannot expire before it is issued.
+    #[error("expiry {expires} is before the issue date {issued}")]
+    ExpiresBeforeIssue {
+        /// The expiry asked for.
+        expires: Date,
+        /// The issue date.
+        issued: Date,
+    },
+    /// `name-cbc` serials carry only the name: no edition, no expiry.
+    #[error("scheme name-cbc cannot carry an edition or an expiry date (use scheme block)")]
+    NotCarried,
     /// Two keys of one product share a key id.
     #[error("key id {key_id:?} is already in use")]
     DuplicateKeyId {
@@ -127,6 +145,58 @@ pub enum VerifyError {
     /// `name-cbc` cannot tell a typo from another name.
     #[error("the serial does not match this licensee name, or is mistyped")]
     Mismatch,
+    /// An activation needs a machine id that is not empty.
+    #[error("the machine id is empty")]
+    EmptyMachineId,
+    /// The activation code was made for another serial or machine, or is mistyped.
+    #[error("the activation code does not match this serial and machine, or is mistyped")]
+    ActivationMismatch,
+    /// A valid serial whose licence ended before the day it was checked on ([`Maker::verify_at`]).
+    #[error("the licence expired on {expired} (checked on {at})")]
+    Expired {
+        /// The last day the licence was valid.
+        expired: Date,
+        /// The day it was checked for.
+        at: Date,
+    },
+}
+
+/// What a `block` serial records about a licence. Edition bits or an expiry make a layout 2 serial; a licence
+/// with neither is written in layout 1, exactly as before editions existed.
+///
+/// ```
+/// use keypost_serial::Licence;
+/// use time::macros::date;
+/// let yearly_pro = Licence::new(5, date!(2026 - 11 - 22)).with_edition(0b010).with_expiry(date!(2027 - 11 - 22));
+/// assert_eq!((yearly_pro.seats, yearly_pro.edition), (5, 2));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Licence {
+    /// Seats, 1 to 65535.
+    pub seats: u32,
+    /// The issue day, 2000-01-01 to 2179-06-06.
+    pub issued: Date,
+    /// Edition bits (up to 8 features, named per product by the vendor); 0 for none.
+    pub edition: u8,
+    /// The last day the licence is valid, or `None` for a perpetual licence.
+    pub expires: Option<Date>,
+}
+
+impl Licence {
+    /// A perpetual licence without edition bits.
+    pub fn new(seats: u32, issued: Date) -> Licence {
+        Licence { seats, issued, edition: 0, expires: None }
+    }
+
+    /// The same licence with `bits` as its edition.
+    pub fn with_edition(self, bits: u8) -> Licence {
+        Licence { edition: bits, ..self }
+    }
+
+    /// The same licence ending after `last_day`.
+    pub fn with_expiry(self, last_day: Date) -> Licence {
+        Licence { expires: Some(last_day), ..self }
+    }
 }
 
 /// What a valid serial says; `None` where the scheme does not carry the field.
@@ -138,6 +208,12 @@ pub struct Verified {
     pub seats: Option<u32>,
     /// The day the serial was issued (`block`).
     pub issued: Option<Date>,
+    /// Edition bits (`block` layout 2; `None` for layout 1 and `name-cbc`, which carry none).
+    pub edition: Option<u8>,
+    /// The last day the licence is valid; `None` when it never expires (or the scheme carries no expiry).
+    pub expires: Option<Date>,
+    /// The block layout version, 1 or 2 (`block`).
+    pub layout: Option<u8>,
     /// The key id the serial starts with (`block`).
     pub key_id: Option<String>,
     /// True when the serial is under a retired key (it still verifies until the key is removed).
@@ -182,13 +258,12 @@ impl Maker {
     /// A `block` maker for `product_code` whose new serials use `key` under `key_id` (two Crockford symbols, any
     /// case). Defaults: names compared by [`NormaliseRule::Rfc8266Casefold`], groups of 4 joined by `-`.
     pub fn block(product_code: u16, key_id: &str, key: Key) -> Result<Maker, SerialError> {
-        let id = checked_key_id(key_id)?;
-        let keys = vec![block::BlockKey { id, key, retired: false }];
+        let current = block::BlockKey { id: checked_key_id(key_id)?, key, retired: false };
         Ok(Maker {
             rule: NormaliseRule::Rfc8266Casefold,
             group: 4,
             separator: "-".to_owned(),
-            scheme: SchemeMaker::Block(block::Block { product_code, keys }),
+            scheme: SchemeMaker::Block(block::Block { product_code, current, retired: Vec::new() }),
         })
     }
 
@@ -208,10 +283,10 @@ impl Maker {
     pub fn with_retired_key(mut self, key_id: &str, key: Key) -> Result<Maker, SerialError> {
         let id = checked_key_id(key_id)?;
         if let SchemeMaker::Block(block) = &mut self.scheme {
-            if block.keys.iter().any(|k| k.id == id) {
+            if block.keys().any(|k| k.id == id) {
                 return Err(SerialError::DuplicateKeyId { key_id: id });
             }
-            block.keys.push(block::BlockKey { id, key, retired: true });
+            block.retired.push(block::BlockKey { id, key, retired: true });
         }
         Ok(self)
     }
@@ -264,17 +339,50 @@ impl Maker {
         normalise(licensee, self.rule)
     }
 
-    /// The serial for `licensee`, grouped for printing. `name-cbc` ignores `seats` and `issued`.
+    /// The serial of a perpetual licence without edition for `licensee`, grouped for printing:
+    /// `issue(licensee, &Licence::new(seats, issued))`. `name-cbc` ignores `seats` and `issued`.
     pub fn make(&self, licensee: &str, seats: u32, issued: Date) -> Result<String, SerialError> {
+        self.issue(licensee, &Licence::new(seats, issued))
+    }
+
+    /// The serial recording `licence` for `licensee`, grouped for printing. `name-cbc` carries only the name:
+    /// it refuses a licence with an edition or expiry ([`SerialError::NotCarried`]).
+    ///
+    /// ```
+    /// # use keypost_serial::{Key, Licence, Maker};
+    /// use time::macros::date;
+    /// let maker = Maker::block(258, "K1", Key::parse("000102030405060708090a0b0c0d0e0f").unwrap()).unwrap();
+    /// let licence = Licence::new(1, date!(2026 - 11 - 22)).with_edition(0b10).with_expiry(date!(2027 - 11 - 22));
+    /// let serial = maker.issue("Jane Doe", &licence).unwrap();
+    /// let verified = maker.verify_at("jane doe", &serial, date!(2027 - 11 - 22)).unwrap();
+    /// assert_eq!((verified.edition, verified.layout), (Some(0b10), Some(2)));
+    /// let late = maker.verify_at("jane doe", &serial, date!(2027 - 11 - 23)).unwrap_err();
+    /// assert_eq!(late.to_string(), "the licence expired on 2027-11-22 (checked on 2027-11-23)");
+    /// ```
+    pub fn issue(&self, licensee: &str, licence: &Licence) -> Result<String, SerialError> {
         let name = self.normalised(licensee)?;
         let plain = match &self.scheme {
+            SchemeMaker::NameCbc { .. } if licence.edition != 0 || licence.expires.is_some() => {
+                return Err(SerialError::NotCarried);
+            }
             SchemeMaker::NameCbc { inner, output } => output.encode(&inner.encrypt(&name)?),
-            SchemeMaker::Block(block) => block.make(&name, seats, issued)?,
+            SchemeMaker::Block(block) => block.make(&name, licence)?,
         };
         Ok(text::group(&plain, self.group, &self.separator))
     }
 
-    /// Checks `serial` against `licensee`, forgiving case, spaces, dashes and Crockford look-alikes.
+    /// [`Maker::verify`], then refuses a licence whose expiry is before `today` ([`VerifyError::Expired`]).
+    /// This is the call an app makes, with its own clock's date.
+    pub fn verify_at(&self, licensee: &str, serial: &str, today: Date) -> Result<Verified, VerifyError> {
+        let verified = self.verify(licensee, serial)?;
+        match verified.expires {
+            Some(expired) if expired < today => Err(VerifyError::Expired { expired, at: today }),
+            _ => Ok(verified),
+        }
+    }
+
+    /// Checks `serial` against `licensee`, forgiving case, spaces, dashes and Crockford look-alikes. The result
+    /// says when the licence expires but this does not compare it with any date: see [`Maker::verify_at`].
     pub fn verify(&self, licensee: &str, serial: &str) -> Result<Verified, VerifyError> {
         let name = self.normalised(licensee).map_err(|err| VerifyError::Name(err.to_string()))?;
         match &self.scheme {
@@ -284,7 +392,16 @@ impl Maker {
                 if typed.is_none_or(|typed| !block::constant_time_eq(&typed, &expected)) {
                     return Err(VerifyError::Mismatch);
                 }
-                Ok(Verified { licensee: name, seats: None, issued: None, key_id: None, retired_key: false })
+                Ok(Verified {
+                    licensee: name,
+                    seats: None,
+                    issued: None,
+                    edition: None,
+                    expires: None,
+                    layout: None,
+                    key_id: None,
+                    retired_key: false,
+                })
             }
             SchemeMaker::Block(block) => {
                 let claims = block.verify(&name, &text::canonical(serial, Output::Crockford, &self.separator)?)?;
@@ -292,9 +409,55 @@ impl Maker {
                     licensee: name,
                     seats: Some(claims.seats),
                     issued: Some(claims.issued),
+                    edition: (claims.version >= 2).then_some(claims.edition),
+                    expires: claims.expires,
+                    layout: Some(claims.version),
                     key_id: Some(claims.key_id),
                     retired_key: claims.retired_key,
                 })
+            }
+        }
+    }
+}
+
+impl Maker {
+    /// The offline activation code binding `serial` to the machine id `machine` (surrounding white space is
+    /// ignored; otherwise the id is taken exactly). The serial is read as typed, like [`Maker::verify`]; a `block`
+    /// serial must be one of this product's (its name is not needed). Printed as four groups of four symbols.
+    ///
+    /// ```
+    /// # use keypost_serial::{Key, Maker};
+    /// let maker = Maker::block(258, "K1", Key::parse("000102030405060708090a0b0c0d0e0f").unwrap()).unwrap();
+    /// let serial = "K154-20KJ-3PQY-MSCM-CF07-EFVC-ZTBR";
+    /// let code = maker.activation_code(serial, "machine-7f3a").unwrap();
+    /// assert!(maker.verify_activation(serial, "machine-7f3a", &code.to_lowercase()).is_ok());
+    /// assert!(maker.verify_activation(serial, "machine-0000", &code).is_err());
+    /// ```
+    pub fn activation_code(&self, serial: &str, machine: &str) -> Result<String, VerifyError> {
+        let code = self.raw_activation_code(serial, machine)?;
+        Ok(text::group(&code, 4, "-"))
+    }
+
+    /// Checks an activation code as the app does, offline: the same serial and machine id must give the same
+    /// code (case, spaces, dashes and Crockford look-alikes in the typed code do not matter).
+    pub fn verify_activation(&self, serial: &str, machine: &str, code: &str) -> Result<(), VerifyError> {
+        let expected = self.raw_activation_code(serial, machine)?;
+        let typed = text::canonical(code, Output::Crockford, "-").map_err(|_| VerifyError::ActivationMismatch)?;
+        if activation::matches(&typed, &expected) { Ok(()) } else { Err(VerifyError::ActivationMismatch) }
+    }
+
+    fn raw_activation_code(&self, serial: &str, machine: &str) -> Result<String, VerifyError> {
+        let machine = activation::machine_id(machine).ok_or(VerifyError::EmptyMachineId)?;
+        match &self.scheme {
+            SchemeMaker::Block(block) => {
+                let canonical = text::canonical(serial, Output::Crockford, &self.separator)?;
+                let (entry, _) = block.open(&canonical)?;
+                Ok(activation::code(&entry.key, &canonical, machine))
+            }
+            SchemeMaker::NameCbc { inner, output } => {
+                let canonical = text::canonical(serial, *output, &self.separator)?;
+                output.decode(&canonical).ok_or(VerifyError::Mismatch)?;
+                Ok(activation::code(&inner.key, &canonical, machine))
             }
         }
     }

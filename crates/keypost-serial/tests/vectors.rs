@@ -1,6 +1,6 @@
 //! Every vector of keypost's `tests/vectors/serial.json`, made and verified with this crate alone (no keypost
 //! configuration layer): the vectors are the format's contract, so the crate an app uses must reproduce them.
-use keypost_serial::{Key, Maker, NameEncoding, NormaliseRule, Output, SerialError, parse_16};
+use keypost_serial::{Key, Licence, Maker, NameEncoding, NormaliseRule, Output, SerialError, parse_16};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -49,19 +49,44 @@ fn every_vector_is_made_and_verified_by_the_crate_alone() {
         let maker = maker(set);
         let name = text(vector, "name").unwrap();
         let seats = set["seats"].as_u64().map_or(1, |s| u32::try_from(s).unwrap());
-        let issued = date(text(set, "issued").unwrap_or("2000-01-01"));
+        let mut licence = Licence::new(seats, date(text(set, "issued").unwrap_or("2000-01-01")));
+        licence.edition = set["edition"].as_u64().map_or(0, |bits| u8::try_from(bits).unwrap());
+        licence.expires = text(set, "expires").map(date);
         let what = format!("{}/{}", vector["set"], vector["name_id"]);
         assert_eq!(maker.normalised(name).ok().as_deref(), text(vector, "normalised"), "{what}");
-        match (maker.make(name, seats, issued), text(vector, "serial")) {
+        match (maker.issue(name, &licence), text(vector, "serial")) {
             (Ok(serial), Some(expected)) => {
                 assert_eq!(serial, expected, "{what}");
                 let verified = maker.verify(name, expected).unwrap();
                 assert_eq!(Some(verified.licensee.as_str()), text(vector, "normalised"), "{what}");
+                if set["scheme"] == "block" {
+                    let layout = if licence.edition == 0 && licence.expires.is_none() { 1 } else { 2 };
+                    assert_eq!(verified.layout, Some(layout), "{what}");
+                    assert_eq!((verified.seats, verified.issued), (Some(seats), Some(licence.issued)), "{what}");
+                    assert_eq!((verified.edition.unwrap_or(0), verified.expires), (licence.edition, licence.expires));
+                }
             }
             (Err(SerialError::NotRepresentable { .. }), None) => {
                 assert_eq!(text(vector, "error"), Some("not-representable"), "{what}");
             }
             (made, expected) => panic!("{what}: made {made:?}, vector has {expected:?}"),
         }
+    }
+}
+
+#[test]
+fn every_activation_code_is_what_the_crate_computes_and_verifies() {
+    let file = vectors();
+    let sets = file["sets"].as_array().unwrap();
+    let activations = file["activations"].as_array().unwrap();
+    assert!(activations.len() >= 5, "only {} activations", activations.len());
+    for activation in activations {
+        let maker = maker(sets.iter().find(|s| s["id"] == activation["set"]).unwrap());
+        let (serial, machine, code) =
+            (text(activation, "serial").unwrap(), text(activation, "machine").unwrap(), text(activation, "code"));
+        assert_eq!(maker.activation_code(serial, machine).ok().as_deref(), code, "{activation}");
+        assert_eq!(maker.verify_activation(serial, machine, code.unwrap()), Ok(()), "{activation}");
+        let other_machine = format!("{machine}-2");
+        assert!(maker.verify_activation(serial, &other_machine, code.unwrap()).is_err(), "{activation}");
     }
 }

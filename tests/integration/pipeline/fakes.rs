@@ -7,6 +7,7 @@ use std::time::Duration;
 use keypost::config::{Loaded, Problems};
 use keypost::daemon::{Core, Daemon, Licenser, Reader, Reading};
 use keypost::email::{Address, Email};
+use keypost::fulfil::Grant;
 use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
 use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
 use keypost::reply::{Mailer, Outgoing, SendError};
@@ -194,8 +195,8 @@ fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
 pub struct TestLicenser;
 
 impl Licenser for TestLicenser {
-    fn make(&self, product: &str, licensee: &Licensee, seats: u32, _issued: time::Date) -> Result<String, String> {
-        Ok(format!("SERIAL-{product}-{seats}-{}", licensee.as_str().len()))
+    fn make(&self, grant: &Grant, _issued: time::Date) -> Result<String, String> {
+        Ok(format!("SERIAL-{}-{}-{}", grant.product, grant.seats, grant.licensee.as_str().len()))
     }
 }
 
