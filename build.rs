@@ -48,13 +48,12 @@ fn commit() {
             .filter(|text| !text.is_empty())
     };
     // A new commit changes HEAD (detached) or the branch it names; packed-refs after a gc.
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(file) = git(&["rev-parse", "--git-path", path]) {
+    // Only files that exist: cargo reruns a build script on every build while a named file is missing.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for path in ["HEAD", "packed-refs"].into_iter().chain(branch.as_deref()) {
+        if let Some(file) = git(&["rev-parse", "--git-path", path]).filter(|f| Path::new(f).exists()) {
             println!("cargo::rerun-if-changed={file}");
         }
-    }
-    if let Some(file) = git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r])) {
-        println!("cargo::rerun-if-changed={file}");
     }
     let commit = std::env::var("KEYPOST_BUILD_COMMIT")
         .ok()
