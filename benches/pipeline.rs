@@ -15,7 +15,7 @@ mod integration {
 }
 
 use integration::support::binary::{VENDOR, config};
-use integration::support::{Dovecot, Keypost, Orders, RecordingSink, TestImap};
+use integration::support::{Dovecot, Keypost, Orders, RecordingSink, TestImap, done_folder};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -40,7 +40,7 @@ fn wait_log(keypost: &Keypost, needle: &str, timeout: Duration) {
 }
 
 async fn done_count(client: &mut TestImap) -> u32 {
-    client.folder_counts().await.get("keypost.done").copied().unwrap_or(0)
+    client.folder_counts().await.get(&done_folder()).copied().unwrap_or(0)
 }
 
 /// (a): APPEND one order, wait for its reply at the sink and for its message to be filed, let keypost go back

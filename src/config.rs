@@ -221,6 +221,7 @@ impl Config {
         }
         self.reply.validate(problems);
         self.trust.validate(problems);
+        self.trust.validate_recipients(self.mailbox.is_some(), problems);
         self.limits.validate(problems);
         product::validate_all(&self.products, problems);
     }

@@ -34,8 +34,9 @@ pub struct Forward {
     pub style: String,
 }
 
-/// One parsed message. When it is a forward, `from`, `subject`, `date` and `text` are the original's.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// One parsed message. When it is a forward, `from`, `subject`, `date`, `text`, `links` and `headers` are the
+/// original's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Email {
     /// The outer Message-ID, without angle brackets.
     pub message_id: Option<String>,
@@ -45,6 +46,18 @@ pub struct Email {
     pub date: Option<String>,
     /// The best text: text/plain when present, else the HTML as readable text.
     pub text: String,
+    /// Link targets: every `href` of the HTML part, then every URL written in the text/plain part, in order,
+    /// each once.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// The original's header fields (name as written, value unfolded), in order. For an inline forward, the
+    /// ones its forward block shows (From, Date, Subject).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The `d=` of every DKIM-Signature (outer and attached original), unverified: it tells which provider a
+    /// message claims to be from, so its mail is never silently ignored; it proves nothing (see `trust`).
+    #[serde(default)]
+    pub signing_domains: Vec<String>,
     pub forwarded: Option<Forward>,
     /// The raw bytes of an original attached as message/rfc822, which still carries its DKIM signature.
     #[serde(skip)]
@@ -93,7 +106,10 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
         from: outer_from.clone(),
         subject: message.subject().unwrap_or_default().trim().to_owned(),
         date: message.date().map(|d| d.to_rfc3339()),
-        text: best_text(&message),
+        text: best_text(&message)?,
+        links: links(&message),
+        headers: headers(&message),
+        signing_domains: signing_domains(&message),
         forwarded: None,
         attached_original: None,
         authentication_results: authentication_results(&message),
@@ -104,7 +120,10 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
             email.from = inner.from().and_then(|list| list.first()).and_then(address_of);
             email.subject = inner.subject().unwrap_or_default().trim().to_owned();
             email.date = inner.date().map(|d| d.to_rfc3339());
-            email.text = best_text(&inner);
+            email.text = best_text(&inner)?;
+            email.links = links(&inner);
+            email.headers = headers(&inner);
+            email.signing_domains.extend(signing_domains(&inner));
             email.forwarded = Some(Forward { by: outer_from, style: "attachment".to_owned() });
             email.attached_original = Some(original);
         }
@@ -112,6 +131,11 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
         forward::is_forward_subject(&email.subject).then(|| forward::unwrap(&email.text)).flatten()
     {
         email.from = parse_address(&inline.from);
+        email.headers = [("From", Some(inline.from.clone())), ("Date", inline.date.clone())]
+            .into_iter()
+            .chain([("Subject", inline.subject.clone())])
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect();
         email.subject = inline.subject.unwrap_or_default();
         email.date = inline.date.as_deref().and_then(parse_date);
         email.text = inline.body;
@@ -165,18 +189,69 @@ fn part_depth(message: &Message<'_>) -> usize {
 }
 
 /// text/plain when it says something, else the first HTML part as text. Line ends become `\n`.
-fn best_text(message: &Message<'_>) -> String {
+fn best_text(message: &Message<'_>) -> Result<String, EmailError> {
     let plain = message.text_bodies().find_map(|part| match &part.body {
         PartType::Text(text) if !text.trim().is_empty() => Some(text.to_string()),
         _ => None,
     });
-    let text = plain.or_else(|| {
-        message.html_bodies().find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html::to_text(html)),
+    let text = match plain {
+        Some(plain) => plain,
+        None => {
+            let html = message.html_bodies().find_map(|part| match &part.body {
+                PartType::Html(html) => Some(html::to_text(html)),
+                _ => None,
+            });
+            html.transpose().map_err(|err| EmailError::TooComplex(too_complex(err)))?.unwrap_or_default()
+        }
+    };
+    Ok(text.replace("\r\n", "\n"))
+}
+
+fn too_complex(_: html::TooManyElements) -> &'static str {
+    "the HTML part has too many elements"
+}
+
+/// Every `href` of the first HTML part, then the URLs written in the text/plain part; each once, in order.
+fn links(message: &Message<'_>) -> Vec<String> {
+    let mut links: Vec<String> = message
+        .html_bodies()
+        .find_map(|part| match &part.body {
+            PartType::Html(html) => html::to_document(html).ok().map(|d| d.links),
             _ => None,
         })
-    });
-    text.unwrap_or_default().replace("\r\n", "\n")
+        .unwrap_or_default();
+    for part in message.text_bodies() {
+        if let PartType::Text(text) = &part.body {
+            links.extend(html::urls_in(text));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    links.retain(|link| seen.insert(link.clone()));
+    links.truncate(html::MAX_LINKS);
+    links
+}
+
+/// Header fields as (name, unfolded value), in order.
+fn headers(message: &Message<'_>) -> Vec<(String, String)> {
+    message
+        .headers_raw()
+        .map(|(name, value)| (name.to_owned(), value.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect()
+}
+
+/// The `d=` tag of every DKIM-Signature header, lower-cased.
+fn signing_domains(message: &Message<'_>) -> Vec<String> {
+    message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("DKIM-Signature"))
+        .filter_map(|(_, value)| {
+            value.split(';').find_map(|tag| {
+                let (name, domain) = tag.split_once('=')?;
+                (name.trim() == "d").then(|| domain.split_whitespace().collect::<String>().to_ascii_lowercase())
+            })
+        })
+        .filter(|d| !d.is_empty())
+        .collect()
 }
 
 /// The bytes of the first message/rfc822 attachment, as they were sent (transfer encoding removed).

@@ -23,6 +23,9 @@ pub struct LimitsConfig {
     pub max_order_seats: u32,
     /// Who receives the license of a provider's test order: `vendor` (default) or `buyer`.
     pub test_orders: TestOrders,
+    /// Vendor alerts sent one by one per hour; past it they are merged into one digest per hour (default 20).
+    /// Every message is still recorded. Anyone can send mail that is set aside with an alert.
+    pub alerts_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -33,6 +36,7 @@ impl Default for LimitsConfig {
             max_seats: 100,
             max_order_seats: 100,
             test_orders: TestOrders::Vendor,
+            alerts_per_hour: 20,
         }
     }
 }
@@ -63,6 +67,7 @@ impl LimitsConfig {
             ("limits.per_provider_per_hour", self.per_provider_per_hour),
             ("limits.max_seats", self.max_seats),
             ("limits.max_order_seats", self.max_order_seats),
+            ("limits.alerts_per_hour", self.alerts_per_hour),
         ] {
             if value == 0 {
                 problems.error(key, "must be at least 1");

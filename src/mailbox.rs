@@ -1,5 +1,9 @@
 //! Where order emails come from: a local Maildir or an IMAP folder, behind the one small [`Source`] trait.
 //! A source never deletes a message: it hands out waiting messages and moves settled ones to a folder.
+//!
+//! Done and ignored mail is filed by the month it was settled in (`keypost/done/2026-11`), so no folder grows
+//! without bound: a server's cost per move grows with the destination's size, and keypost never reads these
+//! folders again. Set-aside mail stays in one folder: the vendor works through it.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -161,6 +165,19 @@ pub enum Disposition {
     SetAside,
 }
 
+impl Disposition {
+    /// Whether settled mail of this kind is filed by month (see the module docs).
+    pub fn by_month(self) -> bool {
+        matches!(self, Disposition::Done | Disposition::Ignored)
+    }
+}
+
+/// The month a message settled `at` is filed under, `2026-11` (UTC).
+pub fn month(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}", at.year(), u8::from(at.month()))
+}
+
 /// A message's bytes, or why they were not fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailContent {
@@ -189,6 +206,33 @@ pub trait Source {
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>>;
     /// Moves a processed message to the folder for its disposition. Never deletes.
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()>;
+    /// Moves many processed messages, in as few commands as the source allows (IMAP: one `UID MOVE` per folder
+    /// and range set). Every message is tried even when one move fails; the first failure is returned, and the
+    /// messages not moved are handed out again later. The default settles them one by one.
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        let mut first_err = None;
+        for (key, disposition) in settled {
+            if let Err(err) = self.settle(key, *disposition).await {
+                first_err.get_or_insert(err);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
     /// Returns when new mail may have arrived, or after `max_wait`.
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn settled_mail_is_filed_under_its_utc_month_and_set_aside_mail_is_not() {
+        assert_eq!(month(datetime!(2026-11-30 23:59:59 UTC)), "2026-11");
+        assert_eq!(month(datetime!(2026-12-01 00:30 +01:00)), "2026-11", "UTC, not the local month");
+        assert_eq!(month(datetime!(2027-01-01 00:00 UTC)), "2027-01");
+        assert!(Disposition::Done.by_month() && Disposition::Ignored.by_month());
+        assert!(!Disposition::SetAside.by_month(), "the vendor works through one set-aside folder");
+    }
 }

@@ -9,6 +9,7 @@ use crate::secret::SecretSource;
 
 mod alert;
 pub mod files;
+pub mod link;
 pub mod placeholder;
 mod render;
 pub mod smtp;
@@ -119,7 +120,8 @@ pub struct ReplyConfig {
     pub template: Option<ReplyTemplateConfig>,
     /// Sends tried per message before it is given up as failed and the vendor alerted (default 8).
     pub send_attempts: u32,
-    /// Seconds before the first retry of a failed send; doubled each time, at most 6 hours (default 60).
+    /// Seconds before the first retry of a failed send; four times longer for each further retry, at most 6 hours
+    /// (default 2).
     pub retry_after_secs: u64,
 }
 
@@ -132,7 +134,7 @@ impl Default for ReplyConfig {
             vendor_copy: VendorCopy::Bcc,
             template: None,
             send_attempts: 8,
-            retry_after_secs: 60,
+            retry_after_secs: 2,
         }
     }
 }

@@ -73,7 +73,7 @@ impl<'de> Visitor<'de> for SourceVisitor {
 pub enum SecretError {
     #[error("cannot read secret file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("secret file {path} can be read by other users (mode {mode:o}); run: chmod 600 {path}")]
+    #[error("secret file {path} is open to its group or other users (mode {mode:o}); run: chmod 600 {path}")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("environment variable {name} is not set")]
     MissingEnv { name: String },
@@ -128,7 +128,8 @@ fn read_private_file(path: &Path) -> Result<Zeroizing<String>, SecretError> {
     use std::os::unix::fs::PermissionsExt;
     let read_err = |source| SecretError::Read { path: path.to_owned(), source };
     let mode = std::fs::metadata(path).map_err(read_err)?.permissions().mode();
-    if mode & 0o007 != 0 {
+    // Any group or other bit: a group that can read a key today is one membership away from a leaked key.
+    if mode & 0o077 != 0 {
         return Err(SecretError::TooOpen { path: path.to_owned(), mode: mode & 0o777 });
     }
     // read_to_string sizes its buffer from the file's length, so no partial copy is left behind by regrowth.
@@ -142,13 +143,17 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn world_readable_key_file_is_refused_and_private_one_is_read() {
+    fn key_file_open_to_its_group_or_others_is_refused_and_private_one_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         std::fs::write(&path, "0123456789abcdef\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let source = SecretSource::File("k".into());
-        assert!(matches!(source.load(dir.path()), Err(SecretError::TooOpen { .. })));
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o610, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(matches!(source.load(dir.path()), Err(SecretError::TooOpen { .. })), "mode {mode:o}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(source.load(dir.path()).is_ok());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(source.load(dir.path()).unwrap().expose_secret(), "0123456789abcdef");
     }

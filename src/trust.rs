@@ -38,9 +38,14 @@ pub struct TrustConfig {
     /// Where the vendor receives orders: addresses (`sales@vendor.example`) or whole domains
     /// (`@vendor.example`). When set, a DKIM-verified order (or the original attached to a forward) must have
     /// a signed To or Cc naming one of them, so another seller's genuine sale, forwarded or redirected here,
-    /// is refused. Recommended; `keypost check` warns while it is empty.
+    /// is refused. Required when orders are read from a mailbox and DKIM or Authentication-Results can prove
+    /// them, unless `accept_any_recipient = true`.
     #[serde(default)]
     pub recipients: Vec<String>,
+    /// The explicit opt-out of `recipients`: any seller's genuine order from the same provider, forwarded or
+    /// redirected here, is fulfilled. Logged as a warning at every start and by `keypost check`.
+    #[serde(default)]
+    pub accept_any_recipient: bool,
     /// Who may forward orders: addresses or `@domain`s matched against a forward's outer From. When set, a
     /// forwarded order (attachment or inline) from anyone else is refused. The outer From is not signed:
     /// for an inline forward of a `sender_only` provider it is the only check there is.
@@ -60,6 +65,7 @@ impl Default for TrustConfig {
             pinned_keys: Vec::new(),
             sender_only: Vec::new(),
             recipients: Vec::new(),
+            accept_any_recipient: false,
             forwarders: Vec::new(),
             retry_hours: default_retry_hours(),
         }
@@ -139,12 +145,10 @@ impl TrustConfig {
                 }
             }
         }
-        if self.recipients.is_empty() {
-            problems.warn(
-                "trust.recipients",
-                "unset: a genuine order another seller received from the same provider, forwarded or redirected \
-                 here, would be fulfilled; list the addresses you receive orders at (e.g. [\"@vendor.example\"])",
-            );
+        match (self.recipients.is_empty(), self.accept_any_recipient) {
+            (true, true) => problems.warn("trust.accept_any_recipient", UNBOUND),
+            (false, true) => problems.warn("trust.accept_any_recipient", "has no effect while recipients is set"),
+            _ => {}
         }
         if !self.sender_only.is_empty() && self.forwarders.is_empty() {
             problems.warn(
@@ -154,6 +158,35 @@ impl TrustConfig {
         }
         if self.retry_hours == 0 {
             problems.error("trust.retry_hours", "must be at least 1");
+        }
+    }
+}
+
+/// What `accept_any_recipient` (or an unset `recipients`) leaves open.
+const UNBOUND: &str = "orders are NOT bound to this vendor: a genuine order another seller received from the same \
+                       provider, forwarded or redirected here, is fulfilled";
+
+impl TrustConfig {
+    /// True when DKIM or Authentication-Results can prove an order: DNS lookups, a pinned key or an authserv-id.
+    fn can_prove_orders(&self) -> bool {
+        self.dns || !self.pinned_keys.is_empty() || self.authserv_id.is_some()
+    }
+
+    /// `recipients` is required when orders are read (`reads_orders`: a mailbox is configured) and a DKIM or
+    /// Authentication-Results provider can be trusted, unless `accept_any_recipient` opts out. Without a
+    /// mailbox (the serial tools) it is only a warning.
+    pub fn validate_recipients(&self, reads_orders: bool, problems: &mut Problems) {
+        if !self.recipients.is_empty() || self.accept_any_recipient || !self.can_prove_orders() {
+            return;
+        }
+        let message = format!(
+            "unset: {UNBOUND}; list the addresses you receive orders at (e.g. [\"@vendor.example\"]), or set \
+             trust.accept_any_recipient = true to accept that"
+        );
+        if reads_orders {
+            problems.error("trust.recipients", message)
+        } else {
+            problems.warn("trust.recipients", message)
         }
     }
 }
@@ -214,6 +247,9 @@ impl Verifier {
         tracing::info!(policy = %verifier.describe(), "Trust policy loaded.");
         for provider in &config.sender_only {
             tracing::warn!(provider = %provider, "{}.", weak_warning(provider));
+        }
+        if config.recipients.is_empty() {
+            tracing::warn!("trust.recipients is empty: {UNBOUND}.");
         }
         Ok(verifier)
     }

@@ -77,6 +77,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("messages", outcome.messages),
         ("fulfilled", outcome.fulfilled),
         ("ignored", outcome.ignored),
+        ("unknown senders", outcome.unknown_senders),
         ("set aside", outcome.set_aside),
         ("for review", outcome.review),
         ("revoked", outcome.revoked),
@@ -86,5 +87,5 @@ pub fn summary(outcome: &Outcome) -> String {
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
     ];
-    rows.iter().map(|(name, count)| format!("{name:>14}: {count}")).collect::<Vec<_>>().join("\n")
+    rows.iter().map(|(name, count)| format!("{name:>15}: {count}")).collect::<Vec<_>>().join("\n")
 }

@@ -1,7 +1,7 @@
 //! The daemon's side of the control socket: bind it privately, accept connections, read one bounded request
 //! with a timeout, answer reads from the store and hand writes to the daemon's loop as [`Job`]s.
 //! It must not write to the store itself: the loop is the only writer.
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +52,10 @@ impl ControlServer {
         let path = socket_path(state_dir);
         let listener = bind_private(&path)
             .with_context(|| format!("Failed to listen on the control socket {}", path.display()))?;
+        // The socket was created by this process, so its owner is the daemon's own (effective) user.
+        let own_uid = std::fs::metadata(&path).context("Failed to read the control socket's owner")?.uid();
         let (jobs, receiver) = mpsc::channel(MAX_QUEUED_JOBS);
-        let task = tokio::spawn(accept_loop(listener, store, jobs));
+        let task = tokio::spawn(accept_loop(listener, store, jobs, own_uid));
         tracing::info!(socket = %path.display(), "Vendor tools can reach keypost over its control socket.");
         Ok((Self { path, task }, receiver))
     }
@@ -95,7 +97,14 @@ fn bind_private(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(UnixListener::from_std(bound?)?)
 }
 
-async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Job>) {
+/// Who may use the socket besides its file modes: root and the daemon's own user, by the kernel's word on the
+/// connecting process (SO_PEERCRED), so a socket made reachable by mistake (a looser state folder, a copied
+/// mode) still serves no one else.
+fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
+    peer_uid == 0 || peer_uid == own_uid
+}
+
+async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Job>, own_uid: u32) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Dropped with this task on shutdown, which aborts the connections still open.
     let mut connections = JoinSet::new();
@@ -105,7 +114,11 @@ async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Jo
             Ok((stream, _)) => {
                 let (store, jobs) = (store.clone(), jobs.clone());
                 connections.spawn(async move {
-                    serve(stream, &store, &jobs).await;
+                    match stream.peer_cred().map(|cred| cred.uid()) {
+                        Ok(uid) if peer_allowed(uid, own_uid) => serve(stream, &store, &jobs).await,
+                        Ok(uid) => refuse(stream, &format!("user id {uid} is neither root nor keypost's user")).await,
+                        Err(err) => refuse(stream, &format!("cannot tell who is connecting: {err}")).await,
+                    }
                     drop(permit);
                 });
             }
@@ -141,6 +154,28 @@ async fn serve(stream: UnixStream, store: &Store, jobs: &mpsc::Sender<Job>) {
     }
 }
 
+/// Answers a connection that may not use the socket with an error and nothing else. Its request is read only to
+/// be discarded (bounded, briefly), so the client gets the answer rather than a broken pipe.
+async fn refuse(mut stream: UnixStream, why: &str) {
+    tracing::warn!("Control connection refused: {why}.");
+    let response = Response::error(format!("not allowed: {why}"));
+    let write = async {
+        stream.write_all(response.to_line().as_bytes()).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(IO_TIMEOUT, write).await;
+    let discard = async {
+        let (mut buffer, mut total) = ([0u8; 4096], 0usize);
+        while let Ok(read @ 1..) = stream.read(&mut buffer).await {
+            total = total.saturating_add(read);
+            if total > MAX_REQUEST_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), discard).await;
+}
+
 async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<Request, String> {
     let limit = u64::try_from(MAX_REQUEST_BYTES).unwrap_or(u64::MAX).saturating_add(1);
     let mut reader = BufReader::new(reader.take(limit));
@@ -164,4 +199,17 @@ async fn respond(request: Request, store: &Store, jobs: &mpsc::Sender<Job>) -> R
     }
     // No timeout here: once queued, the loop carries it out; the tool's own timeout says it may still happen.
     response.await.unwrap_or_else(|_| stopping())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_the_daemons_own_user_may_use_the_socket() {
+        assert!(peer_allowed(0, 1000));
+        assert!(peer_allowed(1000, 1000));
+        assert!(!peer_allowed(1001, 1000));
+        assert!(!peer_allowed(65534, 0));
+    }
 }

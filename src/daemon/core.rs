@@ -1,6 +1,6 @@
 //! [`Core`]: what the daemon and the vendor's order tools share: turning a decision into one state change
 //! (order lines, licenses, rendered replies in the outbox, alerts, audit), and manual orders.
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 
@@ -19,6 +19,8 @@ pub struct Core {
     pub renderer: Renderer,
     pub licenser: Box<dyn Licenser>,
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
+    /// Alerts past `limits.alerts_per_hour` wait here for the digest.
+    alerts: Mutex<super::alerts::Throttle>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -52,6 +54,9 @@ pub enum Effect {
     Duplicate,
     /// Not an order.
     Ignored,
+    /// Not from any provider a template knows: ignored, and counted apart so a provider the templates miss
+    /// shows in the summary.
+    UnknownSender,
     /// Cannot be handled: set aside, vendor alerted.
     SetAside,
     /// The trust check could not finish: checked again on a later pass.
@@ -62,7 +67,7 @@ impl Effect {
     pub fn settle(self) -> Settle {
         match self {
             Effect::Retrying => Settle::Later,
-            Effect::Ignored => Settle::Now(Disposition::Ignored),
+            Effect::Ignored | Effect::UnknownSender => Settle::Now(Disposition::Ignored),
             Effect::SetAside => Settle::Now(Disposition::SetAside),
             Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate => Settle::Now(Disposition::Done),
         }
@@ -79,7 +84,8 @@ pub struct Assessed {
 
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
-        Self { store, config, renderer, licenser, clock: Arc::new(time::OffsetDateTime::now_utc) }
+        let alerts = Mutex::new(super::alerts::Throttle::new(config.limits.alerts_per_hour));
+        Self { store, config, renderer, licenser, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).
@@ -275,9 +281,30 @@ impl Core {
         self.queue_alert(&Alert::Revoked { order: subject, reason: reason.to_owned(), lines: revoked }, change)
     }
 
+    /// Queues an alert, or holds it for the digest past `limits.alerts_per_hour` (`alerts.rs`).
     pub fn queue_alert(&self, alert: &Alert, change: &mut Change) -> anyhow::Result<()> {
+        let now = self.now().unix_timestamp();
+        let admit = self.alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).admit(alert, now);
+        if admit == super::alerts::Admit::Held {
+            change.audit(now, "alert-held", "vendor", alert.title());
+            return Ok(());
+        }
         let outgoing = self.renderer.alert(alert).context("Failed to render a vendor alert")?;
-        change.queue(&OutboxEntry::new(outgoing, Purpose::Vendor, self.now().unix_timestamp()));
+        change.queue(&OutboxEntry::new(outgoing, Purpose::Vendor, now));
+        Ok(())
+    }
+
+    /// Queues the digest of held alerts once their hour is over, durably, for the next send.
+    pub async fn queue_alert_digest(&self) -> anyhow::Result<()> {
+        let now = self.now().unix_timestamp();
+        let digest = self.alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).digest_due(now);
+        let Some(digest) = digest else { return Ok(()) };
+        let outgoing = self.renderer.alert(&digest).context("Failed to render the alert digest")?;
+        let mut change = Change::new();
+        change.queue(&OutboxEntry::new(outgoing, Purpose::Vendor, now));
+        change.audit(now, "alert-digest", "vendor", digest.title());
+        // Sent by the pass's `send_due`, which follows.
+        self.store.commit_durable(change).await.context("Failed to record the alert digest")?;
         Ok(())
     }
 

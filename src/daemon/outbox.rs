@@ -1,7 +1,7 @@
 //! Sending the durable outbox (the store's protocol step 3): each entry is sent, then its outcome committed
 //! durably before the next.
-//! Transient failures are retried with doubling delays; permanent ones (or too many attempts) mark the reply
-//! failed and alert the vendor.
+//! Transient failures are retried quickly at first and then less and less often (see [`retry_delay`]);
+//! permanent ones (or too many attempts) mark the reply failed and alert the vendor.
 use anyhow::Context as _;
 
 use super::Outcome;
@@ -115,18 +115,23 @@ impl Core {
     }
 }
 
-/// `base`, doubled per attempt after the first, at most [`MAX_RETRY_SECS`].
-pub fn retry_delay(base: u64, attempts: u32) -> u64 {
-    let doublings = attempts.saturating_sub(1).min(20);
-    base.saturating_mul(1u64 << doublings).min(MAX_RETRY_SECS)
+/// The wait after the `attempts`-th failed try: `first`, then four times longer per further attempt, at most
+/// [`MAX_RETRY_SECS`]. Most transient failures (a 421 from a server shedding load, a dropped connection, a
+/// restart) are over within seconds, so the first retries come quickly; a server that stays down is not
+/// hammered. With the defaults (2 s, 8 attempts): 2 s, 8 s, 32 s, ~2 min, ~9 min, ~34 min, ~2.3 h, so a reply
+/// is given up about three hours after its first try.
+pub fn retry_delay(first: u64, attempts: u32) -> u64 {
+    let steps = attempts.saturating_sub(1).min(20);
+    first.saturating_mul(4u64.saturating_pow(steps)).min(MAX_RETRY_SECS)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn retries_double_and_are_capped_at_six_hours() {
-        let delays: Vec<u64> = (1..=4).map(|a| super::retry_delay(60, a)).collect();
-        assert_eq!(delays, [60, 120, 240, 480]);
-        assert_eq!(super::retry_delay(60, 40), 6 * 60 * 60);
+    fn retries_start_within_seconds_then_back_off_to_at_most_six_hours() {
+        let delays: Vec<u64> = (1..=7).map(|a| super::retry_delay(2, a)).collect();
+        assert_eq!(delays, [2, 8, 32, 128, 512, 2048, 8192]);
+        assert_eq!(super::retry_delay(2, 40), 6 * 60 * 60);
+        assert_eq!(super::retry_delay(u64::MAX, 3), 6 * 60 * 60, "no overflow");
     }
 }

@@ -1,6 +1,8 @@
 //! An IMAP folder as a [`super::Source`]: IDLE with a hard deadline, polling as fallback, MOVE to folders.
 //!
-//! Messages are handed out oldest first in bounded batches, keyed `"{uidvalidity}:{uid}"`. A cursor remembers
+//! Messages are handed out oldest first in bounded batches, keyed `"{uidvalidity}:{uid}"`, and settled in
+//! batches too: one `UID MOVE` per destination folder and UID set. Done and ignored mail goes to a subfolder
+//! per month (`keypost/done/2026-11`), created when first needed. A cursor remembers
 //! the next UID to look at, so a large backlog streams through without re-downloading; messages handed out
 //! but never settled are handed out again once nothing newer is waiting, and after every restart (the
 //! pipeline's state recognises them). Nothing is ever deleted: settled messages are moved.
@@ -21,7 +23,7 @@
 //!     notifier.watchdog();
 //! }
 //! ```
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,6 +41,7 @@ mod session;
 mod uids;
 
 pub use self::connect::tls_connector;
+use self::uids::MAX_UIDS_PER_COMMAND;
 pub use self::uids::{key as mail_key, parse_key};
 
 /// IDLE is re-issued at least this often: servers may drop an IDLE after 30 minutes.
@@ -195,17 +198,42 @@ impl Source for ImapSource {
     }
 
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
-        let (uidvalidity, uid) = parse_key(key).with_context(|| format!("{key:?} is not an IMAP message key"))?;
-        let what = format!("settle {key}");
+        self.settle_all(&[(key.to_owned(), disposition)]).await
+    }
+
+    /// One `UID MOVE` per destination folder (and per [`MAX_UIDS_PER_COMMAND`] UIDs), not one per message.
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        let mut wanted = Vec::with_capacity(settled.len());
+        for (key, disposition) in settled {
+            let (uidvalidity, uid) = parse_key(key).with_context(|| format!("{key:?} is not an IMAP message key"))?;
+            wanted.push((uidvalidity, uid, *disposition));
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let month = super::month(time::OffsetDateTime::now_utc());
+        let what = format!("settle {} message(s)", wanted.len());
         self.run(&what, async |conn, cursor, ctx| {
-            if conn.selected.uidvalidity != uidvalidity {
-                // The folder was re-created: this message is handed out again under its new key.
-                warn!(key, uidvalidity = conn.selected.uidvalidity, "IMAP message key is stale; not moved.");
-                return Ok(());
+            let mut by_folder: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for &(uidvalidity, uid, disposition) in &wanted {
+                if conn.selected.uidvalidity != uidvalidity {
+                    // The folder was re-created: this message is handed out again under its new key.
+                    warn!(uidvalidity, uid, now = conn.selected.uidvalidity, "IMAP message key is stale; not moved.");
+                    continue;
+                }
+                by_folder.entry(ctx.destination(disposition, &month)).or_default().push(uid);
             }
-            conn.move_to(uid, ctx.destination(disposition)).await?;
-            cursor.unsettled.remove(&uid);
-            debug!(key, ?disposition, "IMAP message settled.");
+            for (dest, mut uids) in by_folder {
+                uids.sort_unstable();
+                uids.dedup();
+                for chunk in uids.chunks(MAX_UIDS_PER_COMMAND) {
+                    conn.move_uids(chunk, &dest).await?;
+                    for uid in chunk {
+                        cursor.unsettled.remove(uid);
+                    }
+                    debug!(folder = %dest, count = chunk.len(), "IMAP messages settled.");
+                }
+            }
             Ok(())
         })
         .await
@@ -246,12 +274,14 @@ impl Source for ImapSource {
 }
 
 impl Ctx {
-    fn destination(&self, disposition: Disposition) -> &str {
-        match disposition {
+    /// The configured folder for `disposition`, with the month's subfolder where mail is filed by month.
+    fn destination(&self, disposition: Disposition, month: &str) -> String {
+        let folder = match disposition {
             Disposition::Done => &self.done,
             Disposition::Ignored => &self.ignored,
             Disposition::SetAside => &self.set_aside,
-        }
+        };
+        if disposition.by_month() { format!("{folder}/{month}") } else { folder.clone() }
     }
 }
 

@@ -1,5 +1,6 @@
 //! A local Maildir as a [`super::Source`]: `new/` and `cur/` are the queue; settled messages move to Maildir++
-//! subfolders (`.keypost.done`, `.keypost.ignored`, `.keypost.set-aside`). Nothing is ever deleted.
+//! subfolders (`.keypost.done.2026-11`, `.keypost.ignored.2026-11` by month, `.keypost.set-aside`). Nothing is
+//! ever deleted.
 //! A message's key is its file name up to the `:2,` flags, so a mail client moving it from `new/` to `cur/`
 //! does not make it a different message.
 use std::collections::HashMap;
@@ -10,13 +11,14 @@ use anyhow::Context as _;
 
 use super::{Disposition, MailContent, MaildirConfig, RawMail, Source};
 
-/// The Maildir++ subfolder for each disposition.
-pub fn folder(disposition: Disposition) -> &'static str {
-    match disposition {
+/// The Maildir++ subfolder a message settled in `month` (`2026-11`) goes to.
+pub fn folder(disposition: Disposition, month: &str) -> String {
+    let folder = match disposition {
         Disposition::Done => ".keypost.done",
         Disposition::Ignored => ".keypost.ignored",
         Disposition::SetAside => ".keypost.set-aside",
-    }
+    };
+    if disposition.by_month() { format!("{folder}.{month}") } else { folder.to_owned() }
 }
 
 #[derive(Debug)]
@@ -132,7 +134,7 @@ impl Source for Maildir {
     }
 
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
-        let target_dir = self.root.join(folder(disposition));
+        let target_dir = self.root.join(folder(disposition, &super::month(time::OffsetDateTime::now_utc())));
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(target_dir.join(sub))
                 .with_context(|| format!("Failed to create {}", target_dir.display()))?;
@@ -180,8 +182,9 @@ mod tests {
         maildir.settle("1.a", Disposition::Done).await.unwrap();
         maildir.settle("1.a", Disposition::Done).await.unwrap();
         assert_eq!(maildir.fetch_new(10).await.unwrap().len(), 1);
-        assert!(dir.path().join("mail/.keypost.done/cur/1.a:2,S").exists());
-        assert!(dir.path().join("mail/.keypost.ignored/cur/2.b:2,S").exists());
+        let month = super::super::month(time::OffsetDateTime::now_utc());
+        assert!(dir.path().join(format!("mail/.keypost.done.{month}/cur/1.a:2,S")).exists());
+        assert!(dir.path().join(format!("mail/.keypost.ignored.{month}/cur/2.b:2,S")).exists());
     }
 
     #[tokio::test]

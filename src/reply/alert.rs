@@ -34,6 +34,17 @@ pub enum Alert {
     SaleAfterRevocation { order: String, origin: String, reason: String },
     /// A license reply could not be sent; keypost gave up on it.
     SendFailed { provider: String, order_id: String, line: u32, attempts: u32, error: String, message_id: String },
+    /// Alerts held past `limits.alerts_per_hour`, merged into one message (`daemon/alerts.rs`).
+    Digest {
+        /// How many were held.
+        total: usize,
+        /// The limit that was reached.
+        limit: u32,
+        /// The held alerts' titles, the first few hundred.
+        titles: Vec<String>,
+        /// When the digest was made (Unix seconds): one digest per hour, each its own message.
+        at: i64,
+    },
 }
 
 /// One revoked line of an order, as the vendor is told about it.
@@ -78,6 +89,7 @@ impl Alert {
             Alert::RevokedAhead { order, .. } => format!("revoke-ahead\0{order}"),
             Alert::SaleAfterRevocation { order, .. } => format!("sale-after-revocation\0{order}"),
             Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
+            Alert::Digest { at, .. } => format!("digest\0{at}"),
         }
     }
 
@@ -90,6 +102,7 @@ impl Alert {
             Alert::RevokedAhead { kind, order, .. } => format!("{kind} before its sale: {order}"),
             Alert::SaleAfterRevocation { order, reason, .. } => format!("revoked: {order} ({reason})"),
             Alert::SendFailed { provider, order_id, .. } => format!("send failed: {provider}/{order_id}"),
+            Alert::Digest { total, .. } => format!("{total} more alerts (digest)"),
         }
     }
 
@@ -119,8 +132,24 @@ impl Alert {
                 "keypost could not send the license for {provider}/{order_id} line {line} after {attempts} \
                  attempt(s): {error}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n"
             ),
+            Alert::Digest { total, limit, titles, .. } => digest_body(*total, *limit, titles),
         }
     }
+}
+
+fn digest_body(total: usize, limit: u32, titles: &[String]) -> String {
+    let mut body = format!(
+        "keypost sent {limit} alerts within an hour, its limit (limits.alerts_per_hour), and merged the next \
+         {total} here.\nEvery message is recorded: the audit trail, `keypost lookup` and the set-aside folder \
+         have them.\n\n"
+    );
+    for title in titles {
+        let _ = writeln!(body, "  {title}");
+    }
+    if total > titles.len() {
+        let _ = writeln!(body, "  ... and {} more", total - titles.len());
+    }
+    body
 }
 
 fn revoked_body(order: &str, reason: &str, lines: &[RevokedLine]) -> String {

@@ -1,23 +1,65 @@
-//! SMTP as a [`super::Mailer`]: TLS, STARTTLS or loopback plaintext, pooled, every send under a timeout.
-//! It sends the outbox's bytes as they are (`send_raw`) with the outbox's envelope, and sorts failures into
-//! what the outbox retries (4xx, network, timeout) and what it gives up on (5xx).
+//! SMTP as a [`super::Mailer`]: TLS, STARTTLS or loopback plaintext, a bounded pool of kept-open connections,
+//! every send under a timeout. It sends the outbox's bytes as they are with the outbox's envelope, and sorts
+//! failures into what the outbox retries (4xx, network, timeout) and what it gives up on (5xx).
+//!
+//! keypost opens the TCP connections itself, with `TCP_NODELAY`, and hands them to lettre: lettre writes the
+//! end-of-data `.` line as its own small write, which Nagle's algorithm would hold back until the server's
+//! delayed ACK (~40 ms per reply). That hold-back also widened the crash window of the outbox protocol: bytes
+//! still queued in the kernel at a kill are delivered by it, so the server accepts a reply keypost never saw
+//! accepted.
+//!
+//! A kept connection is reused without a NOOP. The server may have closed it meanwhile; then the transaction
+//! fails at `MAIL FROM`, before the server holds any part of the message, and is started again once on a new
+//! connection. A failure later in the transaction is never retried here: the outbox decides.
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use lettre::address::{Address, Envelope};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::{self, PoolConfig};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::{self};
 use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use super::{Mailer, Outgoing, SendError, SmtpConfig};
 use crate::endpoint::{Security, is_loopback_host};
 
-/// Sends replies through one SMTP server.
+mod stream;
+
+/// A kept connection idle for longer is closed instead of reused: servers drop idle clients after a few minutes
+/// (RFC 5321 asks for at least 5), and a fresh connection is cheaper than a failed first command.
+const KEEP_IDLE: Duration = Duration::from_secs(60);
+
+/// Sends replies through one SMTP server, over at most `pool_size` connections at once.
 pub struct SmtpMailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    endpoint: Endpoint,
+    /// Connections not in use, most recently used last.
+    idle: Mutex<Vec<Kept>>,
+    /// One permit per connection in use; waiting for a permit is not part of a send's timeout.
+    slots: Semaphore,
+}
+
+struct Kept {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+/// Where and how to connect; built once, so a missing secret or CA file stops start-up.
+struct Endpoint {
+    host: String,
+    port: u16,
+    security: Security,
+    /// STARTTLS: lettre upgrades the connection it already holds.
+    starttls: Option<TlsParameters>,
+    /// Implicit TLS: keypost wraps its own TCP connection before lettre reads the greeting.
+    tls: tokio_rustls::TlsConnector,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     timeout: Duration,
     server: String,
 }
@@ -30,58 +72,200 @@ impl SmtpMailer {
             Security::Starttls => 587,
             Security::Plain => 25,
         });
-        let timeout = Duration::from_secs(config.timeout_secs.max(1));
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
-            .port(port)
-            .tls(tls(config, base_dir)?)
-            .timeout(Some(timeout))
-            .pool_config(PoolConfig::new().max_size(config.pool_size.max(1)));
-        if let (Some(user), Some(password)) = (&config.user, &config.password) {
-            let password = password.load(base_dir).context("Failed to load the SMTP password")?;
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_owned()));
+        if config.security == Security::Plain && !(config.allow_plaintext && is_loopback_host(&config.host)) {
+            bail!("refusing plaintext SMTP to {}: only to a loopback host with allow_plaintext = true", config.host);
         }
-        Ok(Self { transport: builder.build(), timeout, server: format!("{}:{port}", config.host) })
+        let ca_file = config.ca_file.as_ref().map(|path| base_dir.join(path));
+        let starttls = match config.security {
+            Security::Starttls => Some(starttls_parameters(&config.host, ca_file.as_deref())?),
+            _ => None,
+        };
+        let credentials = match (&config.user, &config.password) {
+            (Some(user), Some(password)) => {
+                let password = password.load(base_dir).context("Failed to load the SMTP password")?;
+                Some(Credentials::new(user.clone(), password.expose_secret().to_owned()))
+            }
+            _ => None,
+        };
+        let endpoint = Endpoint {
+            host: config.host.clone(),
+            port,
+            security: config.security,
+            starttls,
+            tls: crate::mailbox::imap::tls_connector(ca_file.as_deref()).context("Failed to set up TLS for SMTP")?,
+            credentials,
+            hello: ClientId::default(),
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+            server: format!("{}:{port}", config.host),
+        };
+        let pool_size = usize::try_from(config.pool_size.max(1)).unwrap_or(1);
+        Ok(Self { endpoint, idle: Mutex::new(Vec::new()), slots: Semaphore::new(pool_size) })
+    }
+
+    /// A kept connection young enough to reuse; older ones are dropped (closing them).
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().ok()?;
+        idle.retain(|kept| kept.since.elapsed() < KEEP_IDLE);
+        idle.pop().map(|kept| kept.conn)
+    }
+
+    fn keep(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(Kept { conn, since: Instant::now() });
+        }
+    }
+
+    /// One transaction on a kept connection, or on a new one when there is none or the kept one turned out closed.
+    async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
+        let server = &self.endpoint.server;
+        if let Some(mut conn) = self.take_idle() {
+            let mail = mail_command(&conn, envelope, bytes)?;
+            match transaction(&mut conn, mail, envelope, bytes).await {
+                Ok(()) => {
+                    self.keep(conn);
+                    return Ok(());
+                }
+                Err((Stage::MailFrom, err)) if closed_meanwhile(&err) => {
+                    tracing::debug!(server = %server, "Kept SMTP connection was closed; connecting again: {err}");
+                }
+                Err((_, err)) => return Err(classify(&err, server)),
+            }
+        }
+        let mut conn = self.endpoint.connect().await?;
+        let mail = mail_command(&conn, envelope, bytes)?;
+        match transaction(&mut conn, mail, envelope, bytes).await {
+            Ok(()) => {
+                self.keep(conn);
+                Ok(())
+            }
+            Err((_, err)) => Err(classify(&err, server)),
+        }
     }
 }
 
-fn tls(config: &SmtpConfig, base_dir: &Path) -> anyhow::Result<Tls> {
-    if config.security == Security::Plain {
-        if !(config.allow_plaintext && is_loopback_host(&config.host)) {
-            bail!("refusing plaintext SMTP to {}: only to a loopback host with allow_plaintext = true", config.host);
-        }
-        return Ok(Tls::None);
-    }
-    let mut params = TlsParameters::builder(config.host.clone());
-    if let Some(path) = &config.ca_file {
-        let path = base_dir.join(path);
-        let pem = std::fs::read(&path).with_context(|| format!("Failed to read CA file {}", path.display()))?;
+/// lettre's TLS parameters for STARTTLS: web PKI roots plus the configured CA.
+fn starttls_parameters(host: &str, ca_file: Option<&Path>) -> anyhow::Result<TlsParameters> {
+    let mut params = TlsParameters::builder(host.to_owned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("Failed to read CA file {}", path.display()))?;
         let cert =
             Certificate::from_pem(&pem).with_context(|| format!("Failed to parse CA file {}", path.display()))?;
         params = params.add_root_certificate(cert);
     }
-    let params = params.build_rustls().context("Failed to set up TLS for SMTP")?;
-    Ok(match config.security {
-        Security::Tls => Tls::Wrapper(params),
-        _ => Tls::Required(params),
-    })
+    params.build_rustls().context("Failed to set up TLS for SMTP")
 }
 
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
         let envelope = envelope(mail)?;
-        match tokio::time::timeout(self.timeout, self.transport.send_raw(&envelope, &mail.bytes)).await {
-            Ok(Ok(_response)) => {
-                tracing::debug!(message_id = %mail.message_id, server = %self.server, "Reply sent over SMTP.");
+        let _slot = self.slots.acquire().await.map_err(|_| SendError::Transient("SMTP mailer closed".into()))?;
+        let server = &self.endpoint.server;
+        match tokio::time::timeout(self.endpoint.timeout, self.deliver(&envelope, &mail.bytes)).await {
+            Ok(Ok(())) => {
+                tracing::debug!(message_id = %mail.message_id, server = %server, "Reply sent over SMTP.");
                 Ok(())
             }
-            Ok(Err(err)) => Err(classify(&err, &self.server)),
+            Ok(Err(err)) => Err(err),
             Err(_) => Err(SendError::Transient(format!(
-                "sending to {} timed out after {} s",
-                self.server,
-                self.timeout.as_secs()
+                "sending to {server} timed out after {} s",
+                self.endpoint.timeout.as_secs()
             ))),
         }
     }
+}
+
+impl Endpoint {
+    /// TCP with `TCP_NODELAY`, then TLS or STARTTLS as configured, EHLO, and AUTH when credentials are set.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let transient = |err: anyhow::Error| SendError::Transient(format!("{}: {err:#}", self.server));
+        let tcp = stream::tcp(&self.host, self.port, self.security == Security::Plain).await.map_err(transient)?;
+        let stream: Box<dyn smtp::client::AsyncTokioStream> = match self.security {
+            Security::Tls => Box::new(stream::tls(&self.tls, &self.host, tcp).await.map_err(transient)?),
+            Security::Starttls | Security::Plain => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(|err| classify(&err, &self.server))?;
+        if let Some(params) = &self.starttls {
+            if !conn.can_starttls() {
+                return Err(transient(anyhow::anyhow!("the server does not offer STARTTLS")));
+            }
+            conn.starttls(params.clone(), &self.hello).await.map_err(|err| classify(&err, &self.server))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await.map_err(|err| classify(&err, &self.server))?;
+        }
+        Ok(conn)
+    }
+}
+
+/// How far a transaction got before it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Nothing of this message reached the server.
+    MailFrom,
+    Later,
+}
+
+/// MAIL FROM, RCPT TO per recipient, DATA and the message, as lettre's own `send` does, but telling whether
+/// the failure came before the server held anything of the message. A failed connection is aborted (QUIT,
+/// closed) and never kept.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    mail: Mail,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<(), (Stage, smtp::Error)> {
+    let at = |stage| move |err| (stage, err);
+    let result = async {
+        conn.command(mail).await.map_err(at(Stage::MailFrom))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), Vec::new())).await.map_err(at(Stage::Later))?;
+        }
+        conn.command(Data).await.map_err(at(Stage::Later))?;
+        conn.message(bytes).await.map_err(at(Stage::Later))
+    }
+    .await;
+    match result {
+        Ok(_response) => Ok(()),
+        Err((stage, err)) => {
+            // A server that answered is told QUIT; one that broke the connection is not waited for.
+            if err.is_transient() || err.is_permanent() {
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
+            }
+            Err((stage, err))
+        }
+    }
+}
+
+/// MAIL FROM with SMTPUTF8 / 8BITMIME when the envelope or the message needs them. A server that does not offer
+/// what the message needs will not take it on a later try either: permanent.
+fn mail_command(conn: &AsyncSmtpConnection, envelope: &Envelope, bytes: &[u8]) -> Result<Mail, SendError> {
+    let mut parameters = Vec::new();
+    let addresses = envelope.from().into_iter().chain(envelope.to());
+    if addresses.map(AsRef::<str>::as_ref).any(|address| !address.is_ascii()) {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent("non-ASCII addresses, and the server has no SMTPUTF8".into()));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !bytes.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Permanent("an 8-bit message, and the server has no 8BITMIME".into()));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(Mail::new(envelope.from().cloned(), parameters))
+}
+
+/// A kept connection's first command failed because the server had closed it (no reply at all, or 421
+/// "closing channel"): the message never started, so a new connection may try it.
+fn closed_meanwhile(err: &smtp::Error) -> bool {
+    let closing = err.status().is_some_and(|code| code.to_string() == "421");
+    closing || !(err.is_transient() || err.is_permanent())
 }
 
 /// MAIL FROM and RCPT TO from the outbox entry. An address that does not parse never will: permanent.

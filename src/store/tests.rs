@@ -173,3 +173,20 @@ fn a_newer_schema_is_refused() {
         matches!(Store::open(dir.path()), Err(StoreError::NewerSchema { found, .. }) if found == SCHEMA_VERSION + 1)
     );
 }
+
+#[test]
+fn the_state_folder_is_created_private_and_an_open_one_is_narrowed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("a/state");
+    drop(Store::open(&state).unwrap());
+    assert_eq!(mode(&state), 0o700);
+    for entry in std::fs::read_dir(state.join("sled")).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path) & 0o077, 0, "{} is open to others", path.display());
+    }
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(Store::open(&state).unwrap());
+    assert_eq!(mode(&state), 0o700, "an open state folder is narrowed");
+}

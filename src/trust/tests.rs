@@ -24,6 +24,7 @@ fn email(from: &str) -> Email {
         attached_original: None,
         authentication_results: Vec::new(),
         content_hash: String::new(),
+        ..Email::default()
     }
 }
 
@@ -63,6 +64,7 @@ fn validate_reports_every_bad_pinned_key_field_and_an_empty_authserv_id() {
         ],
         sender_only: vec!["pay pal".into()],
         recipients: vec!["sales@".into(), "@vendor.example".into()],
+        accept_any_recipient: false,
         forwarders: vec!["Vendor <v@vendor.example>".into()],
         retry_hours: 0,
     };
@@ -102,11 +104,41 @@ fn a_pinned_key_appearing_twice_is_an_error() {
 }
 
 #[test]
-fn unset_recipients_and_forwarders_are_warned_about() {
+fn unset_forwarders_are_warned_about() {
     let found = problems(&offline(&["paypal"]));
-    assert!(found.iter().any(|p| p.starts_with("Warning trust.recipients unset")), "{found:?}");
     assert!(found.iter().any(|p| p.starts_with("Warning trust.forwarders unset while sender_only")), "{found:?}");
     assert!(!problems(&bound(&["paypal"])).iter().any(|p| p.contains("recipients") || p.contains("forwarders")));
+}
+
+fn recipient_problems(config: &TrustConfig, reads_orders: bool) -> Vec<String> {
+    let mut problems = Problems::new("keypost.toml");
+    config.validate(&mut problems);
+    config.validate_recipients(reads_orders, &mut problems);
+    problems
+        .items()
+        .iter()
+        .filter(|p| p.key.contains("recipient"))
+        .map(|p| format!("{:?} {}", p.severity, p.key))
+        .collect()
+}
+
+#[test]
+fn recipients_are_required_to_read_orders_a_dkim_or_authentication_results_provider_can_prove() {
+    assert_eq!(recipient_problems(&offline(&[]), true), ["Error trust.recipients"]);
+    assert_eq!(recipient_problems(&TrustConfig::default(), true), ["Error trust.recipients"], "DNS on");
+    assert_eq!(recipient_problems(&offline(&[]), false), ["Warning trust.recipients"], "no mailbox: the serial tools");
+    assert!(recipient_problems(&bound(&[]), true).is_empty());
+    // Nothing but sender-only can be trusted: recipients would bind nothing.
+    let sender_only = TrustConfig { authserv_id: None, ..offline(&["paypal"]) };
+    assert!(recipient_problems(&sender_only, true).is_empty());
+}
+
+#[test]
+fn accepting_any_recipient_is_an_explicit_opt_out_that_is_warned_about() {
+    let opted_out = TrustConfig { accept_any_recipient: true, ..offline(&[]) };
+    assert_eq!(recipient_problems(&opted_out, true), ["Warning trust.accept_any_recipient"]);
+    let both = TrustConfig { accept_any_recipient: true, ..bound(&[]) };
+    assert_eq!(recipient_problems(&both, true), ["Warning trust.accept_any_recipient"]);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::binary::{assert_one_reply_each, config, order_ids};
-use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestImap};
+use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestImap, done_folder};
 
 mod fallbacks;
 mod kill;
@@ -55,7 +55,7 @@ async fn an_order_appended_while_keypost_runs_gets_one_reply_and_is_filed_as_don
     append_orders(&mut client, &orders, 0..1).await;
     let received = sink.received(1, Duration::from_secs(30));
     assert_eq!(received.len(), 1, "no reply within 30 s:\n{}", keypost.log());
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", 1)], Duration::from_secs(10), &keypost).await;
+    wait_folders(&mut client, &[("INBOX", 0), (done_folder().as_str(), 1)], Duration::from_secs(10), &keypost).await;
     keypost.stop();
 
     let received = sink.received(2, Duration::ZERO);
@@ -78,8 +78,13 @@ async fn a_backlog_of_500_orders_present_before_start_gets_exactly_one_reply_eac
     let mut keypost = Keypost::new(&config(dovecot.port, sink.port, &orders, ""));
     let started = Instant::now();
     keypost.start();
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", ORDERS as u32)], Duration::from_secs(90), &keypost)
-        .await;
+    wait_folders(
+        &mut client,
+        &[("INBOX", 0), (done_folder().as_str(), ORDERS as u32)],
+        Duration::from_secs(90),
+        &keypost,
+    )
+    .await;
     let drained = started.elapsed();
     keypost.stop();
 

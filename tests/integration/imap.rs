@@ -7,7 +7,9 @@ use keypost::endpoint::Security;
 use keypost::mailbox::imap::ImapSource;
 use keypost::mailbox::{Disposition, ImapAuth, ImapConfig, MailContent, RawMail, Source};
 
-use crate::support::{Dovecot, OrPanic, TestCa, imap_config, order_mail, order_number, show_logs};
+use crate::support::{
+    Dovecot, OrPanic, TestCa, done_folder, ignored_folder, imap_config, order_mail, order_number, show_logs,
+};
 
 const MAX_BYTES: u64 = 1 << 20;
 
@@ -74,12 +76,42 @@ async fn a_backlog_of_500_is_handed_out_oldest_first_once_and_settled_into_folde
         client.folder_counts().await,
         counts(&[
             ("INBOX", 0),
-            ("keypost.done", 500 - ignored - set_aside),
-            ("keypost.ignored", ignored),
+            (done_folder().as_str(), 500 - ignored - set_aside),
+            (ignored_folder().as_str(), ignored),
             ("keypost.set-aside", set_aside),
         ])
     );
     assert!(source.fetch_new(64).await.or_panic().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_settled_at_once_is_filed_by_month_and_settling_it_again_moves_nothing_twice() {
+    show_logs();
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    client.append_orders("INBOX", 1..=120).await;
+    let mut source = source(&dovecot.imap_config());
+
+    let mails = source.fetch_new(200).await.or_panic();
+    assert_eq!(mails.len(), 120);
+    let settled: Vec<(String, Disposition)> =
+        mails.iter().map(|mail| (mail.key.clone(), disposition_of(order_number(bytes(mail))))).collect();
+    source.settle_all(&settled).await.or_panic();
+    // After a crash the daemon settles again from its records: UIDs already gone are skipped.
+    source.settle_all(&settled).await.or_panic();
+
+    let ignored = (1..=120).filter(|n| disposition_of(*n) == Disposition::Ignored).count() as u32;
+    let set_aside = (1..=120).filter(|n| disposition_of(*n) == Disposition::SetAside).count() as u32;
+    assert_eq!(
+        client.folder_counts().await,
+        counts(&[
+            ("INBOX", 0),
+            (done_folder().as_str(), 120 - ignored - set_aside),
+            (ignored_folder().as_str(), ignored),
+            ("keypost.set-aside", set_aside),
+        ])
+    );
+    assert!(source.fetch_new(200).await.or_panic().is_empty(), "nothing is handed out again");
 }
 
 #[tokio::test]
@@ -161,7 +193,7 @@ async fn without_idle_and_move_polling_and_copy_then_uid_expunge_still_work() {
     for mail in mails.iter().filter(|m| order_number(bytes(m)) != 99) {
         source.settle(&mail.key, Disposition::Done).await.or_panic();
     }
-    assert_eq!(client.folder_counts().await, counts(&[("INBOX", 1), ("keypost.done", 3)]));
+    assert_eq!(client.folder_counts().await, counts(&[("INBOX", 1), (done_folder().as_str(), 3)]));
 
     // Polling: with IDLE hidden the wait ends at the poll interval (1 s), not at max_wait.
     let started = Instant::now();
@@ -229,7 +261,7 @@ async fn a_dovecot_restart_mid_run_loses_and_doubles_nothing() {
     client.append_orders("INBOX", 21..=22).await;
     let late: Vec<usize> = source.fetch_new(5).await.or_panic().iter().map(|m| order_number(bytes(m))).collect();
     assert_eq!(late, [21, 22]);
-    assert_eq!(client.folder_counts().await.get("keypost.done"), Some(&20));
+    assert_eq!(client.folder_counts().await.get(&done_folder()), Some(&20));
 }
 
 #[tokio::test]
@@ -267,7 +299,7 @@ async fn a_new_uidvalidity_makes_the_source_scan_the_folder_again() {
     source.settle(&old[0].key, Disposition::Done).await.or_panic();
     source.settle(&new[0].key, Disposition::Done).await.or_panic();
     let counts = client.folder_counts().await;
-    assert_eq!((counts.get("Orders"), counts.get("keypost.done")), (Some(&1), Some(&1)));
+    assert_eq!((counts.get("Orders"), counts.get(&done_folder())), (Some(&1), Some(&1)));
 }
 
 #[tokio::test]

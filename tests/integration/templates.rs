@@ -19,13 +19,15 @@ fn builtin() -> Templates {
 
 #[test]
 fn every_golden_fixture_gives_its_expected_result() {
-    let bless = std::env::var_os(golden::BLESS_VAR).is_some_and(|v| v == "1");
+    let bless = golden::Mode::from_env();
     let cases = golden::run(&builtin(), &fixtures(), None, bless).unwrap();
     assert!(!cases.is_empty(), "no fixture ran: is fixtures/ empty?");
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| match &case.status {
-            golden::Status::Failed(diff) => Some(format!("{}:\n{diff}", case.eml.display())),
+            golden::Status::Failed(diff) | golden::Status::Refused(diff) => {
+                Some(format!("{}:\n{diff}", case.eml.display()))
+            }
             _ => None,
         })
         .collect();
@@ -35,7 +37,7 @@ fn every_golden_fixture_gives_its_expected_result() {
 #[test]
 fn every_builtin_template_has_a_sale_and_a_non_order_fixture() {
     let templates = builtin();
-    let cases = golden::run(&templates, &fixtures(), None, false).unwrap();
+    let cases = golden::run(&templates, &fixtures(), None, golden::Mode::Compare).unwrap();
     for template in templates.iter() {
         let outcomes: Vec<Outcome> = cases
             .iter()

@@ -10,8 +10,11 @@ use crate::support::TestSigner;
 
 mod attacks;
 mod binding;
+mod flood;
 mod orderings;
 mod parsed;
+mod peer;
+mod serials;
 
 /// The shared test signer: RSA-2048, one key per domain, every key under selector `s1`.
 fn signer(domain: &'static str) -> TestSigner {
@@ -46,6 +49,7 @@ fn parsed(from: &str) -> Email {
         attached_original: None,
         authentication_results: Vec::new(),
         content_hash: String::new(),
+        ..Email::default()
     }
 }
 

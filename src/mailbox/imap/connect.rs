@@ -1,5 +1,9 @@
 //! Opening an authenticated IMAP session: TCP, then implicit TLS or STARTTLS (rustls with ring) or loopback
 //! plaintext, then LOGIN or AUTHENTICATE PLAIN. Every step runs under the command timeout.
+//!
+//! The socket has `TCP_NODELAY` and a write buffer: async-imap writes a command in four pieces (tag, space,
+//! command, CRLF) and flushes after each command, so the buffer makes one segment of them and NODELAY sends it
+//! at once instead of holding the tail for the server's ACK.
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, RootCertStore, pki_types::ServerName};
@@ -57,9 +61,9 @@ impl Endpoint {
     pub async fn open(&self) -> anyhow::Result<ImapSession> {
         let tcp = within(self.timeout, "connect", self.tcp()).await?;
         let stream: Box<dyn Io> = match self.security {
-            Security::Tls => Box::new(self.handshake(tcp).await?),
+            Security::Tls => Box::new(BufWriter::new(self.handshake(tcp).await?)),
             Security::Starttls => self.starttls(tcp).await?,
-            Security::Plain => Box::new(tcp),
+            Security::Plain => Box::new(BufWriter::new(tcp)),
         };
         let mut client = async_imap::Client::new(stream);
         if self.security != Security::Starttls {
@@ -81,7 +85,10 @@ impl Endpoint {
         let mut last_err = None;
         for addr in addrs {
             match TcpStream::connect(addr).await {
-                Ok(stream) => return Ok(stream),
+                Ok(stream) => {
+                    stream.set_nodelay(true).with_context(|| format!("Failed to set TCP_NODELAY towards {addr}"))?;
+                    return Ok(stream);
+                }
                 Err(err) => last_err = Some(anyhow::Error::new(err).context(format!("Failed to connect to {addr}"))),
             }
         }
@@ -97,7 +104,7 @@ impl Endpoint {
         let mut client = async_imap::Client::new(tcp);
         within(self.timeout, "read the IMAP greeting", read_greeting(&mut client)).await?;
         within(self.timeout, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?;
-        Ok(Box::new(self.handshake(client.into_inner()).await?))
+        Ok(Box::new(BufWriter::new(self.handshake(client.into_inner()).await?)))
     }
 
     async fn authenticate(&self, client: async_imap::Client<Box<dyn Io>>) -> anyhow::Result<ImapSession> {

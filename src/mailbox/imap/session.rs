@@ -118,13 +118,17 @@ impl Conn {
         within(self.timeout, "UID FETCH", async { session.uid_fetch(&set, query).await?.try_collect().await }).await
     }
 
-    /// Moves one message into `dest` (a configured path), creating the folder when missing. Nothing is deleted:
-    /// without MOVE the message is copied first, and only that UID is expunged (never a plain EXPUNGE or
-    /// CLOSE, which would also remove other clients' \Deleted messages).
-    pub async fn move_to(&mut self, uid: u32, dest: &str) -> anyhow::Result<()> {
+    /// Moves messages (sorted, distinct, at most [`MAX_UIDS_PER_COMMAND`]) into `dest` (a configured path) with one
+    /// command, creating the folder when missing. Nothing is deleted: without MOVE they are copied first, and
+    /// only those UIDs are expunged (never a plain EXPUNGE or CLOSE, which would also remove other clients'
+    /// \Deleted messages). UIDs already gone are skipped by the server.
+    pub async fn move_uids(&mut self, uids: &[u32], dest: &str) -> anyhow::Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         let dest = server_folder(dest, self.delimiter.as_deref());
         self.ensure_folder(&dest).await?;
-        let set = uid.to_string();
+        let set = uid_set(uids);
         let t = self.timeout;
         if self.caps.r#move {
             return within(t, "UID MOVE", self.session.uid_mv(&set, &dest)).await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{append_orders, wait_folders, wait_running};
 use crate::support::binary::{VENDOR, assert_one_reply_each, config};
-use crate::support::{Dovecot, Keypost, Orders, RecordingSink};
+use crate::support::{Dovecot, Keypost, Orders, RecordingSink, done_folder};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_idle_and_move_keypost_polls_and_copies_then_expunges_each_order_once() {
@@ -20,7 +20,7 @@ async fn without_idle_and_move_keypost_polls_and_copies_then_expunges_each_order
 
     let count = sink.wait_count(Duration::from_secs(30), |n| n >= 10);
     assert_eq!(count, 10, "replies within 30 s:\n{}", keypost.log());
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", 10)], Duration::from_secs(10), &keypost).await;
+    wait_folders(&mut client, &[("INBOX", 0), (done_folder().as_str(), 10)], Duration::from_secs(10), &keypost).await;
     keypost.stop();
 
     let log = keypost.log();
@@ -52,7 +52,13 @@ async fn dovecot_restarted_mid_run_keypost_reconnects_and_answers_every_order_on
 
     let count = sink.wait_count(Duration::from_secs(60), |n| n >= TOTAL);
     assert_eq!(count, TOTAL, "replies within 60 s of the restart:\n{}", keypost.log());
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", TOTAL as u32)], Duration::from_secs(20), &keypost).await;
+    wait_folders(
+        &mut client,
+        &[("INBOX", 0), (done_folder().as_str(), TOTAL as u32)],
+        Duration::from_secs(20),
+        &keypost,
+    )
+    .await;
     keypost.stop();
 
     assert!(mid_drain < BACKLOG, "the restart must land while orders were still waiting ({mid_drain} answered)");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{append_orders, wait_folders, wait_running};
 use crate::support::binary::{VENDOR, config, is_reply, order_ids};
-use crate::support::{Dovecot, Keypost, Orders, RecordingSink};
+use crate::support::{Dovecot, Keypost, Orders, RecordingSink, done_folder};
 
 const ORDERS: usize = 300;
 const KILLS: usize = 25;
@@ -43,8 +43,13 @@ async fn killing_the_daemon_again_and_again_against_real_servers_loses_no_order_
         progress.push(sink.count());
     }
     keypost.start();
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", ORDERS as u32)], Duration::from_secs(90), &keypost)
-        .await;
+    wait_folders(
+        &mut client,
+        &[("INBOX", 0), (done_folder().as_str(), ORDERS as u32)],
+        Duration::from_secs(90),
+        &keypost,
+    )
+    .await;
     keypost.stop();
 
     let arrivals = sink.arrivals();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{append_orders, wait_folders};
 use crate::support::binary::{VENDOR, assert_one_reply_each, config};
-use crate::support::{Dovecot, Keypost, Orders, RecordingSink};
+use crate::support::{Dovecot, Keypost, Orders, RecordingSink, done_folder};
 
 /// Collects every datagram sent to the socket, on a thread, until the socket's read timeout passes idle.
 fn listen(socket: UnixDatagram) -> Arc<Mutex<Vec<String>>> {
@@ -51,7 +51,7 @@ async fn sigterm_while_busy_finishes_the_message_in_hand_exits_0_and_notifies_th
     // Flushed: every answered order is recorded as sent and its message filed; nothing half done.
     wait_folders(
         &mut client,
-        &[("INBOX", (ORDERS - after) as u32), ("keypost.done", after as u32)],
+        &[("INBOX", (ORDERS - after) as u32), (done_folder().as_str(), after as u32)],
         Duration::ZERO,
         &keypost,
     )

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{append_orders, wait_folders, wait_running};
 use crate::support::binary::{VENDOR, assert_one_reply_each, config, is_reply};
-use crate::support::{Dovecot, Keypost, Orders, RecordingSink, SinkMode};
+use crate::support::{Dovecot, Keypost, Orders, RecordingSink, SinkMode, done_folder};
 
 fn wait_until(timeout: Duration, what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -29,8 +29,13 @@ async fn smtp_answering_4xx_for_a_while_then_accepting_gets_one_reply_per_order(
 
     // Every order tried and deferred at least twice (first send, then a retry) before the server recovers.
     wait_until(Duration::from_secs(30), "each order was deferred twice", || sink.deferred() >= 2 * ORDERS);
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", ORDERS as u32)], Duration::from_secs(10), &keypost)
-        .await;
+    wait_folders(
+        &mut client,
+        &[("INBOX", 0), (done_folder().as_str(), ORDERS as u32)],
+        Duration::from_secs(10),
+        &keypost,
+    )
+    .await;
     assert_eq!(sink.count(), 0, "nothing accepted while deferring");
     sink.set_mode(SinkMode::Accept);
 
@@ -62,8 +67,13 @@ async fn smtp_answering_5xx_for_the_buyer_fails_the_order_once_and_the_alert_rea
 
     let count = sink.wait_count(Duration::from_secs(30), |n| n >= ORDERS);
     assert_eq!(count, ORDERS, "one alert per order within 30 s:\n{}", keypost.log());
-    wait_folders(&mut client, &[("INBOX", 0), ("keypost.done", ORDERS as u32)], Duration::from_secs(10), &keypost)
-        .await;
+    wait_folders(
+        &mut client,
+        &[("INBOX", 0), (done_folder().as_str(), ORDERS as u32)],
+        Duration::from_secs(10),
+        &keypost,
+    )
+    .await;
     keypost.stop();
 
     // The state says "failed after 1 attempt" (below) and the outbox is empty: nothing left to retry later.

@@ -7,7 +7,7 @@ use keypost::mailbox::imap::ImapSource;
 use keypost::reply::smtp::SmtpMailer;
 
 use super::fakes::{fixture, real_parts};
-use crate::support::{Dovecot, SmtpSink};
+use crate::support::{Dovecot, SmtpSink, done_folder, ignored_folder};
 
 #[tokio::test]
 async fn over_real_imap_and_smtp_one_order_mailed_twice_and_forwarded_gets_one_reply_and_all_three_are_filed() {
@@ -36,7 +36,7 @@ async fn over_real_imap_and_smtp_one_order_mailed_twice_and_forwarded_gets_one_r
 
     let counts = client.folder_counts().await;
     assert_eq!(counts.get("INBOX"), Some(&0), "{counts:?}");
-    assert_eq!(counts.get("keypost.done"), Some(&3), "{counts:?}");
-    assert_eq!(counts.get("keypost.ignored"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get(&done_folder()), Some(&3), "{counts:?}");
+    assert_eq!(counts.get(&ignored_folder()), Some(&1), "{counts:?}");
     client.logout().await;
 }

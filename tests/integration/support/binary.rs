@@ -52,7 +52,7 @@ impl Orders {
 
     /// The `[trust]` section trusting exactly this signer.
     pub fn trust_toml(&self) -> String {
-        format!("[trust]\ndns = false\n\n{}", self.signer.pinned_toml())
+        format!("[trust]\ndns = false\nrecipients = [\"sales@vendor.example\"]\n\n{}", self.signer.pinned_toml())
     }
 }
 

@@ -223,7 +223,7 @@ impl TestImap {
         }
     }
 
-    /// Every folder and how many messages it holds, by the server's names (`keypost.done` on this Dovecot).
+    /// Every folder and how many messages it holds, by the server's names (`keypost.set-aside` on this Dovecot).
     pub async fn folder_counts(&mut self) -> BTreeMap<String, u32> {
         let names: Vec<_> = self.session.list(Some(""), Some("*")).await.unwrap().try_collect().await.unwrap();
         let mut counts = BTreeMap::new();
@@ -240,4 +240,14 @@ impl TestImap {
     pub async fn logout(mut self) {
         self.session.logout().await.unwrap();
     }
+}
+
+/// Where done mail settled now is filed, by this Dovecot's names (`keypost.done.2026-11`).
+pub fn done_folder() -> String {
+    format!("keypost.done.{}", keypost::mailbox::month(time::OffsetDateTime::now_utc()))
+}
+
+/// Where ignored mail settled now is filed (`keypost.ignored.2026-11`).
+pub fn ignored_folder() -> String {
+    format!("keypost.ignored.{}", keypost::mailbox::month(time::OffsetDateTime::now_utc()))
 }
