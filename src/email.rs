@@ -101,13 +101,14 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
     let message = MessageParser::default().parse(raw).ok_or(EmailError::Unparseable)?;
     check_shape(&message)?;
     let outer_from = message.from().and_then(|list| list.first()).and_then(address_of);
+    let (text, links) = text_and_links(&message)?;
     let mut email = Email {
         message_id: message.message_id().map(str::to_owned),
         from: outer_from.clone(),
         subject: message.subject().unwrap_or_default().trim().to_owned(),
         date: message.date().map(|d| d.to_rfc3339()),
-        text: best_text(&message)?,
-        links: links(&message),
+        text,
+        links,
         headers: headers(&message),
         signing_domains: signing_domains(&message),
         forwarded: None,
@@ -120,8 +121,7 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
             email.from = inner.from().and_then(|list| list.first()).and_then(address_of);
             email.subject = inner.subject().unwrap_or_default().trim().to_owned();
             email.date = inner.date().map(|d| d.to_rfc3339());
-            email.text = best_text(&inner)?;
-            email.links = links(&inner);
+            (email.text, email.links) = text_and_links(&inner)?;
             email.headers = headers(&inner);
             email.signing_domains.extend(signing_domains(&inner));
             email.forwarded = Some(Forward { by: outer_from, style: "attachment".to_owned() });
@@ -188,47 +188,33 @@ fn part_depth(message: &Message<'_>) -> usize {
     deepest
 }
 
-/// text/plain when it says something, else the first HTML part as text. Line ends become `\n`.
-fn best_text(message: &Message<'_>) -> Result<String, EmailError> {
+/// The best text (text/plain when it says something, else the first HTML part as text; line ends `\n`) and
+/// the link targets: every `href` of the first HTML part, then the URLs written in the text/plain part, each
+/// once, in order. The HTML is parsed once.
+fn text_and_links(message: &Message<'_>) -> Result<(String, Vec<String>), EmailError> {
     let plain = message.text_bodies().find_map(|part| match &part.body {
         PartType::Text(text) if !text.trim().is_empty() => Some(text.to_string()),
         _ => None,
     });
-    let text = match plain {
-        Some(plain) => plain,
-        None => {
-            let html = message.html_bodies().find_map(|part| match &part.body {
-                PartType::Html(html) => Some(html::to_text(html)),
-                _ => None,
-            });
-            html.transpose().map_err(|err| EmailError::TooComplex(too_complex(err)))?.unwrap_or_default()
-        }
+    let html = message.html_bodies().find_map(|part| match &part.body {
+        PartType::Html(html) => Some(html::to_document(html)),
+        _ => None,
+    });
+    let document = match (html, &plain) {
+        (Some(Ok(document)), _) => Some(document),
+        // Too many elements: refused when the HTML is the text; only its links are lost when text/plain is.
+        (Some(Err(_)), None) => return Err(EmailError::TooComplex("the HTML part has too many elements")),
+        (Some(Err(_)), Some(_)) | (None, _) => None,
     };
-    Ok(text.replace("\r\n", "\n"))
-}
-
-fn too_complex(_: html::TooManyElements) -> &'static str {
-    "the HTML part has too many elements"
-}
-
-/// Every `href` of the first HTML part, then the URLs written in the text/plain part; each once, in order.
-fn links(message: &Message<'_>) -> Vec<String> {
-    let mut links: Vec<String> = message
-        .html_bodies()
-        .find_map(|part| match &part.body {
-            PartType::Html(html) => html::to_document(html).ok().map(|d| d.links),
-            _ => None,
-        })
-        .unwrap_or_default();
-    for part in message.text_bodies() {
-        if let PartType::Text(text) = &part.body {
-            links.extend(html::urls_in(text));
-        }
+    let mut links = document.as_ref().map(|d| d.links.clone()).unwrap_or_default();
+    if let Some(plain) = &plain {
+        links.extend(html::urls_in(plain));
     }
     let mut seen = std::collections::HashSet::new();
     links.retain(|link| seen.insert(link.clone()));
     links.truncate(html::MAX_LINKS);
-    links
+    let text = plain.or_else(|| document.map(|d| d.text)).unwrap_or_default();
+    Ok((text.replace("\r\n", "\n"), links))
 }
 
 /// Header fields as (name, unfolded value), in order.

@@ -407,3 +407,21 @@ fn templates_are_tried_by_priority_then_vendor_before_built_in_then_id() {
     assert!(warnings.iter().any(|w| w.contains("\"a-mine\" can never win: \"z-first\"")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("\"b-mine\" can never win")), "{warnings:?}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Wherever two different order ids appear, in whatever order and with whatever text around them, the
+    /// reading is broken: never one of them.
+    #[test]
+    fn two_different_order_ids_anywhere_are_always_broken(
+        a in "[A-Z0-9]{4,10}", b in "[A-Z0-9]{4,10}", before in "[a-z \n]{0,20}", between in "[a-z \n]{0,20}",
+    ) {
+        proptest::prop_assume!(a != b);
+        let text = format!("{before}\nOrder: {a}\n{between}\nOrder: {b}\nName: Jo\nItem: PRO x1 $1.00\n");
+        let outcome = shop_templates().classify(&email("orders@shop.example", "New order", &text));
+        let broken = matches!(&outcome, Outcome::Broken { problems, .. }
+            if problems.iter().any(|p| p.starts_with("order_id: two different values")));
+        proptest::prop_assert!(broken, "{:?}", outcome);
+    }
+}

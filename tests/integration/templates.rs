@@ -204,3 +204,20 @@ fn template_test_with_config_uses_the_configured_template_dir() {
     let (code, out) = keypost(&["template", "test", "m.eml"], &dir.path().join("templates"));
     assert_eq!(code, 1, "without the config the shop template is unknown:\n{out}");
 }
+
+#[test]
+fn bless_refuses_to_record_no_match_for_a_fixture_named_as_a_sale_unless_forced() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("paypal")).unwrap();
+    let mail = "From: someone@unknown.example\r\nSubject: Hello\r\n\r\nNothing to see.\r\n";
+    std::fs::write(root.path().join("paypal/sale_new_layout.eml"), mail).unwrap();
+    std::fs::write(root.path().join("paypal/newsletter_not_an_order.eml"), mail).unwrap();
+    let cases = golden::run(&builtin(), root.path(), None, golden::Mode::Bless).unwrap();
+    let status = |name: &str| cases.iter().find(|c| c.eml.ends_with(name)).map(|c| c.status.clone()).unwrap();
+    assert!(matches!(status("sale_new_layout.eml"), golden::Status::Refused(why) if why.contains("named as a sale")));
+    assert_eq!(status("newsletter_not_an_order.eml"), golden::Status::Blessed);
+    assert!(!root.path().join("paypal/sale_new_layout.expected.json").exists(), "nothing recorded");
+    let cases = golden::run(&builtin(), root.path(), None, golden::Mode::ForceBless).unwrap();
+    assert!(cases.iter().all(|c| c.status == golden::Status::Blessed));
+    assert!(root.path().join("paypal/sale_new_layout.expected.json").exists());
+}
