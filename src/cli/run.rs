@@ -18,7 +18,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
+    // The daemon lists its configuration's warnings once, for the journal; one pass only counts them.
+    let loaded = if args.once { super::load_config(globals)? } else { super::load_config_listing_warnings(globals)? };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;
