@@ -38,11 +38,15 @@ pub struct TemplatesConfig {
     /// Messages larger than this many bytes are set aside unread.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// Ids of templates (built-in or from `dir`) not to load, e.g. `["paypal"]` when a shop platform's
+    /// notification already announces each PayPal sale.
+    #[serde(default)]
+    pub disable: Vec<String>,
 }
 
 impl Default for TemplatesConfig {
     fn default() -> Self {
-        Self { dir: None, max_message_bytes: default_max_message_bytes() }
+        Self { dir: None, max_message_bytes: default_max_message_bytes(), disable: Vec::new() }
     }
 }
 
@@ -115,6 +119,7 @@ impl Templates {
         }
         let mut templates: Vec<Template> = loaded
             .into_values()
+            .filter(|(template, _)| !config.disable.contains(&template.id))
             .map(|(mut template, from_dir)| {
                 template.vendor = from_dir;
                 template
@@ -158,6 +163,33 @@ impl Templates {
                         v.id
                     ));
                 }
+            }
+        }
+        warnings
+    }
+
+    /// Pairs of enabled templates that both announce one sale: a shop platform and a processor it can be paid
+    /// through (its `paid_through`). Both would be answered, so one purchase would get two serials.
+    pub fn double_notice_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for shop in &self.templates {
+            for processor in shop.paid_through.iter().filter_map(|id| self.get(id)) {
+                warnings.push(format!(
+                    "{}: templates {:?} and {:?} are both enabled, and {} can take {}'s payments: each such sale \
+                     arrives twice (two serials for one purchase); keep {:?} (it names the product) and add \
+                     {:?} to `disable` in [templates] of the config, or remove {:?} from `paid_through` if \
+                     {} never pays through {}",
+                    shop.file.display(),
+                    shop.id,
+                    processor.id,
+                    processor.name,
+                    shop.name,
+                    shop.id,
+                    processor.id,
+                    processor.id,
+                    shop.name,
+                    processor.name
+                ));
             }
         }
         warnings

@@ -151,7 +151,7 @@ pub(super) fn check_templates(
     for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
         println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
-    for warning in templates.shadowing_warnings() {
+    for warning in templates.shadowing_warnings().into_iter().chain(templates.double_notice_warnings()) {
         println!("warning: {warning}");
     }
     let verb = if how.mode == golden::Mode::Compare { "passed" } else { "written" };

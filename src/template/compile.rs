@@ -122,6 +122,8 @@ pub struct Template {
     /// From the vendor's `[templates] dir` rather than built in; tried before built-in ones of equal priority.
     pub vendor: bool,
     pub dkim_domains: Vec<String>,
+    /// Ids of processor templates that mail their own notice of this provider's sales.
+    pub paid_through: Vec<String>,
     /// Lower-cased addresses and `@domain`s.
     pub senders: Vec<String>,
     pub body_markers: Vec<Regex>,
@@ -163,6 +165,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         priority: spec.priority,
         vendor: false,
         dkim_domains: c.domains(&spec.trust.dkim_domains),
+        paid_through: spec.paid_through.clone(),
         senders: c.senders(&spec.recognise.senders),
         body_markers: c.patterns("match.body", &spec.recognise.body),
         rules: c.rules(&spec.rules),

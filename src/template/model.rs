@@ -18,6 +18,10 @@ pub struct TemplateFile {
     /// Templates with a higher priority are tried first (default 0); see docs/templates.md "Order".
     #[serde(default)]
     pub priority: i32,
+    /// Ids of payment-processor templates (e.g. `paypal`) that can take this provider's payments and mail their
+    /// own notice of the same sale; `keypost check` warns when both are enabled.
+    #[serde(default)]
+    pub paid_through: Vec<String>,
     /// Currency of amounts written with a bare `$` (default `USD`).
     #[serde(default)]
     pub default_currency: Option<String>,
