@@ -13,11 +13,9 @@ use crate::reply::Renderer;
 use crate::store::Store;
 use crate::trust::Verifier;
 
-/// Opens the state database named by `[state] dir`.
+/// Opens the state database named by `[state] dir`; the store creates the folder itself, private (0700).
 pub fn store(loaded: &Loaded) -> anyhow::Result<Store> {
-    let dir = state_dir(loaded);
-    std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the state folder {}", dir.display()))?;
-    Ok(Store::open(&dir)?)
+    Ok(Store::open(&state_dir(loaded))?)
 }
 
 /// The reply renderer for the `[reply]` section and the products' templates.
