@@ -46,6 +46,7 @@ pub mod daemon;
 pub mod email;
 pub mod endpoint;
 pub mod fulfil;
+pub mod keys;
 pub mod mailbox;
 pub mod net;
 pub mod order;
