@@ -57,5 +57,6 @@ pub mod secret;
 pub mod serial;
 pub mod service;
 pub mod store;
+pub mod telemetry;
 pub mod template;
 pub mod trust;

@@ -10,6 +10,7 @@ mod pipeline;
 mod serial;
 mod service;
 mod smtp;
+mod status;
 mod support;
 mod templates;
 mod trust;
