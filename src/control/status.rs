@@ -166,7 +166,7 @@ fn contact(contact: &Contact, verb: &str) -> String {
 fn ago_text(secs: i64) -> String {
     match secs {
         ..120 => format!("{secs} s"),
-        ..7200 => format!("{} min", secs / 60),
+        120..7200 => format!("{} min", secs / 60),
         _ => format!("{} h", secs / 3600),
     }
 }
