@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod replay;
 mod run;
 mod serial;
 mod template;
@@ -68,6 +69,8 @@ pub enum Command {
     Issue(orders::IssueArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
+    /// Read past order mail (an mbox, a Maildir, an IMAP folder) against the state; --apply fulfils the orders never answered
+    Replay(replay::ReplayArgs),
     /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
     #[command(subcommand)]
     Aside(aside::AsideCommand),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
+        Command::Replay(args) => replay::run(args, &globals),
         Command::Generate(args) => generate::run(args),
     }
 }
@@ -153,7 +157,9 @@ fn load_config_quietly(globals: &Globals) -> anyhow::Result<crate::config::Loade
 /// command, a cron job); the daemon logs each decision, for the journal.
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let one_pass = matches!(&cli.command, Command::Run(args) if args.once);
+    // `run --once` and `replay` print their results; their logs are warnings unless asked for more.
+    let one_pass =
+        matches!(&cli.command, Command::Run(args) if args.once) || matches!(&cli.command, Command::Replay(_));
     let default = match cli.verbose {
         0 if one_pass => "warn",
         0 => "info",

@@ -24,6 +24,7 @@ mod manual;
 mod message;
 mod outbox;
 mod real;
+pub mod replay;
 mod seams;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};

@@ -125,7 +125,7 @@ fn retry_later(core: &Core, label: &str, order: &Order, reason: String) -> anyho
     Ok(Assessed { effect: Effect::Retrying, change, note: reason })
 }
 
-fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
+pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
     let lines =
         core.store.order_lines(&order.provider, order.id.as_str()).context("Failed to read the order's history")?;
     let since = core.now().unix_timestamp() - HOUR;
