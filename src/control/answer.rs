@@ -121,7 +121,7 @@ fn describe(record: &OrderRecord) -> String {
         (None, None) => String::new(),
     };
     format!(
-        "{} {} {}: {license}; buyer {buyer}; reply {}{revoked}{payment}",
+        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}{revoked}",
         record.label(),
         record.kind.as_str(),
         record.decision,
