@@ -23,6 +23,8 @@ pub struct Core {
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
     /// Alerts past `limits.alerts_per_hour` wait here for the digest.
     alerts: Mutex<super::alerts::Throttle>,
+    /// What the daemon knows about itself in memory (last contacts, passes, latency): `status` and metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -87,7 +89,10 @@ pub struct Assessed {
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
         let alerts = Mutex::new(super::alerts::Throttle::new(config.limits.alerts_per_hour));
-        Self { store, config, renderer, licenser, aside: None, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
+        let started = time::OffsetDateTime::now_utc().unix_timestamp();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(started, String::new()));
+        let clock = Arc::new(time::OffsetDateTime::now_utc);
+        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).
@@ -113,9 +118,16 @@ impl Core {
                 self.review(origin, order, &reason, &mut change)?;
                 Effect::Review
             }
-            Decision::Revoke { lines, reason } => {
-                self.revoke_lines(order.provider.as_str(), &order.id, &lines, &reason, &mut change)?;
+            Decision::Revoke { lines, reason, linked } => {
+                let (provider, id) = linked
+                    .as_ref()
+                    .map_or((order.provider.as_str(), &order.id), |to| (to.provider.as_str(), &to.order_id));
+                self.revoke_lines(provider, id, &lines, &reason, &mut change)?;
                 Effect::Revoked
+            }
+            Decision::Link { to, reason } => {
+                self.link(origin, order, to, &reason, &mut change);
+                Effect::Duplicate
             }
             Decision::RevokeAhead { reason } => {
                 self.revoke_ahead(origin, order, &reason, &mut change)?;
@@ -132,6 +144,17 @@ impl Core {
             }
         };
         Ok(Assessed { effect, change, note })
+    }
+
+    /// Records another provider's notice of a payment `to` answers, linked to it: no license, no reply, no
+    /// alert (it is how such a sale always arrives). `keypost lookup` shows the two as one purchase.
+    fn link(&self, origin: &Origin, order: &Order, to: crate::fulfil::OrderRef, reason: &str, change: &mut Change) {
+        let now = self.now().unix_timestamp();
+        tracing::info!(order = %format!("{}/{}", order.provider, order.id), linked_to = %to, "Same payment as an order answered before; linked.");
+        let mut record = self.record(origin, order, 0, "link", reason);
+        record.linked_to = Some(to);
+        change.audit(now, "linked", &record.label(), reason);
+        change.put_order(&record);
     }
 
     /// Makes a license per grant and queues its reply. An error is a review reason.
@@ -328,6 +351,8 @@ impl Core {
             reply: ReplyState::None,
             revoked: None,
             resends: 0,
+            payment_id: order.payment_id.clone(),
+            linked_to: None,
         }
     }
 }

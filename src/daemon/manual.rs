@@ -19,7 +19,8 @@ impl Core {
     /// formatted by [`crate::control::answer`].
     pub async fn execute<M: Mailer>(&self, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
         Ok(match request {
-            Request::Lookup { query } => answer::lookup(&self.store, query)?,
+            Request::Lookup { query, json } => answer::lookup(&self.store, query, *json)?,
+            Request::Status { json } => answer::status(&self.store, Some(&self.telemetry.snapshot()), *json)?,
             Request::Export { format } => answer::export(&self.store, *format)?,
             Request::Resend { provider, order_id } => {
                 let queued = self.resend(provider, order_id).await?;
@@ -46,6 +47,7 @@ impl Core {
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
     /// what was queued, for the caller to send.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
@@ -80,6 +82,7 @@ impl Core {
 
     /// Marks every active license of an order revoked. Returns how many were.
     pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let active: Vec<u32> =
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
@@ -126,6 +129,7 @@ impl Core {
                 unit_price: None,
             }],
             total: None,
+            payment_id: None,
         };
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };

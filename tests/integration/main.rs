@@ -11,6 +11,7 @@ mod replay;
 mod serial;
 mod service;
 mod smtp;
+mod status;
 mod support;
 mod templates;
 mod trust;
