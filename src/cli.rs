@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod owner;
 mod replay;
 mod run;
 mod serial;

@@ -6,6 +6,7 @@ mod daemon;
 mod download;
 mod fuzz;
 mod imap;
+mod owner;
 mod pipeline;
 mod replay;
 mod serial;
