@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod pool;
 mod run;
 mod serial;
 mod template;
@@ -71,6 +72,9 @@ pub enum Command {
     /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
     #[command(subcommand)]
     Aside(aside::AsideCommand),
+    /// Fill a product's pool of pre-made codes, and see each pool's stock
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Print the man page or shell completions (for packaging)
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
+        Command::Pool(command) => pool::run(command, &globals),
         Command::Generate(args) => generate::run(args),
     }
 }

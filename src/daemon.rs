@@ -22,6 +22,7 @@ mod jobs;
 mod manual;
 mod message;
 mod outbox;
+mod pool;
 mod real;
 mod seams;
 
@@ -162,6 +163,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     /// messages not handled stay in the source for the next start).
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
+        // Orders waiting for pool codes that an import (or a crash right after one) left unanswered.
+        outcome.add(&self.core.answer_waiting(&self.mailer).await?);
         let batch = self
             .source
             .fetch_new(BATCH)

@@ -49,6 +49,7 @@ pub mod fulfil;
 pub mod mailbox;
 pub mod net;
 pub mod order;
+pub mod pool;
 pub mod problems;
 pub mod product;
 pub mod reply;
