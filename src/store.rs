@@ -48,7 +48,9 @@ pub use change::Change;
 pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
-pub use records::{AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord};
+pub use records::{
+    AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord, UNKNOWN_SENDER_NOTE,
+};
 
 /// The layout version this build writes. A database with a higher one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -296,6 +298,16 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// Every source message's record, in key order.
+    pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.scan(SOURCES.as_bytes())
+    }
+
+    /// Every outbox entry, in Message-ID order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.scan(OUTBOX.as_bytes())
     }
 
     /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.
