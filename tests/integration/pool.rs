@@ -87,7 +87,8 @@ async fn two_codes_answer_two_orders_the_third_waits_for_review_and_is_answered_
     assert_eq!(line.decision, "issue");
     assert_eq!(line.license.map(|l| l.serial).as_deref(), Some("CODE-C"));
     assert!(matches!(line.reply, ReplyState::Sent { .. }), "{:?}", line.reply);
-    let lookup = daemon.core.execute(&daemon.mailer, &Request::Lookup { query: "G-2".into() }).await.unwrap();
+    let lookup =
+        daemon.core.execute(&daemon.mailer, &Request::Lookup { query: "G-2".into(), json: false }).await.unwrap();
     assert!(lookup.stdout.contains("game x1 for \"Bo G-2\": CODE-C"), "{}", lookup.stdout);
     // Importing the same file again adds nothing.
     let again = import(&daemon, &["CODE-A", "CODE-C", "CODE-D"]).await;
