@@ -149,8 +149,15 @@ fn describe(record: &OrderRecord) -> String {
     );
     let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
     let revoked = record.revoked.as_ref().map(|r| format!(" REVOKED ({})", r.reason)).unwrap_or_default();
+    // One purchase, two notifications: the payment they share, and which one answers it.
+    let payment = match (&record.payment_id, &record.linked_to) {
+        (Some(payment), Some(to)) => format!("; payment {payment}, one purchase with {to} (answered there)"),
+        (Some(payment), None) => format!("; payment {payment}"),
+        (None, Some(to)) => format!("; one purchase with {to} (answered there)"),
+        (None, None) => String::new(),
+    };
     format!(
-        "{} {} {}: {license}; buyer {buyer}; reply {}{revoked}",
+        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}{revoked}",
         record.label(),
         record.kind.as_str(),
         record.decision,

@@ -56,6 +56,7 @@ impl Core {
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
     /// what was queued, for the caller to send.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
@@ -90,6 +91,7 @@ impl Core {
 
     /// Marks every active license of an order revoked. Returns how many were.
     pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let active: Vec<u32> =
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
@@ -141,6 +143,7 @@ impl Core {
                 unit_price: None,
             }],
             total: None,
+            payment_id: None,
         };
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };

@@ -270,6 +270,7 @@ fn recorded_order(record: &OrderRecord) -> (Order, Origin) {
         buyer_email: record.buyer_email.clone(),
         items: Vec::new(),
         total: None,
+        payment_id: record.payment_id.clone(),
     };
     let origin =
         Origin { label: record.origin.clone(), message_id: record.message_id.clone(), content_hash: String::new() };

@@ -40,6 +40,9 @@ impl Change {
             let licensee = license.grant.licensee.as_str().to_lowercase();
             self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
         }
+        if let Some(payment) = &record.payment_id {
+            self.put(key(BY_PAYMENT, &[payment.as_str(), &label]), order_key.clone());
+        }
         self.put_json(order_key, record);
     }
 

@@ -32,6 +32,8 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         reply: ReplyState::None,
         revoked: None,
         resends: 0,
+        payment_id: None,
+        linked_to: None,
     }
 }
 
