@@ -61,6 +61,9 @@ pub enum Command {
     Template(template::TemplateCommand),
     /// Find orders and licenses by order id, buyer email or licensee
     Lookup(orders::LookupArgs),
+    /// Whether the daemon runs, its last contact with the mail servers and last pass, the outbox, set-aside and
+    /// review counts (exit 0 running, 3 not running)
+    Status(orders::StatusArgs),
     /// Send an order's reply again (same serial)
     Resend(orders::ResendArgs),
     /// Mark an order's license revoked
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activate(args) => serial::activate(args, &globals),
         Command::Template(command) => template::run(command, &globals),
         Command::Lookup(args) => orders::lookup(args, &globals),
+        Command::Status(args) => orders::status(args, &globals),
         Command::Resend(args) => orders::resend(args, &globals),
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),

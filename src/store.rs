@@ -48,7 +48,7 @@ pub use change::Change;
 use records::*;
 pub use records::{
     AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
-    SourceRecord,
+    SourceRecord, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -299,7 +299,7 @@ impl Store {
         Ok(found)
     }
 
-    /// Every source message's record (settled mail), in key order.
+    /// Every source message's record, in key order.
     pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
         self.scan(SOURCES.as_bytes())
     }
@@ -322,6 +322,11 @@ impl Store {
         let mut requests: Vec<SelfServiceRecord> = self.scan(SELF_SERVICE.as_bytes())?;
         requests.retain(|request| request.at >= since);
         Ok(requests)
+    }
+
+    /// Every outbox entry, in Message-ID order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.scan(OUTBOX.as_bytes())
     }
 
     /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.

@@ -10,7 +10,9 @@ use crate::store::{OrderRecord, ReplyState, Store};
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
 pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> {
     match request {
-        Request::Lookup { query } => Some(lookup(store, query)),
+        Request::Lookup { query, json } => Some(lookup(store, query, *json)),
+        // Answered here only when no daemon runs; a running one answers with its own facts (`server.rs`).
+        Request::Status { json } => Some(status(store, None, *json)),
         Request::Export { format } => Some(export(store, *format)),
         Request::AsideList { json } => Some(aside_list(store, *json)),
         // `aside show` reads the mailbox, which only the daemon's loop (or the tool itself) does.
@@ -96,9 +98,20 @@ pub fn issued(order: &str, sent: usize, failed: usize) -> Answer {
     Answer::success(format!("issued {order}: {sent} sent, {failed} failed\n"))
 }
 
-/// `lookup`: every order line found, or exit 1 when none is.
-pub fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
+/// `status`, with the daemon's facts when it runs.
+pub fn status(store: &Store, facts: Option<&crate::telemetry::Facts>, json: bool) -> anyhow::Result<Answer> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    super::status::answer(&super::status::gather(store, facts, now)?, json)
+}
+
+/// `lookup`: every order line found, or exit 1 when none is. `--json`: one array of the order lines, with the
+/// field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
+pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> {
     let found = store.lookup(query)?;
+    if json {
+        let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
+        return Ok(Answer { stdout: serde_json::to_string_pretty(&found)? + "\n", exit });
+    }
     // A buyer address also shows the lost-license requests from it (`[self_service]`), answered or not.
     let requests = store.self_service(query.trim(), 0)?;
     if found.is_empty() && requests.is_empty() {

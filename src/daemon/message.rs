@@ -11,7 +11,7 @@ use crate::fulfil::{self, History, KnownLine};
 use crate::mailbox::{MailContent, RawMail};
 use crate::order::Order;
 use crate::reply::Alert;
-use crate::store::Change;
+use crate::store::{Change, UNKNOWN_SENDER_NOTE};
 use crate::trust::{Verdict, Verifier};
 
 /// Seconds in the rate-limit window.
@@ -48,8 +48,8 @@ pub(super) async fn assess(
                 return Ok(assessed);
             }
             let note = match near_misses.is_empty() {
-                true => "not recognised as an order".to_owned(),
-                false => format!("not recognised (near misses: {})", near_misses.join(", ")),
+                true => format!("{UNKNOWN_SENDER_NOTE} as an order"),
+                false => format!("{UNKNOWN_SENDER_NOTE} (near misses: {})", near_misses.join(", ")),
             };
             Ok(Assessed { effect: Effect::UnknownSender, ..ignored(core, &label, note) })
         }

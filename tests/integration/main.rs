@@ -13,6 +13,7 @@ mod selfservice;
 mod serial;
 mod service;
 mod smtp;
+mod status;
 mod support;
 mod templates;
 mod trust;
