@@ -48,6 +48,9 @@ pub struct Config {
     /// Buyers' lost-license requests answered from the state (on by default).
     #[serde(default)]
     pub self_service: selfservice::SelfServiceConfig,
+    /// The Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// A configuration that loaded and validated, with the folder its relative paths are taken from.
@@ -142,6 +145,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
         "limits" => check_as::<fulfil::LimitsConfig>(key, value, problems),
         "digest" => check_as::<digest::DigestConfig>(key, value, problems),
         "self_service" => check_as::<selfservice::SelfServiceConfig>(key, value, problems),
+        "metrics" => check_as::<crate::metrics::MetricsConfig>(key, value, problems),
         "product" => match value.as_array() {
             Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
                 check_as::<ProductConfig>(&format!("product[{index}]"), product, problems) && fits
@@ -223,6 +227,7 @@ impl Config {
             digest.validate(problems);
         }
         self.self_service.validate(problems);
+        self.metrics.validate(problems);
         product::validate_all(&self.products, problems);
     }
 }

@@ -20,7 +20,8 @@ impl Core {
         if self.store.digest(&window.id)?.is_some() {
             return Ok(false);
         }
-        let mut report = gather(&self.store, &window)?;
+        let pools: Vec<String> = self.config.products.iter().filter(|p| p.is_pool()).map(|p| p.id.clone()).collect();
+        let mut report = gather(&self.store, &window, &pools)?;
         report.span = format!("{} to {}", utc(window.start), utc(window.end));
         report.schedule = config.describe();
         let to = config.to.as_deref();
@@ -44,7 +45,8 @@ fn utc(at: i64) -> String {
 }
 
 /// Everything the digest reports, from the state. One scan of the orders and one of the source records.
-pub fn gather(store: &Store, window: &Window) -> anyhow::Result<Report> {
+/// `pools`: the products configured with a code pool.
+pub fn gather(store: &Store, window: &Window, pools: &[String]) -> anyhow::Result<Report> {
     let within = |at: i64| (window.start..window.end).contains(&at);
     let mut report = Report { period: window.id.clone(), ..Report::default() };
     for record in store.orders()? {
@@ -87,12 +89,43 @@ pub fn gather(store: &Store, window: &Window) -> anyhow::Result<Report> {
         report.self_service_resent += request.resent as usize;
     }
     report.outbox_waiting = store.outbox_len();
-    report.pools = pool_stock(store);
+    report.pools = pool_stock(store, pools)?;
     Ok(report)
 }
 
-/// The hook for code pools (issue 13, item 4): each pool and the codes left in it. keypost has no pools yet, and
-/// the digest says "none configured"; the pools module fills this in from its own records.
-fn pool_stock(_store: &Store) -> Option<Vec<(String, u64)>> {
-    None
+/// Each code pool (configured, then any other product with codes in the state) and the codes left in it; `None`
+/// when there are no pools at all.
+fn pool_stock(store: &Store, pools: &[String]) -> anyhow::Result<Option<Vec<(String, u64)>>> {
+    let mut products = pools.to_vec();
+    products.extend(store.pool_products()?.into_iter().filter(|p| !pools.contains(p)));
+    if products.is_empty() {
+        return Ok(None);
+    }
+    let mut stock = Vec::new();
+    for product in products {
+        let left = store.pool_counts(&product)?.available;
+        stock.push((product, u64::try_from(left).unwrap_or(u64::MAX)));
+    }
+    Ok(Some(stock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_digest_counts_pool_codes_left_and_says_so_when_there_are_no_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let window = Window { id: "2026-11-30".into(), start: 0, end: 10 };
+        assert_eq!(gather(&store, &window, &[]).unwrap().pools, None);
+        let mut change = Change::new();
+        for (seq, code) in ["A-1", "A-2", "A-3"].iter().enumerate() {
+            change.pool_add("app", code, seq as u64);
+        }
+        store.commit_durable(change).await.unwrap();
+        let pools = gather(&store, &window, &["other".to_owned()]).unwrap().pools;
+        assert_eq!(pools, Some(vec![("other".to_owned(), 0), ("app".to_owned(), 3)]));
+        assert!(Report { pools, ..Report::default() }.body().contains("app                  3"));
+    }
 }

@@ -41,12 +41,22 @@ impl Core {
             Request::AsideShow { id } => self.aside_show(id).await?,
             Request::AsideRelease { id } => self.aside_release(id).await?,
             Request::AsideDrop { id, reason } => self.aside_drop(id, reason).await?,
+            Request::PoolImport { product, codes, blank, repeated } => {
+                let mut imported = self.pool_import(product, codes).await?;
+                let answered = self.answer_waiting(mailer).await?;
+                imported.answered = answered.fulfilled;
+                let file = crate::pool::ImportFile { codes: Vec::new(), blank: *blank, repeated: *repeated };
+                let available = self.store.pool_available_count(product);
+                Answer::success(crate::pool::render_imported(product, &file, &imported, available))
+            }
+            Request::PoolStatus { pools, json } => answer::pool_status(&self.store, pools, *json)?,
         })
     }
 
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
     /// what was queued, for the caller to send.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let mut change = Change::new();
         for record in lines.into_iter().filter(|r| r.revoked.is_none()) {
@@ -88,11 +98,17 @@ impl Core {
 
     /// Marks every active license of an order revoked. Returns how many were.
     pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let active: Vec<u32> =
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
         anyhow::ensure!(!lines.is_empty(), "no order {provider}/{order_id}");
         if active.is_empty() {
+            // A sale waiting for pool codes has no licence yet: it stops waiting.
+            let mut change = Change::new();
+            if self.stop_waiting(provider, order_id, reason, &mut change)?.is_some() {
+                self.store.commit_durable(change).await?;
+            }
             return Ok(0);
         }
         let id = OrderId::parse(order_id)?;
@@ -134,6 +150,7 @@ impl Core {
                 unit_price: None,
             }],
             total: None,
+            payment_id: None,
         };
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };

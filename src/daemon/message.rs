@@ -142,14 +142,16 @@ pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
     let since = core.now().unix_timestamp() - HOUR;
     let (provider, buyer) = core.store.recent_counts(&order.provider, order.buyer_email.as_ref(), since)?;
     Ok(History {
-        lines: lines
-            .iter()
-            .map(|r| KnownLine { line: r.line, licensed: r.license.is_some(), revoked: r.revoked.is_some() })
-            .collect(),
+        lines: lines.iter().map(known_line).collect(),
         buyer_orders_last_hour: buyer,
         provider_orders_last_hour: provider,
         revoked_ahead: lines.iter().map(|r| r.kind).find(|kind| kind.revokes()),
+        answered_by: super::linked::answered_by(&core.store, order, &lines)?,
     })
+}
+
+pub(super) fn known_line(record: &crate::store::OrderRecord) -> KnownLine {
+    KnownLine { line: record.line, licensed: record.license.is_some(), revoked: record.revoked.is_some() }
 }
 
 fn ignored(core: &Core, label: &str, note: String) -> Assessed {

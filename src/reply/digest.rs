@@ -34,7 +34,7 @@ pub struct Report {
     /// Lost-licence requests in the period, and how many resent licenses.
     pub self_service: usize,
     pub self_service_resent: usize,
-    /// Code pools and their remaining stock; `None` while keypost has no pools (issue 13 fills this in).
+    /// Code pools and the codes left in each; `None` when no product has a pool.
     pub pools: Option<Vec<(String, u64)>>,
 }
 

@@ -40,6 +40,9 @@ impl Change {
             let licensee = license.grant.licensee.as_str().to_lowercase();
             self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
         }
+        if let Some(payment) = &record.payment_id {
+            self.put(key(BY_PAYMENT, &[payment.as_str(), &label]), order_key.clone());
+        }
         self.put_json(order_key, record);
     }
 
@@ -111,14 +114,18 @@ impl Change {
         &self.queued
     }
 
-    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    pub(super) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         // Records are plain data (strings, numbers, enums): serialising them cannot fail.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         self.put(key, bytes);
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.puts.push((key, value));
+    }
+
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
+        self.removes.push(key);
     }
 
     pub(super) fn into_batch(

@@ -33,6 +33,8 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         revoked: None,
         resends: 0,
         amount: None,
+        payment_id: None,
+        linked_to: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod download;
 mod fuzz;
 mod imap;
 mod pipeline;
+mod pool;
 mod replay;
 mod selfservice;
 mod serial;
