@@ -48,6 +48,7 @@ pub mod endpoint;
 pub mod fulfil;
 pub mod keys;
 pub mod mailbox;
+pub mod metrics;
 pub mod net;
 pub mod order;
 pub mod problems;
