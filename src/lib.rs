@@ -51,6 +51,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod net;
 pub mod order;
+pub mod pool;
 pub mod problems;
 pub mod product;
 pub mod reply;

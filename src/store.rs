@@ -41,9 +41,11 @@ use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
 mod change;
+mod pool;
 mod records;
 
 pub use change::Change;
+pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
