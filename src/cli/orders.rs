@@ -100,7 +100,12 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code. Run as
 /// root against a state folder another user owns (the service's), it acts as that user (`owner.rs`).
 pub(super) fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
-    let mut loaded = super::load_config(globals)?;
+    carry_out_with(&super::load_config(globals)?, request)
+}
+
+/// The same with the configuration already loaded.
+pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Result<ExitCode> {
+    let mut loaded = loaded.clone();
     let shown = build::state_dir(&loaded);
     let mut state = shown.clone();
     let mut early = None;
