@@ -149,20 +149,17 @@ async fn a_refund_for_an_order_waiting_for_codes_ends_its_wait_and_an_import_doe
 }
 
 #[tokio::test]
-async fn a_multi_seat_line_of_a_pool_product_goes_to_review_without_taking_a_code() {
+async fn a_multi_seat_line_of_a_pool_product_gets_one_code_covering_its_seats() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), POOL);
     import(&daemon, &["CODE-A", "CODE-B", "CODE-C"]).await;
     let sale = "kind: sale\norder: G-1\nname: Bo\nemail: b@example.com\nsku: GAME\nqty: 3";
     daemon.source.deliver("1", &mail("m@shop.example", sale));
-    assert_eq!(daemon.poll_once().await.unwrap().review, 1);
-    assert!(!daemon.core.store.has_waiting_orders(), "a person decides, no import answers it");
-    assert_eq!(daemon.core.store.pool_available_count("game"), 3);
-    let alerts = daemon.mailer.vendor_only();
-    assert!(
-        alerts.iter().any(|a| a.contains("3 seats of game, which hands out one pool code per licence")),
-        "{alerts:?}"
-    );
+    assert_eq!(daemon.poll_once().await.unwrap().fulfilled, 1);
+    assert_eq!(code_sent_to(&daemon, "b@example.com"), "CODE-A");
+    let line = daemon.core.store.order_line("shop", "G-1", 0).unwrap().unwrap();
+    assert_eq!(line.license.map(|l| (l.serial, l.grant.seats)), Some(("CODE-A".into(), 3)));
+    assert_eq!(daemon.core.store.pool_available_count("game"), 2);
 }
 
 #[tokio::test]
