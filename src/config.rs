@@ -48,6 +48,9 @@ pub struct Config {
     /// Buyers' lost-license requests answered from the state (on by default).
     #[serde(default)]
     pub self_service: selfservice::SelfServiceConfig,
+    /// When keypost alerts about orders it may have missed.
+    #[serde(default)]
+    pub watch: crate::watch::WatchConfig,
     /// The Prometheus endpoint (off by default).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
@@ -146,6 +149,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
         "digest" => check_as::<digest::DigestConfig>(key, value, problems),
         "self_service" => check_as::<selfservice::SelfServiceConfig>(key, value, problems),
         "metrics" => check_as::<crate::metrics::MetricsConfig>(key, value, problems),
+        "watch" => check_as::<crate::watch::WatchConfig>(key, value, problems),
         "product" => match value.as_array() {
             Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
                 check_as::<ProductConfig>(&format!("product[{index}]"), product, problems) && fits
@@ -228,6 +232,7 @@ impl Config {
         }
         self.self_service.validate(problems);
         self.metrics.validate(problems);
+        self.watch.validate(problems);
         product::validate_all(&self.products, problems);
     }
 }

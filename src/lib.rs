@@ -65,3 +65,4 @@ pub mod store;
 pub mod telemetry;
 pub mod template;
 pub mod trust;
+pub mod watch;

@@ -285,6 +285,17 @@ pub struct Order {
     /// provider's notice of the same payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<PaymentId>,
+    /// The number the provider counts its notifications with, when the template reads one (`fields.sequence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Sequence>,
+}
+
+/// A number a provider counts up with each notification, and the sequence it counts in: `provider`, or
+/// `provider/PRODUCT` for a template with `sequence_per = "product"` (Kagi numbers each product's sales).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    pub scope: String,
+    pub number: u64,
 }
 
 impl Order {

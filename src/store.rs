@@ -301,6 +301,11 @@ impl Store {
         Ok(found)
     }
 
+    /// The highest number seen in a provider's sequence (template `fields.sequence`).
+    pub fn sequence_last(&self, scope: &str) -> Result<Option<u64>, StoreError> {
+        self.get(&records::key(SEQUENCES, &[scope]))
+    }
+
     /// Every source message's record, in key order.
     pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
         self.scan(SOURCES.as_bytes())

@@ -151,6 +151,7 @@ impl Core {
             }],
             total: None,
             payment_id: None,
+            sequence: None,
         };
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };

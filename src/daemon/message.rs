@@ -108,7 +108,9 @@ async fn order_mail(
     let decision = fulfil::decide(order, &history, &core.config.products, &core.config.limits);
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
-    core.apply(&origin, order, decision)
+    let mut assessed = core.apply(&origin, order, decision)?;
+    core.watch_sequence(order, label, &mut assessed.change)?;
+    Ok(assessed)
 }
 
 /// The trust check could not finish (a provider key lookup failed temporarily): nothing final is recorded and

@@ -263,6 +263,7 @@ fn recorded_order(record: &OrderRecord) -> (Order, Origin) {
         items: Vec::new(),
         total: None,
         payment_id: record.payment_id.clone(),
+        sequence: None,
     };
     let origin =
         Origin { label: record.origin.clone(), message_id: record.message_id.clone(), content_hash: String::new() };

@@ -57,6 +57,7 @@ mod tests {
             }],
             total: None,
             payment_id: Some(PaymentId::parse(&format!("paypal:{TXN}")).unwrap()),
+            sequence: None,
         }
     }
 

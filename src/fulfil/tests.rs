@@ -53,6 +53,7 @@ fn sale(items: Vec<LineItem>) -> Order {
         items,
         total: None,
         payment_id: None,
+        sequence: None,
     }
 }
 

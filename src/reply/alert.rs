@@ -42,6 +42,16 @@ pub enum Alert {
         /// The order line whose code crossed the mark (`provider/order#line`).
         order: String,
     },
+    /// Numbers skipped in a provider's sequence (template `fields.sequence`): notifications that never arrived.
+    MissedOrders {
+        /// The sequence: `provider` or `provider/PRODUCT`.
+        scope: String,
+        first_missing: u64,
+        last_missing: u64,
+        /// The number that showed the gap, and the message it came in.
+        seen: u64,
+        origin: String,
+    },
     /// Alerts held past `limits.alerts_per_hour`, merged into one message (`daemon/alerts.rs`).
     Digest {
         /// How many were held.
@@ -98,6 +108,7 @@ impl Alert {
             Alert::SaleAfterRevocation { order, .. } => format!("sale-after-revocation\0{order}"),
             Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
             Alert::PoolLow { product, order, .. } => format!("pool-low\0{product}\0{order}"),
+            Alert::MissedOrders { scope, first_missing, .. } => format!("missed\0{scope}\0{first_missing}"),
             Alert::Digest { at, .. } => format!("digest\0{at}"),
         }
     }
@@ -113,6 +124,12 @@ impl Alert {
             Alert::SendFailed { provider, order_id, .. } => format!("send failed: {provider}/{order_id}"),
             Alert::PoolLow { product, available: 0, .. } => format!("pool empty: {product}"),
             Alert::PoolLow { product, available, .. } => format!("pool low: {product} ({available} left)"),
+            Alert::MissedOrders { scope, first_missing, last_missing, .. } if first_missing == last_missing => {
+                format!("missed order: {scope} number {first_missing} never arrived")
+            }
+            Alert::MissedOrders { scope, first_missing, last_missing, .. } => {
+                format!("missed orders: {scope} numbers {first_missing} to {last_missing} never arrived")
+            }
             Alert::Digest { total, .. } => format!("{total} more alerts (digest)"),
         }
     }
@@ -148,6 +165,12 @@ impl Alert {
                  order {order}.\n\nAn order that finds the pool empty waits for review and is answered as soon \
                  as codes are imported:\n  keypost pool import {product} FILE   (one code per line)\n  \
                  keypost pool status\n"
+            ),
+            Alert::MissedOrders { scope, first_missing, last_missing, seen, origin } => format!(
+                "{scope} numbers its notifications, and number {seen} ({origin}) came after a number below \
+                 {first_missing}: the notifications {first_missing} to {last_missing} never reached keypost.\n\n\
+                 Look for them in the provider's dashboard: a sale there was never answered. A broken forward, a \
+                 full mailbox or a spam filter can lose order mail; `keypost replay` reads an archive of it.\n"
             ),
             Alert::Digest { total, limit, titles, .. } => digest_body(*total, *limit, titles),
         }

@@ -75,6 +75,11 @@ impl Change {
 
     /// Notes when a message (by its label `source/key`) was first left waiting for a later pass. Not final:
     /// no source record is written, so the message is handed out and checked again.
+    /// The highest number seen in a provider's sequence.
+    pub fn put_sequence(&mut self, scope: &str, number: u64) {
+        self.put_json(key(SEQUENCES, &[scope]), &number);
+    }
+
     pub fn retrying_since(&mut self, label: &str, since: i64) {
         self.put_json(key(RETRYING, &[label]), &since);
     }

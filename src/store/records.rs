@@ -213,6 +213,8 @@ pub(super) const DIGESTS: &str = "d/";
 pub(super) const SELF_SERVICE: &str = "ss/";
 /// A message left waiting for a later pass (its trust check could not finish): since when, by its label.
 pub(super) const RETRYING: &str = "r/";
+/// The highest number seen per provider sequence (template `fields.sequence`), for the missed-orders alert.
+pub(super) const SEQUENCES: &str = "sq/";
 
 pub(super) fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
     let mut key = prefix.as_bytes().to_vec();

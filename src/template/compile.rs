@@ -122,6 +122,7 @@ pub const FIELD_NAMES: &[&str] = &[
     "fee",
     "discount",
     "payment_id",
+    "sequence",
     "items",
 ];
 
@@ -156,6 +157,9 @@ pub struct Template {
     pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
     pub payment_id: Option<Field>,
+    /// `fields.sequence`, and whether it counts per product (`sequence_per = "product"`).
+    pub sequence: Option<Field>,
+    pub sequence_per_product: bool,
     /// Whose payment ids `payment_id` reads: the one processor of `paid_through`, else the template itself. The
     /// order's payment id is `processor:value`.
     pub payment_processor: String,
@@ -201,11 +205,16 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
         payment_id: c.field("payment_id", f.payment_id.as_ref(), &["value"]),
+        sequence: c.field("sequence", f.sequence.as_ref(), &["value"]),
+        sequence_per_product: spec.sequence_per.as_deref() == Some("product"),
         payment_processor: match spec.paid_through.as_slice() {
             [one] => one.clone(),
             _ => id.clone(),
         },
     };
+    if let Some(per) = spec.sequence_per.as_deref().filter(|per| !["provider", "product"].contains(per)) {
+        problems.error("sequence_per", format!("{per:?} is neither \"provider\" nor \"product\""));
+    }
     if template.payment_id.is_some() && template.paid_through.len() > 1 {
         problems.error(
             "fields.payment_id",

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::compile::{Adjustment, Clean, Field, Items, Place, Rule, RuleKind, Template};
 use super::money;
 use crate::email::Email;
-use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sku};
+use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sequence, Sku};
 
 /// At most this many line items are read from one message.
 pub const MAX_ITEMS: usize = 100;
@@ -68,6 +68,10 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     if kind == OrderKind::Sale {
         x.check_sum(&items, total.as_ref(), &adjustments);
     }
+    let sequence = x.text("sequence", t.sequence.as_ref());
+    let sequence =
+        sequence.and_then(|v| x.valid("sequence", v.trim().parse::<u64>().map_err(|_| "not a whole number")));
+    let sequence = sequence.map(|number| Sequence { scope: sequence_scope(t, &items), number });
     let test = t.test_subject.as_ref().is_some_and(|p| p.is_match(&email.subject))
         || t.test_body.as_ref().is_some_and(|p| p.is_match(&email.text));
     match id {
@@ -82,8 +86,21 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
             items,
             total,
             payment_id,
+            sequence,
         }),
         _ => Err(x.problems),
+    }
+}
+
+/// The sequence a number counts in: the provider, or (`sequence_per = "product"`) the provider and the first
+/// item's SKU or product name.
+fn sequence_scope(t: &Template, items: &[LineItem]) -> String {
+    let product = items
+        .first()
+        .and_then(|item| item.sku.as_ref().map(|sku| sku.as_str().to_owned()).or_else(|| item.product_name.clone()));
+    match product.filter(|_| t.sequence_per_product) {
+        Some(product) => format!("{}/{product}", t.id),
+        None => t.id.clone(),
     }
 }
 

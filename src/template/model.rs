@@ -22,6 +22,9 @@ pub struct TemplateFile {
     /// own notice of the same sale; `keypost check` warns when both are enabled.
     #[serde(default)]
     pub paid_through: Vec<String>,
+    /// What `fields.sequence` counts in: `provider` (default) or `product` (one sequence per product).
+    #[serde(default)]
+    pub sequence_per: Option<String>,
     /// Currency of amounts written with a bare `$` (default `USD`).
     #[serde(default)]
     pub default_currency: Option<String>,
@@ -139,6 +142,10 @@ pub struct FieldsSpec {
     /// shop's notice and its processor's own notice of one payment are answered once.
     #[serde(default)]
     pub payment_id: Option<FieldSpec>,
+    /// A number the provider counts its notifications with (an order number that counts up, Kagi's SQNM): a
+    /// number skipped raises a missed-orders alert.
+    #[serde(default)]
+    pub sequence: Option<FieldSpec>,
 }
 
 /// Where and how a field is found.

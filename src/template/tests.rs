@@ -503,3 +503,23 @@ section = "invoice"
     let found = problems(sale(&t, free));
     assert!(found.iter().any(|p| p.starts_with("items[1]: no price above zero")), "{found:?}");
 }
+
+#[test]
+fn a_sequence_number_is_read_per_product_and_a_number_too_large_breaks_the_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("sequence_per = \"product\"\n{SHOP}[fields.sequence]\npattern = 'SQNM: (?P<value>\\d+)'\n");
+    std::fs::write(dir.path().join("shop.toml"), text).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    let t = Templates::load(&config, Path::new("/")).unwrap_or_else(|p| panic!("{p:#?}"));
+    let mail = |sqnm: &str| {
+        format!("Order: A-1\nName: Jane Doe\nEmail: jane@example.com\nItem: ACME-PRO x1 $19.00\nTotal: $19.00\n{sqnm}")
+    };
+    match sale(&t, &mail("SQNM: 0017")) {
+        Outcome::Order { order, .. } => {
+            assert_eq!(order.sequence, Some(crate::order::Sequence { scope: "shop/ACME-PRO".into(), number: 17 }));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(sale(&t, &mail("")), Outcome::Order { order, .. } if order.sequence.is_none()));
+    assert!(matches!(sale(&t, &mail("SQNM: 99999999999999999999999")), Outcome::Broken { .. }));
+}

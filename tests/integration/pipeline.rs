@@ -403,3 +403,19 @@ async fn provider_mail_no_rule_classifies_is_set_aside_with_an_alert_and_unknown
     assert!(first.contains("unrecognised mail from PayPal"), "{first}");
     assert!(first.contains("closest template paypal: rule["), "{first}");
 }
+
+#[tokio::test]
+async fn numbers_skipped_in_a_providers_sequence_alert_the_vendor_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    for (n, seq) in [(1, 41), (2, 42), (3, 45), (4, 44), (5, 46)] {
+        let text = format!("{}\nseq: {seq}", sale(&format!("A-{n}"), &format!("b{n}@example.com")));
+        daemon.source.deliver(&n.to_string(), &mail(&format!("m{n}@shop.example"), &text));
+    }
+    let outcome = daemon.poll_once().await.unwrap();
+    assert_eq!(outcome.fulfilled, 5, "a gap alerts, it does not hold orders back: {outcome}");
+    let missed: Vec<_> = daemon.mailer.vendor_only().into_iter().filter(|m| m.contains("missed order")).collect();
+    assert_eq!(missed.len(), 1, "one alert, none for the late 44: {missed:#?}");
+    assert!(missed[0].contains("numbers 43 to 44 never arrived"), "{}", missed[0]);
+    assert_eq!(daemon.core.store.sequence_last("shop").unwrap(), Some(46));
+}

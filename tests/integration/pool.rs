@@ -191,6 +191,7 @@ fn game_order(id: &str) -> (Origin, Order, Decision) {
         items: Vec::new(),
         total: None,
         payment_id: None,
+        sequence: None,
     };
     let grants = vec![Grant { line: 0, product: "game".into(), seats: 1, licensee, sku: None }];
     let origin = Origin { label: format!("memory/{id}"), message_id: None, content_hash: format!("hash-{id}") };

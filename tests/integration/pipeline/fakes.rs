@@ -9,7 +9,7 @@ use keypost::daemon::{Core, Daemon, Licenser, Reader, Reading};
 use keypost::email::{Address, Email};
 use keypost::fulfil::Grant;
 use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
-use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sku};
+use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sequence, Sku};
 use keypost::reply::{Mailer, Outgoing, SendError};
 use keypost::store::Store;
 use keypost::trust::{ProviderTrust, Verifier};
@@ -189,6 +189,10 @@ fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
         items,
         total: None,
         payment_id: fields.get("payment").and_then(|p| PaymentId::parse(p).ok()),
+        sequence: fields
+            .get("seq")
+            .and_then(|n| n.parse().ok())
+            .map(|number| Sequence { scope: fields.get("provider").copied().unwrap_or("shop").to_owned(), number }),
     }
 }
 
