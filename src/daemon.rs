@@ -24,6 +24,7 @@ mod message;
 mod outbox;
 mod real;
 mod seams;
+mod subscription;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;

@@ -40,13 +40,17 @@ use serde::de::DeserializeOwned;
 use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
+mod chain;
 mod change;
 mod records;
 
 pub use change::Change;
 
 use records::*;
-pub use records::{AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord};
+pub use records::{
+    AuditEntry, Cancelled, ChainState, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation,
+    SourceRecord, Superseded,
+};
 
 /// The layout version this build writes. A database with a higher one is refused.
 pub const SCHEMA_VERSION: u32 = 1;

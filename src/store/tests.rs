@@ -25,13 +25,17 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
                 seats: 1,
                 licensee: Licensee::parse("Åsa Öberg").unwrap(),
                 sku: None,
+                expires: None,
+                follows: None,
             },
             serial: "S".into(),
             issued: "2026-11-22".into(),
+            expires: None,
         }),
         reply: ReplyState::None,
         revoked: None,
         resends: 0,
+        chain: ChainState::default(),
     }
 }
 

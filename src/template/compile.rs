@@ -106,8 +106,20 @@ impl Adjustment {
 }
 
 /// The names a rule's `require` may list.
-pub const FIELD_NAMES: &[&str] =
-    &["order_id", "licensee", "buyer_name", "buyer_email", "total", "tax", "shipping", "fee", "discount", "items"];
+pub const FIELD_NAMES: &[&str] = &[
+    "order_id",
+    "licensee",
+    "buyer_name",
+    "buyer_email",
+    "total",
+    "tax",
+    "shipping",
+    "fee",
+    "discount",
+    "items",
+    "subscription",
+    "period_end",
+];
 
 /// A template ready to match messages.
 #[derive(Debug, Clone)]
@@ -139,6 +151,8 @@ pub struct Template {
     pub total: Option<Field>,
     pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
+    pub subscription: Option<Field>,
+    pub period_end: Option<Field>,
 }
 
 /// Parses and compiles one template's text; `file` names it in problems and gives the default id.
@@ -180,6 +194,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         total: c.field("total", f.total.as_ref(), &["value"]),
         adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
+        subscription: c.field("subscription", f.subscription.as_ref(), &["value"]),
+        period_end: c.field("period_end", f.period_end.as_ref(), &["value"]),
     };
     let order_rules_without_id =
         template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_)) && r.order_id.is_empty());
@@ -306,6 +322,7 @@ impl Compiler<'_> {
         }
         let kind = match (rule.kind.as_str(), &rule.reason) {
             ("sale", _) => RuleKind::Order(OrderKind::Sale),
+            ("renewal", _) => RuleKind::Order(OrderKind::Renewal),
             ("refund", _) => RuleKind::Order(OrderKind::Refund),
             ("chargeback", _) => RuleKind::Order(OrderKind::Chargeback),
             ("cancellation", _) => RuleKind::Order(OrderKind::Cancellation),
@@ -317,7 +334,7 @@ impl Compiler<'_> {
             (other, _) => {
                 self.problems.error(
                     format!("{key}.kind"),
-                    format!("{other:?} is not one of sale, refund, chargeback, cancellation, not_order"),
+                    format!("{other:?} is not one of sale, renewal, refund, chargeback, cancellation, not_order"),
                 );
                 return None;
             }
