@@ -198,7 +198,9 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
     }
-    match check_sale(order, history, products, limits).and_then(|grants| subscription::upgrades(grants, history, products)) {
+    match check_sale(order, history, products, limits)
+        .and_then(|grants| subscription::upgrades(grants, history, products))
+    {
         Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },
     }

@@ -250,7 +250,10 @@ fn csv_row(r: &OrderRecord) -> [String; 18] {
         r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
         license.and_then(|l| l.expires.clone()).unwrap_or_default(),
         status(r),
-        license.and_then(|l| l.grant.follows.as_ref()).map(|f| format!("{} of {}", f.how.as_str(), f.of)).unwrap_or_default(),
+        license
+            .and_then(|l| l.grant.follows.as_ref())
+            .map(|f| format!("{} of {}", f.how.as_str(), f.of))
+            .unwrap_or_default(),
     ]
 }
 

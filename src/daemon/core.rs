@@ -10,9 +10,7 @@ use crate::fulfil::{Decision, Grant, Recipient};
 use crate::mailbox::Disposition;
 use crate::order::{Order, OrderId, OrderKind};
 use crate::reply::{Alert, Delivery, LicenseReply, Renderer, RevokedLine};
-use crate::store::{
-    Change, ChainState, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, Store,
-};
+use crate::store::{ChainState, Change, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, Store};
 
 /// The state, the configuration and the pure makers, with a clock tests can set.
 pub struct Core {
@@ -319,7 +317,14 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn record(&self, origin: &Origin, order: &Order, line: u32, decision: &str, reason: &str) -> OrderRecord {
+    pub(super) fn record(
+        &self,
+        origin: &Origin,
+        order: &Order,
+        line: u32,
+        decision: &str,
+        reason: &str,
+    ) -> OrderRecord {
         OrderRecord {
             provider: order.provider.clone(),
             order_id: order.id.clone(),

@@ -61,17 +61,23 @@ impl Core {
             return Ok(Err("the mail names no subscription and no buyer".to_owned()));
         };
         let products = &self.config.products;
-        let wanted: Vec<&str> = order.items.iter().filter_map(|item| find_product(item, products)).map(|p| p.id.as_str()).collect();
+        let wanted: Vec<&str> =
+            order.items.iter().filter_map(|item| find_product(item, products)).map(|p| p.id.as_str()).collect();
         let candidates: Vec<OrderRecord> = (self.store.buyer_lines(buyer.as_str())?.into_iter())
             .filter(|r| r.provider == order.provider && r.revoked.is_none() && r.chain.superseded.is_none())
-            .filter(|r| r.license.as_ref().is_some_and(|l| {
-                let first = !matches!(&l.grant.follows, Some(f) if f.how != FollowKind::Upgrade);
-                first && l.expires.is_some() && (wanted.is_empty() || wanted.contains(&l.grant.product.as_str()))
-            }))
+            .filter(|r| {
+                r.license.as_ref().is_some_and(|l| {
+                    let first = !matches!(&l.grant.follows, Some(f) if f.how != FollowKind::Upgrade);
+                    first && l.expires.is_some() && (wanted.is_empty() || wanted.contains(&l.grant.product.as_str()))
+                })
+            })
             .collect();
         match candidates.as_slice() {
             [one] => self.chain_view(one),
-            [] => Ok(Err(format!("the mail names no subscription, and {buyer} holds no licence with a term from {}", order.provider))),
+            [] => Ok(Err(format!(
+                "the mail names no subscription, and {buyer} holds no licence with a term from {}",
+                order.provider
+            ))),
             many => Ok(Err(format!(
                 "the mail names no subscription, and {buyer} holds {} licences with a term it could be",
                 many.len()
@@ -139,7 +145,8 @@ impl Core {
     pub(super) fn supersede(&self, grant: &Grant, by: &OrderRecord, change: &mut Change) -> Result<(), String> {
         let Some(Follows { how: FollowKind::Upgrade, of }) = &grant.follows else { return Ok(()) };
         let found = self.store.order_line(&of.provider, of.order_id.as_str(), of.line);
-        let mut old = found.map_err(|err| format!("cannot read {of}: {err}"))?.ok_or(format!("{of} is not recorded"))?;
+        let mut old =
+            found.map_err(|err| format!("cannot read {of}: {err}"))?.ok_or(format!("{of} is not recorded"))?;
         let now = self.now().unix_timestamp();
         old.chain.superseded = Some(Superseded { at: now, by: by.label() });
         change.put_order(&old);
@@ -155,7 +162,12 @@ impl Core {
             .with_context(|| format!("the first order {of} is not recorded"))?;
         first.chain.cancelled = Some(Cancelled { at: now, ends: ends.to_owned() });
         change.put_order(&first);
-        change.audit(now, "cancelled", &first.label(), format!("subscription cancelled; the licence ends after {ends}"));
+        change.audit(
+            now,
+            "cancelled",
+            &first.label(),
+            format!("subscription cancelled; the licence ends after {ends}"),
+        );
         tracing::info!(order = %of, ends, "Subscription cancelled; licence ends with its paid period.");
         let alert = Alert::Cancelled { order: of.to_string(), ends: ends.to_owned(), origin: origin.label.clone() };
         self.queue_alert(&alert, change)
@@ -166,13 +178,14 @@ impl Core {
     /// what it queued.
     pub async fn extend(&self, provider: &str, order_id: &str, days: u32) -> anyhow::Result<(String, Queued)> {
         anyhow::ensure!(days > 0, "--days must be at least 1");
-        let line = self.store.order_line(provider, order_id, 0)?.with_context(|| format!("no order {provider}/{order_id}"))?;
+        let line =
+            self.store.order_line(provider, order_id, 0)?.with_context(|| format!("no order {provider}/{order_id}"))?;
         let chain = self.chain_view(&line)?.map_err(anyhow::Error::msg)?;
         anyhow::ensure!(!chain.revoked, "the licence of {} is revoked", chain.root);
-        let current = chain.expires.with_context(|| format!("the licence of {} has no expiry (perpetual)", chain.root))?;
-        let expires = current
-            .checked_add(time::Duration::days(i64::from(days)))
-            .context("the new expiry is past any date")?;
+        let current =
+            chain.expires.with_context(|| format!("the licence of {} has no expiry (perpetual)", chain.root))?;
+        let expires =
+            current.checked_add(time::Duration::days(i64::from(days))).context("the new expiry is past any date")?;
         let now = self.now();
         let id = OrderId::parse(&format!("X-{}-{:04x}", now.unix_timestamp(), fastrand::u16(..)))?;
         let first = self.store.order_line(&chain.root.provider, chain.root.order_id.as_str(), chain.root.line)?;

@@ -267,7 +267,9 @@ impl SerialConfig {
         }
         let names = Terms::new(self.editions.clone(), BTreeMap::new());
         let upgrades = (self.terms.iter())
-            .filter_map(|(sku, entry)| Some((sku.trim().to_lowercase(), names.bits(entry.upgrade_from.as_deref()?).ok()?)))
+            .filter_map(|(sku, entry)| {
+                Some((sku.trim().to_lowercase(), names.bits(entry.upgrade_from.as_deref()?).ok()?))
+            })
             .collect();
         Ok(Terms::new(self.editions.clone(), skus).with_upgrades(upgrades))
     }

@@ -42,7 +42,8 @@ impl Change {
             let licensee = license.grant.licensee.as_str().to_lowercase();
             self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
             if let Some(follows) = license.grant.follows.as_ref().filter(|f| f.how != FollowKind::Upgrade) {
-                let root = super::records::order_key(&follows.of.provider, follows.of.order_id.as_str(), follows.of.line);
+                let root =
+                    super::records::order_key(&follows.of.provider, follows.of.order_id.as_str(), follows.of.line);
                 self.put(key(BY_CHAIN, &[&String::from_utf8_lossy(&root), &label]), order_key.clone());
             }
         }

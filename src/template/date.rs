@@ -43,8 +43,18 @@ fn words(text: &str) -> Option<Date> {
 
 fn month_named(word: &str) -> Option<Month> {
     const NAMES: [&str; 12] = [
-        "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-        "november", "december",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
     ];
     let word = word.trim_end_matches('.').to_lowercase();
     let index = NAMES.iter().position(|name| *name == word || (word.len() == 3 && name.starts_with(&word)))?;

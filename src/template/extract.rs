@@ -70,21 +70,19 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let test = t.test_subject.as_ref().is_some_and(|p| p.is_match(&email.subject))
         || t.test_body.as_ref().is_some_and(|p| p.is_match(&email.text));
     match id {
-        Some(id) if x.problems.is_empty() => {
-            Ok(Order {
-                provider: t.id.clone(),
-                kind,
-                id,
-                test,
-                licensee,
-                buyer_name,
-                buyer_email,
-                items,
-                total,
-                subscription,
-                period_end,
-            })
-        }
+        Some(id) if x.problems.is_empty() => Ok(Order {
+            provider: t.id.clone(),
+            kind,
+            id,
+            test,
+            licensee,
+            buyer_name,
+            buyer_email,
+            items,
+            total,
+            subscription,
+            period_end,
+        }),
         _ => Err(x.problems),
     }
 }

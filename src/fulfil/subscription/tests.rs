@@ -98,7 +98,10 @@ fn a_renewal_that_carries_its_period_end_runs_through_that_day() {
 
 #[test]
 fn a_renewal_seen_before_or_already_paid_for_extends_nothing() {
-    let recorded = History { lines: vec![KnownLine { line: 0, licensed: true, revoked: false }], ..with_chain(chain(Some(date!(2026 - 12 - 01)))) };
+    let recorded = History {
+        lines: vec![KnownLine { line: 0, licensed: true, revoked: false }],
+        ..with_chain(chain(Some(date!(2026 - 12 - 01))))
+    };
     assert_eq!(decide(&order(OrderKind::Renewal, "101"), &recorded).action(), "skip");
     let mut late = order(OrderKind::Renewal, "102");
     late.period_end = Some("2026-11-01".into());
@@ -108,12 +111,24 @@ fn a_renewal_seen_before_or_already_paid_for_extends_nothing() {
 
 #[test]
 fn a_renewal_without_a_licence_to_extend_goes_to_review_with_the_reason() {
-    let unknown = History { chain_problem: Some("no first order with subscription SUB-1 is recorded".into()), ..History::default() };
+    let unknown = History {
+        chain_problem: Some("no first order with subscription SUB-1 is recorded".into()),
+        ..History::default()
+    };
     let cases = [
-        (unknown, "renewal 101 of a subscription keypost cannot tie to a licence: no first order with subscription SUB-1 is recorded"),
-        (with_chain(ChainView { revoked: true, ..chain(Some(date!(2026 - 12 - 01))) }), "renewal of paddle/100#0, whose licence is revoked"),
+        (
+            unknown,
+            "renewal 101 of a subscription keypost cannot tie to a licence: no first order with subscription SUB-1 is recorded",
+        ),
+        (
+            with_chain(ChainView { revoked: true, ..chain(Some(date!(2026 - 12 - 01))) }),
+            "renewal of paddle/100#0, whose licence is revoked",
+        ),
         (with_chain(chain(None)), "renewal of paddle/100#0, whose licence has no expiry (perpetual)"),
-        (with_chain(ChainView { sku: Some("ACME-STD".into()), ..chain(Some(date!(2026 - 12 - 01))) }), "renewal of paddle/100#0: its SKU has no term in [product.serial.terms]"),
+        (
+            with_chain(ChainView { sku: Some("ACME-STD".into()), ..chain(Some(date!(2026 - 12 - 01))) }),
+            "renewal of paddle/100#0: its SKU has no term in [product.serial.terms]",
+        ),
     ];
     for (history, reason) in cases {
         let decision = decide(&order(OrderKind::Renewal, "101"), &history);
@@ -128,21 +143,32 @@ fn a_cancellation_ends_a_licence_with_a_term_at_its_expiry_and_revokes_a_perpetu
     assert_eq!(decision, Decision::Cancel { of: root(), ends: "2026-12-01".into() });
     let again = decide(&cancel, &with_chain(ChainView { cancelled: true, ..chain(Some(date!(2026 - 12 - 01))) }));
     assert_eq!(again.action(), "skip");
-    let perpetual = History { lines: vec![KnownLine { line: 0, licensed: true, revoked: false }], ..with_chain(chain(None)) };
+    let perpetual =
+        History { lines: vec![KnownLine { line: 0, licensed: true, revoked: false }], ..with_chain(chain(None)) };
     assert_eq!(decide(&cancel, &perpetual), Decision::Revoke { lines: vec![0], reason: "cancellation".into() });
 }
 
 #[test]
 fn refunds_and_chargebacks_still_revoke_a_subscriptions_licence_at_once() {
     for kind in [OrderKind::Refund, OrderKind::Chargeback] {
-        let history = History { lines: vec![KnownLine { line: 0, licensed: true, revoked: false }], ..with_chain(chain(Some(date!(2026 - 12 - 01)))) };
+        let history = History {
+            lines: vec![KnownLine { line: 0, licensed: true, revoked: false }],
+            ..with_chain(chain(Some(date!(2026 - 12 - 01))))
+        };
         assert_eq!(decide(&order(kind, "100"), &history).action(), "revoke");
     }
 }
 
 fn upgrade_sale() -> Order {
-    let item = LineItem { sku: Some(Sku::parse("ACME-PRO-UPG").unwrap()), product_name: None, quantity: 1, unit_price: None };
-    Order { kind: OrderKind::Sale, items: vec![item], licensee: Licensee::parse("Someone Else").ok(), subscription: None, ..order(OrderKind::Sale, "200") }
+    let item =
+        LineItem { sku: Some(Sku::parse("ACME-PRO-UPG").unwrap()), product_name: None, quantity: 1, unit_price: None };
+    Order {
+        kind: OrderKind::Sale,
+        items: vec![item],
+        licensee: Licensee::parse("Someone Else").ok(),
+        subscription: None,
+        ..order(OrderKind::Sale, "200")
+    }
 }
 
 fn held(order_id: &str, sku: &str) -> HeldLicence {
