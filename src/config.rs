@@ -144,7 +144,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
             }
         },
         _ => {
-            problems.error(key, "unknown key");
+            problems.error(key, crate::keys::unknown_key_message::<Config>(&[crate::keys::Step::Key(key.to_owned())]));
             true
         }
     }
@@ -152,12 +152,12 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
 
 /// Deserializes one section on its own, naming each unknown key and the first bad value by its dotted key.
 fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, problems: &mut Problems) -> bool {
-    let mut unknown: Vec<String> = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(dotted(&path));
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(crate::keys::steps(&path));
     let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
-    for path in unknown {
-        problems.error(join_key(prefix, &path), "unknown key");
+    for steps in unknown {
+        problems.error(join_key(prefix, &crate::keys::dotted(&steps)), crate::keys::unknown_key_message::<T>(&steps));
     }
     match result {
         Ok(_) => true,
@@ -165,18 +165,6 @@ fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, p
             problems.error(join_key(prefix, &dotted_error_path(err.path())), err.inner().message());
             false
         }
-    }
-}
-
-/// The dotted key a person wrote (`mailbox.imap.idel`): serde's inner steps for optional and newtype values,
-/// which `serde_ignored` shows as `?`, are not keys in the file.
-fn dotted(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
-        Path::Map { parent, key } => join_key(&dotted(parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => dotted(parent),
     }
 }
 
@@ -257,6 +245,24 @@ mod tests {
         parse(text, &mut problems);
         let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["mailbox.imap.idel"], "{problems:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_the_closest_known_key_in_its_table() {
+        let mut problems = Problems::new("k.toml");
+        let text = "stat = 1\n[mailbox.imap]\nhost = \"h\"\nuser = \"u\"\npassword = { env = \"P\" }\nidel = true\n\n\
+                    [[product]]\nid = \"a\"\nname = \"A\"\nskus = [\"A\"]\nserial = { scheme = \"block\", produkt_code = 1 }\n";
+        parse(text, &mut problems);
+        let found: Vec<_> = problems.items().iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        for expected in [
+            "stat: unknown key; did you mean `state`?",
+            "mailbox.imap.idel: unknown key; did you mean `idle`?",
+            "product[0].serial.produkt_code: unknown key; did you mean `product_code`?",
+        ] {
+            assert!(found.iter().any(|f| f == expected), "{expected:?} not in {found:?}");
+        }
+        assert!(found.iter().all(|f| !f.contains('?') || f.ends_with("`?")), "no `?` segment in a key: {found:?}");
+        assert_eq!(found.iter().filter(|f| f.contains("unknown key")).count(), 3, "{problems:?}");
     }
 
     #[test]

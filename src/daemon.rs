@@ -23,6 +23,7 @@ mod manual;
 mod message;
 mod outbox;
 mod real;
+pub mod replay;
 mod seams;
 mod subscription;
 
@@ -132,6 +133,26 @@ impl fmt::Display for Outcome {
     }
 }
 
+impl From<&Outcome> for crate::telemetry::Counts {
+    fn from(o: &Outcome) -> Self {
+        let n = |count: usize| u64::try_from(count).unwrap_or(u64::MAX);
+        Self {
+            messages: n(o.messages),
+            fulfilled: n(o.fulfilled),
+            ignored: n(o.ignored),
+            unknown_senders: n(o.unknown_senders),
+            set_aside: n(o.set_aside),
+            review: n(o.review),
+            revoked: n(o.revoked),
+            duplicates: n(o.skipped),
+            settled_again: n(o.resettled),
+            retrying: n(o.retrying),
+            sent: n(o.sent),
+            send_failures: n(o.send_failures),
+        }
+    }
+}
+
 /// The daemon: a source, a mailer, and the core they feed.
 pub struct Daemon<S: Source, M: Mailer> {
     pub source: S,
@@ -146,6 +167,7 @@ pub struct Daemon<S: Source, M: Mailer> {
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
+        core.telemetry.set_source(source.name());
         Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
     }
 
@@ -162,12 +184,21 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     /// One pass; with `shutdown`, a requested stop ends it between two messages instead of after the batch (the
     /// messages not handled stay in the source for the next start).
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
+        let result = self.pass_unrecorded(shutdown).await;
+        let at = self.core.now().unix_timestamp();
+        let counts = result.as_ref().map(crate::telemetry::Counts::from).map_err(|err| format!("{err:#}"));
+        self.core.telemetry.pass_done(at, counts);
+        result
+    }
+
+    async fn pass_unrecorded(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
         let batch = self
             .source
             .fetch_new(BATCH)
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
+        self.core.telemetry.mailbox_reached(self.core.now().unix_timestamp());
         for raw in batch {
             if shutdown.is_some_and(ShutdownSignal::is_requested) {
                 tracing::info!("Stopping between two messages; the rest stay for the next start.");

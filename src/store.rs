@@ -49,7 +49,7 @@ pub use change::Change;
 use records::*;
 pub use records::{
     AuditEntry, Cancelled, ChainState, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation,
-    SourceRecord, Superseded,
+    SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -298,6 +298,16 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// Every source message's record, in key order.
+    pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.scan(SOURCES.as_bytes())
+    }
+
+    /// Every outbox entry, in Message-ID order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.scan(OUTBOX.as_bytes())
     }
 
     /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.

@@ -17,6 +17,16 @@ use crate::store::{Store, StoreError};
 pub struct LookupArgs {
     /// An order id, a buyer email address or a licensee name (the last two case-insensitive)
     pub query: String,
+    /// One JSON array of the order lines (the fields `export` writes) instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object with stable field names instead of lines
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +83,11 @@ pub struct ExportArgs {
 }
 
 pub fn lookup(args: LookupArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    carry_out(globals, Request::Lookup { query: args.query })
+    carry_out(globals, Request::Lookup { query: args.query, json: args.json })
+}
+
+pub fn status(args: StatusArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    carry_out(globals, Request::Status { json: args.json })
 }
 
 pub fn resend(args: ResendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {

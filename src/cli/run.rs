@@ -35,7 +35,11 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         let shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
         // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
         // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
-        let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
+        let control = match ControlServer::start(
+            &build::state_dir(&loaded),
+            daemon.core.store.clone(),
+            daemon.core.telemetry.clone(),
+        ) {
             Ok((control, jobs)) => {
                 daemon.serve_jobs(jobs);
                 Some(control)

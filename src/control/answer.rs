@@ -11,7 +11,9 @@ use crate::store::{OrderRecord, ReplyState, Store};
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
 pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> {
     match request {
-        Request::Lookup { query } => Some(lookup(store, query)),
+        Request::Lookup { query, json } => Some(lookup(store, query, *json)),
+        // Answered here only when no daemon runs; a running one answers with its own facts (`server.rs`).
+        Request::Status { json } => Some(status(store, None, *json)),
         Request::Export { format } => Some(export(store, *format)),
         Request::AsideList { json } => Some(aside_list(store, *json)),
         // `aside show` reads the mailbox, which only the daemon's loop (or the tool itself) does.
@@ -100,18 +102,37 @@ pub fn issued(order: &str, sent: usize, failed: usize) -> Answer {
 
 /// What `extend` prints for the extension (`provider/order_id (through DATE)`) it made.
 pub fn extended(order: &str, sent: usize, failed: usize) -> Answer {
-    Answer::success(format!("extended as {order}: {sent} sent, {failed} failed\n"))
+    Answer::success(format!(
+        "extended as {order}: {sent} sent, {failed} failed
+"
+    ))
+}
+
+/// `status`, with the daemon's facts when it runs.
+pub fn status(store: &Store, facts: Option<&crate::telemetry::Facts>, json: bool) -> anyhow::Result<Answer> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    super::status::answer(&super::status::gather(store, facts, now)?, json)
 }
 
 /// `lookup`: every order line found, with the rest of each licence chain it belongs to (a subscription's first
-/// order and its renewals and extensions), or exit 1 when none is.
-pub fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
+/// order and its renewals and extensions), or exit 1 when none is. `--json`: one array of the order lines, with
+/// the field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
+pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> {
     let mut found = store.lookup(query)?;
     for record in found.clone() {
         found.extend(chain_of(store, &record)?);
     }
     found.sort_by_key(OrderRecord::key);
     found.dedup_by_key(|record| record.key());
+    if json {
+        let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
+        return Ok(Answer {
+            stdout: serde_json::to_string_pretty(&found)?
+                + "
+",
+            exit,
+        });
+    }
     if found.is_empty() {
         return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
     }
@@ -146,13 +167,13 @@ fn describe(record: &OrderRecord) -> String {
         record.label(),
         record.kind.as_str(),
         record.decision,
-        status(record),
+        licence_status(record),
         reply_state(&record.reply)
     )
 }
 
 /// Where an order line's licence stands: revoked, superseded, cancelled, valid through a day, or perpetual.
-fn status(record: &OrderRecord) -> String {
+fn licence_status(record: &OrderRecord) -> String {
     let Some(license) = &record.license else {
         return match &record.revoked {
             Some(revoked) => format!("REVOKED ({})", revoked.reason),
@@ -249,7 +270,7 @@ fn csv_row(r: &OrderRecord) -> [String; 18] {
         reply_state(&r.reply),
         r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
         license.and_then(|l| l.expires.clone()).unwrap_or_default(),
-        status(r),
+        licence_status(r),
         license
             .and_then(|l| l.grant.follows.as_ref())
             .map(|f| format!("{} of {}", f.how.as_str(), f.of))

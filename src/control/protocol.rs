@@ -23,6 +23,14 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub enum Request {
     Lookup {
         query: String,
+        /// A JSON array of the order lines (the fields `export` writes) instead of lines of text.
+        #[serde(default)]
+        json: bool,
+    },
+    /// `keypost status`: the daemon's own facts and what the state says.
+    Status {
+        #[serde(default)]
+        json: bool,
     },
     Export {
         format: ExportFormat,
@@ -79,6 +87,7 @@ impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Lookup { .. } => "lookup",
+            Self::Status { .. } => "status",
             Self::Export { .. } => "export",
             Self::Resend { .. } => "resend",
             Self::Revoke { .. } => "revoke",

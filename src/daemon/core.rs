@@ -23,6 +23,8 @@ pub struct Core {
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
     /// Alerts past `limits.alerts_per_hour` wait here for the digest.
     alerts: Mutex<super::alerts::Throttle>,
+    /// What the daemon knows about itself in memory (last contacts, passes, latency): `status` and metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -87,7 +89,10 @@ pub struct Assessed {
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
         let alerts = Mutex::new(super::alerts::Throttle::new(config.limits.alerts_per_hour));
-        Self { store, config, renderer, licenser, aside: None, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
+        let started = time::OffsetDateTime::now_utc().unix_timestamp();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(started, String::new()));
+        let clock = Arc::new(time::OffsetDateTime::now_utc);
+        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).

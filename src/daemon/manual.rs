@@ -19,7 +19,8 @@ impl Core {
     /// formatted by [`crate::control::answer`].
     pub async fn execute<M: Mailer>(&self, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
         Ok(match request {
-            Request::Lookup { query } => answer::lookup(&self.store, query)?,
+            Request::Lookup { query, json } => answer::lookup(&self.store, query, *json)?,
+            Request::Status { json } => answer::status(&self.store, Some(&self.telemetry.snapshot()), *json)?,
             Request::Export { format } => answer::export(&self.store, *format)?,
             Request::Resend { provider, order_id } => {
                 let queued = self.resend(provider, order_id).await?;

@@ -11,7 +11,7 @@ use crate::fulfil::{self, History, KnownLine};
 use crate::mailbox::{MailContent, RawMail};
 use crate::order::{Order, OrderKind};
 use crate::reply::Alert;
-use crate::store::Change;
+use crate::store::{Change, UNKNOWN_SENDER_NOTE};
 use crate::trust::{Verdict, Verifier};
 
 /// Seconds in the rate-limit window.
@@ -44,8 +44,8 @@ pub(super) async fn assess(
         }
         Reading::Unrecognised { near_misses } => {
             let note = match near_misses.is_empty() {
-                true => "not recognised as an order".to_owned(),
-                false => format!("not recognised (near misses: {})", near_misses.join(", ")),
+                true => format!("{UNKNOWN_SENDER_NOTE} as an order"),
+                false => format!("{UNKNOWN_SENDER_NOTE} (near misses: {})", near_misses.join(", ")),
             };
             Ok(Assessed { effect: Effect::UnknownSender, ..ignored(core, &label, note) })
         }
@@ -126,7 +126,7 @@ fn retry_later(core: &Core, label: &str, order: &Order, reason: String) -> anyho
     Ok(Assessed { effect: Effect::Retrying, change, note: reason })
 }
 
-fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
+pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
     let lines =
         core.store.order_lines(&order.provider, order.id.as_str()).context("Failed to read the order's history")?;
     let since = core.now().unix_timestamp() - HOUR;

@@ -143,6 +143,16 @@ pub struct SourceRecord {
     pub sha256: Option<String>,
 }
 
+/// How the note of mail from a sender no template knows begins (`daemon/message.rs` writes it; `status` counts it).
+pub const UNKNOWN_SENDER_NOTE: &str = "not recognised";
+
+impl SourceRecord {
+    /// Ignored because no template knows its sender.
+    pub fn is_unknown_sender(&self) -> bool {
+        self.disposition == Disposition::Ignored && self.note.starts_with(UNKNOWN_SENDER_NOTE)
+    }
+}
+
 /// Why a queued message is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "purpose")]

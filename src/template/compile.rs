@@ -212,9 +212,12 @@ fn problems_of(problems: &mut Problems) -> Vec<Problem> {
 /// Parses the TOML, reporting every unknown key (not just the first) and a syntax error with its line.
 fn parse_toml(text: &str, problems: &mut Problems) -> Option<TemplateFile> {
     let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(toml::Deserializer::new(text), |path| unknown.push(path.to_string()));
-    for key in unknown {
-        problems.error(key, "unknown key");
+    let result = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+        unknown.push(crate::keys::steps(&path));
+    });
+    for steps in unknown {
+        let message = crate::keys::unknown_key_message::<TemplateFile>(&steps);
+        problems.error(crate::keys::dotted(&steps), message);
     }
     match result {
         Ok(spec) => Some(spec),

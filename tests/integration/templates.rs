@@ -147,7 +147,7 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
     std::fs::write(
         dir.path().join("parsers/shop.toml"),
         "name = \"Shop\"\ncolour = 1\n[match]\nsenders = [\"shop.example\"]\n[[rule]]\nsubject = '(unclosed'\n\
-         kind = \"sale\"\n[fields.order_id]\npattern = 'Order: (\\d+)'\n",
+         kind = \"sale\"\n[fields.order_id]\npattern = 'Order: (\\d+)'\nrequried = true\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("keypost.toml"), "[templates]\ndir = \"parsers\"\n").unwrap();
@@ -158,6 +158,7 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
         "shop.toml: match.senders[0]:",
         "shop.toml: rule[0].subject: invalid regex",
         "shop.toml: fields.order_id.pattern: needs a named group (?P<value>...)",
+        "shop.toml: fields.order_id.requried: unknown key; did you mean `required`?",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
