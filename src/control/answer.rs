@@ -163,12 +163,12 @@ fn describe(record: &OrderRecord) -> String {
     let follows = record.license.as_ref().and_then(|l| l.grant.follows.as_ref());
     let follows = follows.map(|f| format!("; {} of {}", f.how.as_str(), f.of)).unwrap_or_default();
     format!(
-        "{} {} {}: {license}; {}{follows}; buyer {buyer}; reply {}",
+        "{} {} {}: {license}; buyer {buyer}; reply {}; {}{follows}",
         record.label(),
         record.kind.as_str(),
         record.decision,
+        reply_state(&record.reply),
         licence_status(record),
-        reply_state(&record.reply)
     )
 }
 
