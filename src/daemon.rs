@@ -19,6 +19,7 @@ mod aside;
 pub mod build;
 mod core;
 mod jobs;
+mod linked;
 mod manual;
 mod message;
 mod outbox;

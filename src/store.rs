@@ -336,6 +336,19 @@ impl Store {
         self.get(&order_key(provider, order_id, line))
     }
 
+    /// Every order line recorded under this payment id (each provider's notice of the payment), in key order.
+    pub fn payment_lines(&self, payment_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.db.scan_prefix(records::key(BY_PAYMENT, &[payment_id, ""])) {
+            let (_, order) = item?;
+            if let Some(record) = self.get::<OrderRecord>(&order)? {
+                found.push(record);
+            }
+        }
+        found.sort_by_key(OrderRecord::key);
+        Ok(found)
+    }
+
     /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
     /// `since`.
     pub fn recent_counts(
@@ -403,6 +416,12 @@ impl Store {
                     found.push(record);
                 }
             }
+        }
+        // One purchase, two notifications: the other provider's notice of each payment found is part of it.
+        let payments: Vec<String> =
+            found.iter().filter_map(|record| record.payment_id.as_ref().map(|p| p.as_str().to_owned())).collect();
+        for payment in payments {
+            found.extend(self.payment_lines(&payment)?);
         }
         found.sort_by_key(OrderRecord::key);
         found.dedup_by_key(|record| record.key());

@@ -162,8 +162,15 @@ fn describe(record: &OrderRecord) -> String {
     let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
     let follows = record.license.as_ref().and_then(|l| l.grant.follows.as_ref());
     let follows = follows.map(|f| format!("; {} of {}", f.how.as_str(), f.of)).unwrap_or_default();
+    // One purchase, two notifications: the payment they share, and which one answers it.
+    let payment = match (&record.payment_id, &record.linked_to) {
+        (Some(payment), Some(to)) => format!("; payment {payment}, one purchase with {to} (answered there)"),
+        (Some(payment), None) => format!("; payment {payment}"),
+        (None, Some(to)) => format!("; one purchase with {to} (answered there)"),
+        (None, None) => String::new(),
+    };
     format!(
-        "{} {} {}: {license}; buyer {buyer}; reply {}; {}{follows}",
+        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}; {}{follows}",
         record.label(),
         record.kind.as_str(),
         record.decision,

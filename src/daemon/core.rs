@@ -118,9 +118,16 @@ impl Core {
                 self.review(origin, order, &reason, &mut change)?;
                 Effect::Review
             }
-            Decision::Revoke { lines, reason } => {
-                self.revoke_lines(order.provider.as_str(), &order.id, &lines, &reason, &mut change)?;
+            Decision::Revoke { lines, reason, linked } => {
+                let (provider, id) = linked
+                    .as_ref()
+                    .map_or((order.provider.as_str(), &order.id), |to| (to.provider.as_str(), &to.order_id));
+                self.revoke_lines(provider, id, &lines, &reason, &mut change)?;
                 Effect::Revoked
+            }
+            Decision::Link { to, reason } => {
+                self.link(origin, order, to, &reason, &mut change);
+                Effect::Duplicate
             }
             Decision::RevokeAhead { reason } => {
                 self.revoke_ahead(origin, order, &reason, &mut change)?;
@@ -141,6 +148,17 @@ impl Core {
             }
         };
         Ok(Assessed { effect, change, note })
+    }
+
+    /// Records another provider's notice of a payment `to` answers, linked to it: no license, no reply, no
+    /// alert (it is how such a sale always arrives). `keypost lookup` shows the two as one purchase.
+    fn link(&self, origin: &Origin, order: &Order, to: crate::fulfil::OrderRef, reason: &str, change: &mut Change) {
+        let now = self.now().unix_timestamp();
+        tracing::info!(order = %format!("{}/{}", order.provider, order.id), linked_to = %to, "Same payment as an order answered before; linked.");
+        let mut record = self.record(origin, order, 0, "link", reason);
+        record.linked_to = Some(to);
+        change.audit(now, "linked", &record.label(), reason);
+        change.put_order(&record);
     }
 
     /// Makes a license per grant and queues its reply. An error is a review reason.
@@ -352,6 +370,8 @@ impl Core {
                 subscription: order.subscription.clone().filter(|_| order.kind == OrderKind::Sale),
                 ..ChainState::default()
             },
+            payment_id: order.payment_id.clone(),
+            linked_to: None,
         }
     }
 }

@@ -52,6 +52,7 @@ impl Core {
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
     /// what was queued, for the caller to send.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
@@ -86,6 +87,7 @@ impl Core {
 
     /// Marks every active license of an order revoked. Returns how many were.
     pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let active: Vec<u32> =
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
@@ -134,6 +136,7 @@ impl Core {
             total: None,
             subscription: None,
             period_end: None,
+            payment_id: None,
         };
         let grants = vec![Grant {
             line: 0,

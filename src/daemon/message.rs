@@ -142,16 +142,14 @@ pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
     let upgrades = core.config.products.iter().any(|p| p.serial.terms.values().any(|t| t.upgrade_from.is_some()));
     let held = if order.kind == OrderKind::Sale && upgrades { core.held(order)? } else { Vec::new() };
     Ok(History {
-        lines: lines
-            .iter()
-            .map(|r| KnownLine { line: r.line, licensed: r.license.is_some(), revoked: r.revoked.is_some() })
-            .collect(),
+        lines: lines.iter().map(known_line).collect(),
         buyer_orders_last_hour: buyer,
         provider_orders_last_hour: provider,
         revoked_ahead: lines.iter().map(|r| r.kind).find(|kind| kind.revokes()),
         chain,
         chain_problem,
         held,
+        answered_by: super::linked::answered_by(&core.store, order, &lines)?,
     })
 }
 
@@ -162,6 +160,10 @@ fn with_chain_buyer(order: &Order, history: &History) -> Order {
         order.buyer_email = history.chain.as_ref().and_then(|chain| chain.buyer_email.clone());
     }
     order
+}
+
+pub(super) fn known_line(record: &crate::store::OrderRecord) -> KnownLine {
+    KnownLine { line: record.line, licensed: record.license.is_some(), revoked: record.revoked.is_some() }
 }
 
 fn ignored(core: &Core, label: &str, note: String) -> Assessed {

@@ -202,6 +202,7 @@ impl Core {
             total: None,
             subscription: None,
             period_end: None,
+            payment_id: None,
         };
         let grant = Grant {
             line: 0,

@@ -54,6 +54,7 @@ fn sale(items: Vec<LineItem>) -> Order {
         total: None,
         subscription: None,
         period_end: None,
+        payment_id: None,
     }
 }
 

@@ -50,6 +50,9 @@ impl Change {
         if let Some(subscription) = &record.chain.subscription {
             self.put(key(BY_SUBSCRIPTION, &[&record.provider, subscription.as_str()]), order_key.clone());
         }
+        if let Some(payment) = &record.payment_id {
+            self.put(key(BY_PAYMENT, &[payment.as_str(), &label]), order_key.clone());
+        }
         self.put_json(order_key, record);
     }
 

@@ -2,9 +2,9 @@
 //! Key fields are joined with NUL, which no order field can contain (`order.rs` refuses control characters).
 use serde::{Deserialize, Serialize};
 
-use crate::fulfil::Grant;
+use crate::fulfil::{Grant, OrderRef};
 use crate::mailbox::Disposition;
-use crate::order::{BuyerEmail, OrderId, OrderKind};
+use crate::order::{BuyerEmail, OrderId, OrderKind, PaymentId};
 use crate::reply::Outgoing;
 
 /// One line of one order: the unit keypost answers once. Keyed by provider + order id + line, never by buyer.
@@ -41,6 +41,13 @@ pub struct OrderRecord {
     /// Its place in a subscription or upgrade: subscription reference, cancellation, supersession.
     #[serde(default, skip_serializing_if = "ChainState::is_empty")]
     pub chain: ChainState,
+    /// The payment's id at its processor, when the template read one (indexed: another provider's notice of
+    /// the same payment finds this order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    /// Another provider's notice of a payment that this order answers: recorded without a license or reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_to: Option<OrderRef>,
 }
 
 /// What subscriptions and upgrades record on an order line (see `fulfil::subscription`).
@@ -201,6 +208,8 @@ pub(super) const BY_BUYER: &str = "b/";
 pub(super) const BY_LICENSEE: &str = "l/";
 pub(super) const BY_PROVIDER_TIME: &str = "tp/";
 pub(super) const BY_BUYER_TIME: &str = "tb/";
+/// Order lines by payment id: the notices of one payment from different providers.
+pub(super) const BY_PAYMENT: &str = "p/";
 pub(super) const SOURCES: &str = "s/";
 pub(super) const OUTBOX: &str = "q/";
 pub(super) const AUDIT: &str = "a/";

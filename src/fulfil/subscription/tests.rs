@@ -47,6 +47,7 @@ fn order(kind: OrderKind, id: &str) -> Order {
         total: None,
         subscription: Some(OrderId::parse("SUB-1").unwrap()),
         period_end: None,
+        payment_id: None,
     }
 }
 
@@ -145,7 +146,10 @@ fn a_cancellation_ends_a_licence_with_a_term_at_its_expiry_and_revokes_a_perpetu
     assert_eq!(again.action(), "skip");
     let perpetual =
         History { lines: vec![KnownLine { line: 0, licensed: true, revoked: false }], ..with_chain(chain(None)) };
-    assert_eq!(decide(&cancel, &perpetual), Decision::Revoke { lines: vec![0], reason: "cancellation".into() });
+    assert_eq!(
+        decide(&cancel, &perpetual),
+        Decision::Revoke { lines: vec![0], reason: "cancellation".into(), linked: None }
+    );
 }
 
 #[test]
