@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod pool;
 mod replay;
 mod run;
 mod serial;
@@ -79,6 +80,9 @@ pub enum Command {
     /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
     #[command(subcommand)]
     Aside(aside::AsideCommand),
+    /// Fill a product's pool of pre-made codes, and see each pool's stock
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Print the man page or shell completions (for packaging)
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extend(args) => orders::extend(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
+        Command::Pool(command) => pool::run(command, &globals),
         Command::Replay(args) => replay::run(args, &globals),
         Command::Generate(args) => generate::run(args),
     }

@@ -42,6 +42,9 @@ pub struct Config {
     /// Rate limits and other checks every order must pass.
     #[serde(default)]
     pub limits: fulfil::LimitsConfig,
+    /// The Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// A configuration that loaded and validated, with the folder its relative paths are taken from.
@@ -134,6 +137,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
         "reply" => check_as::<reply::ReplyConfig>(key, value, problems),
         "trust" => check_as::<trust::TrustConfig>(key, value, problems),
         "limits" => check_as::<fulfil::LimitsConfig>(key, value, problems),
+        "metrics" => check_as::<crate::metrics::MetricsConfig>(key, value, problems),
         "product" => match value.as_array() {
             Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
                 check_as::<ProductConfig>(&format!("product[{index}]"), product, problems) && fits
@@ -211,6 +215,7 @@ impl Config {
         self.trust.validate(problems);
         self.trust.validate_recipients(self.mailbox.is_some(), problems);
         self.limits.validate(problems);
+        self.metrics.validate(problems);
         product::validate_all(&self.products, problems);
     }
 }

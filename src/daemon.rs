@@ -23,6 +23,7 @@ mod linked;
 mod manual;
 mod message;
 mod outbox;
+mod pool;
 mod real;
 pub mod replay;
 mod seams;
@@ -194,6 +195,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
 
     async fn pass_unrecorded(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
+        // Orders waiting for pool codes that an import (or a crash right after one) left unanswered.
+        outcome.add(&self.core.answer_waiting(&self.mailer).await?);
         let batch = self
             .source
             .fetch_new(BATCH)

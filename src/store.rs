@@ -42,9 +42,11 @@ use crate::problems::Problems;
 
 mod chain;
 mod change;
+mod pool;
 mod records;
 
 pub use change::Change;
+pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{

@@ -113,11 +113,15 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 /// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
 pub(super) fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
-    let answer = match build::store(&loaded) {
-        Ok(store) => directly(&loaded, store, &request)?,
+    carry_out_with(&super::load_config(globals)?, request)
+}
+
+/// The same with the configuration already loaded.
+pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Result<ExitCode> {
+    let answer = match build::store(loaded) {
+        Ok(store) => directly(loaded, store, &request)?,
         Err(err) if locked(&err) => {
-            let state = build::state_dir(&loaded);
+            let state = build::state_dir(loaded);
             let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
                 format!("The state {} is in use by a running keypost, which could not be asked", state.display())
             })?;

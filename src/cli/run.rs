@@ -8,6 +8,7 @@ use clap::Args;
 use super::Globals;
 use crate::control::ControlServer;
 use crate::daemon::{Outcome, build};
+use crate::metrics::MetricsServer;
 use crate::service::{Notifier, ShutdownSignal};
 
 #[derive(Debug, Args)]
@@ -49,6 +50,17 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 None
             }
         };
+        // Dropped when this returns. Without it keypost still fulfils orders; the scrape's `up` shows it is gone.
+        let metrics = match loaded.config.metrics.address() {
+            Some(address) => {
+                let (store, telemetry) = (daemon.core.store.clone(), daemon.core.telemetry.clone());
+                MetricsServer::start(address, store, telemetry)
+                    .await
+                    .inspect_err(|err| tracing::error!("{err:#}; keypost goes on without its metrics endpoint"))
+                    .ok()
+            }
+            None => None,
+        };
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);
@@ -70,6 +82,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         daemon.run(shutdown, on_pass).await?;
         notifier.stopping();
         drop(control);
+        drop(metrics);
         tracing::info!("keypost stopped.");
         Ok(ExitCode::SUCCESS)
     })

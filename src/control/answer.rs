@@ -16,6 +16,7 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
         Request::Status { json } => Some(status(store, None, *json)),
         Request::Export { format } => Some(export(store, *format)),
         Request::AsideList { json } => Some(aside_list(store, *json)),
+        Request::PoolStatus { pools, json } => Some(pool_status(store, pools, *json)),
         // `aside show` reads the mailbox, which only the daemon's loop (or the tool itself) does.
         Request::Resend { .. }
         | Request::Revoke { .. }
@@ -23,7 +24,8 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
         | Request::Extend { .. }
         | Request::AsideShow { .. }
         | Request::AsideRelease { .. }
-        | Request::AsideDrop { .. } => None,
+        | Request::AsideDrop { .. }
+        | Request::PoolImport { .. } => None,
     }
 }
 
@@ -56,6 +58,27 @@ pub fn aside_list(store: &Store, json: bool) -> anyhow::Result<Answer> {
         writeln!(out, "{}  {}  {}  {}", entry.id, entry.at, entry.source, entry.reason)?;
     }
     Ok(Answer::success(out))
+}
+
+/// `pool status`: each configured pool (product id, low-water mark), then any other product with codes.
+pub fn pool_status(store: &Store, pools: &[(String, u32)], json: bool) -> anyhow::Result<Answer> {
+    let mut stocks = Vec::new();
+    let waiting = store.waiting_orders()?;
+    let configured = pools.iter().map(|(product, mark)| (product.clone(), Some(*mark)));
+    let others = store.pool_products()?.into_iter().filter(|p| !pools.iter().any(|(id, _)| id == p));
+    for (product, low_water) in configured.chain(others.map(|p| (p, None))) {
+        let counts = store.pool_counts(&product)?;
+        let waiting = waiting.iter().filter(|w| w.grants.iter().any(|g| g.product == product)).count();
+        stocks.push(crate::pool::Stock {
+            available: counts.available,
+            handed_out: counts.handed_out,
+            revoked: counts.revoked,
+            low_water,
+            waiting,
+            product,
+        });
+    }
+    Ok(Answer::success(crate::pool::render_status(&stocks, json)))
 }
 
 /// What `aside show` prints: the record, then the message as it is in the set-aside folder.

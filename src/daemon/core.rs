@@ -109,11 +109,24 @@ impl Core {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
         let note = decision.reason();
+        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
+        if order.kind.revokes()
+            && let Some(effect) =
+                self.stop_waiting(&order.provider, order.id.as_str(), order.kind.as_str(), &mut change)?
+        {
+            return Ok(Assessed {
+                effect,
+                change,
+                note: format!("{}: it no longer waits for codes", order.kind.as_str()),
+            });
+        }
         let effect = match decision {
-            Decision::Issue { grants, recipient } => match self.issue(origin, order, &grants, recipient, &mut change) {
-                Ok(()) => Effect::Fulfilled,
-                Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
-            },
+            Decision::Issue { grants, recipient } => {
+                match self.issue_or_wait(origin, order, grants, recipient, &mut change)? {
+                    Ok(effect) => effect,
+                    Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
+                }
+            }
             Decision::Review { reason } => {
                 self.review(origin, order, &reason, &mut change)?;
                 Effect::Review
@@ -161,19 +174,27 @@ impl Core {
         change.put_order(&record);
     }
 
-    /// Makes a license per grant and queues its reply. An error is a review reason.
-    fn issue(
+    /// Makes a license per grant (a pool grant's is its code from `codes`, taken in the same change) and
+    /// queues its reply. An error is a review reason.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue(
         &self,
         origin: &Origin,
         order: &Order,
         grants: &[Grant],
         recipient: Recipient,
+        codes: &super::pool::Codes,
+        received_at: i64,
         change: &mut Change,
     ) -> Result<(), String> {
         let now = self.now();
         let buyer = order.buyer_email.as_ref().ok_or("no buyer email")?;
         for grant in grants {
-            let serial = self.serial(grant, now.date())?;
+            let code = codes.get(&grant.line);
+            let serial = match code {
+                Some(taken) => taken.code.clone(),
+                None => self.serial(grant, now.date())?,
+            };
             let reply = LicenseReply {
                 provider: &order.provider,
                 order_id: order.id.as_str(),
@@ -191,6 +212,10 @@ impl Core {
                 self.renderer.license(&reply).map_err(|err| format!("cannot render the reply: {err}"))?;
             let (decision, reason) = super::subscription::describe_grant(grant);
             let mut record = self.record(origin, order, grant.line, decision, &reason);
+            record.received_at = received_at;
+            if let Some(taken) = code {
+                change.pool_take(&grant.product, taken, &record.label(), now.unix_timestamp());
+            }
             let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
             record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string(), expires });
             self.supersede(grant, &record, change)?;
@@ -215,7 +240,13 @@ impl Core {
             .map_err(|err| format!("cannot make a serial for {}: {err}", grant.product))
     }
 
-    fn review(&self, origin: &Origin, order: &Order, reason: &str, change: &mut Change) -> anyhow::Result<()> {
+    pub(super) fn review(
+        &self,
+        origin: &Origin,
+        order: &Order,
+        reason: &str,
+        change: &mut Change,
+    ) -> anyhow::Result<()> {
         let now = self.now().unix_timestamp();
         let subject = format!("{}/{}", order.provider, order.id);
         tracing::warn!(order = %subject, reason, "Order needs review.");
@@ -297,6 +328,7 @@ impl Core {
                 record.reply = ReplyState::Cancelled { reason: format!("revoked before it was sent ({reason})") };
             }
             if let Some(license) = &record.license {
+                self.revoke_pool_code(license, &record.label(), reason, change)?;
                 revoked.push(RevokedLine {
                     line: *line,
                     product: license.grant.product.clone(),

@@ -46,6 +46,15 @@ impl Core {
             Request::AsideShow { id } => self.aside_show(id).await?,
             Request::AsideRelease { id } => self.aside_release(id).await?,
             Request::AsideDrop { id, reason } => self.aside_drop(id, reason).await?,
+            Request::PoolImport { product, codes, blank, repeated } => {
+                let mut imported = self.pool_import(product, codes).await?;
+                let answered = self.answer_waiting(mailer).await?;
+                imported.answered = answered.fulfilled;
+                let file = crate::pool::ImportFile { codes: Vec::new(), blank: *blank, repeated: *repeated };
+                let available = self.store.pool_available_count(product);
+                Answer::success(crate::pool::render_imported(product, &file, &imported, available))
+            }
+            Request::PoolStatus { pools, json } => answer::pool_status(&self.store, pools, *json)?,
         })
     }
 
@@ -93,6 +102,11 @@ impl Core {
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
         anyhow::ensure!(!lines.is_empty(), "no order {provider}/{order_id}");
         if active.is_empty() {
+            // A sale waiting for pool codes has no licence yet: it stops waiting.
+            let mut change = Change::new();
+            if self.stop_waiting(provider, order_id, reason, &mut change)?.is_some() {
+                self.store.commit_durable(change).await?;
+            }
             return Ok(0);
         }
         let id = OrderId::parse(order_id)?;

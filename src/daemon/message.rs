@@ -139,7 +139,8 @@ pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
         OrderKind::Sale | OrderKind::Refund | OrderKind::Chargeback => (None, None),
     };
     // Only an upgrade SKU looks at the buyer's licences: no scan of them for every sale otherwise.
-    let upgrades = core.config.products.iter().any(|p| p.serial.terms.values().any(|t| t.upgrade_from.is_some()));
+    let upgrades = (core.config.products.iter())
+        .any(|p| p.serial.as_ref().is_some_and(|s| s.terms.values().any(|t| t.upgrade_from.is_some())));
     let held = if order.kind == OrderKind::Sale && upgrades { core.held(order)? } else { Vec::new() };
     Ok(History {
         lines: lines.iter().map(known_line).collect(),

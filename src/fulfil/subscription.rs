@@ -181,7 +181,7 @@ pub fn upgrades(mut grants: Vec<Grant>, history: &History, products: &[ProductCo
 }
 
 fn terms_of(products: &[ProductConfig], product: &str) -> Option<Terms> {
-    products.iter().find(|p| p.id == product).and_then(|p| p.serial.terms().ok())
+    products.iter().find(|p| p.id == product).and_then(|p| p.serial.as_ref()?.terms().ok())
 }
 
 fn term_of(products: &[ProductConfig], product: &str, sku: Option<&str>) -> Option<Term> {

@@ -113,14 +113,18 @@ impl Change {
         &self.queued
     }
 
-    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    pub(super) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         // Records are plain data (strings, numbers, enums): serialising them cannot fail.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         self.put(key, bytes);
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.puts.push((key, value));
+    }
+
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
+        self.removes.push(key);
     }
 
     pub(super) fn into_batch(

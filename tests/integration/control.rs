@@ -174,7 +174,7 @@ fn the_vendor_tools_work_through_the_control_socket_while_the_daemon_runs() {
     assert!(garbage.starts_with(r#"{"status":"error","message":"malformed request"#), "{garbage}");
     let unknown = raw_request(&socket(dir), b"{\"command\":\"drop_everything\"}\n");
     assert!(unknown.contains(r#""status":"error""#) && unknown.contains("unknown variant"), "{unknown}");
-    let huge = raw_request(&socket(dir), &vec![b'x'; 1 << 20]);
+    let huge = raw_request(&socket(dir), &vec![b'x'; keypost::control::protocol::MAX_REQUEST_BYTES + 2]);
     assert!(huge.contains("longer than"), "{huge}");
     assert!(daemon.is_running(), "a bad request must not stop the daemon");
     assert!(ok(dir, &["lookup", "Bo Ek"]).contains("manual/M-"), "the daemon still answers");

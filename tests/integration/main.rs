@@ -7,6 +7,7 @@ mod download;
 mod fuzz;
 mod imap;
 mod pipeline;
+mod pool;
 mod replay;
 mod serial;
 mod service;

@@ -65,3 +65,57 @@ fn status_and_json_outputs_tell_the_same_while_the_daemon_runs_and_after_it_stop
     let (_, found_again) = json(dir, &["lookup", "--json", order]);
     assert_eq!(found_again[0]["license"]["serial"], found[0]["license"]["serial"]);
 }
+
+/// `GET /metrics` over loopback; the samples as (name with labels, value).
+fn scrape(port: u16) -> Vec<(String, f64)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line:?}"));
+            (name.to_owned(), value.parse().unwrap_or_else(|_| panic!("not a number: {line:?}")))
+        })
+        .collect()
+}
+
+#[test]
+fn the_metrics_endpoint_on_loopback_counts_the_orders_the_daemon_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    copy_demo(dir);
+    let port = crate::support::free_port();
+    let config = dir.join("demo.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(dir);
+    wait_until_processed(dir, &mut daemon);
+    let (_, status) = json(dir, &["status", "--json"]);
+
+    let samples = scrape(port);
+    let value = |name: &str| {
+        samples.iter().find(|(n, _)| n == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("no {name} in {samples:?}"))
+    };
+    let fulfilled = status["daemon"]["since_start"]["fulfilled"].as_f64().unwrap();
+    assert!(fulfilled >= 1.0);
+    assert_eq!(value("keypost_messages_total{outcome=\"fulfilled\"}"), fulfilled);
+    assert_eq!(value("keypost_set_aside"), status["set_aside"].as_f64().unwrap());
+    let sent = value("keypost_replies_total{result=\"sent\"}");
+    assert!(sent >= fulfilled, "every fulfilled order's reply went out: {sent} < {fulfilled}");
+    assert_eq!(value("keypost_replies_total{result=\"failed\"}"), 0.0);
+    assert_eq!(value("keypost_reply_latency_seconds_count"), sent, "one latency per first reply");
+    assert_eq!(value("keypost_reply_latency_seconds_bucket{le=\"+Inf\"}"), sent);
+    assert!(value("keypost_reply_latency_seconds_bucket{le=\"60\"}") >= 1.0, "answered within a minute");
+    let age = value("keypost_mailbox_contact_age_seconds");
+    assert!((0.0..60.0).contains(&age), "the mailbox was reached moments ago: {age}");
+    assert_eq!(value("keypost_outbox_waiting"), 0.0);
+    daemon.terminate();
+}
