@@ -4,7 +4,7 @@
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
 //! provider and buyer with time (rate limits); one record per source message with its final disposition; the
-//! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
+//! outbox of rendered replies not yet sent; the audit trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
@@ -50,8 +50,8 @@ pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
-    AuditEntry, Cancelled, ChainState, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation,
-    SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
+    AuditEntry, Cancelled, ChainState, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState,
+    Revocation, SelfServiceRecord, SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -305,6 +305,26 @@ impl Store {
     /// Every source message's record, in key order.
     pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
         self.scan(SOURCES.as_bytes())
+    }
+
+    /// The digest of this period, if it was queued.
+    pub fn digest(&self, period: &str) -> Result<Option<DigestRecord>, StoreError> {
+        self.get(&records::key(DIGESTS, &[period]))
+    }
+
+    /// The lost-licence requests from this address (any case) at or after `since`, oldest first.
+    pub fn self_service(&self, address: &str, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> =
+            self.scan(&records::key(SELF_SERVICE, &[&address.to_lowercase(), ""]))?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
+    }
+
+    /// Every lost-licence request at or after `since` (the digest's count).
+    pub fn self_service_since(&self, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> = self.scan(SELF_SERVICE.as_bytes())?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
     }
 
     /// Every outbox entry, in Message-ID order.

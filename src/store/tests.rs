@@ -36,6 +36,7 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         revoked: None,
         resends: 0,
         chain: ChainState::default(),
+        amount: None,
         payment_id: None,
         linked_to: None,
     }
