@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub use crate::problems::{ConfigError, Problem, Problems, Severity};
 use crate::product::{self, ProductConfig};
-use crate::{fulfil, mailbox, reply, store, template, trust};
+use crate::{digest, fulfil, mailbox, reply, selfservice, store, template, trust};
 
 /// Where the config file is looked for when `--config` is not given, in order.
 pub const DEFAULT_PATHS: [&str; 2] = ["keypost.toml", "/etc/keypost/keypost.toml"];
@@ -42,6 +42,12 @@ pub struct Config {
     /// Rate limits and other checks every order must pass.
     #[serde(default)]
     pub limits: fulfil::LimitsConfig,
+    /// The periodic summary mail to the vendor; off unless the section is present.
+    #[serde(default)]
+    pub digest: Option<digest::DigestConfig>,
+    /// Buyers' lost-license requests answered from the state (on by default).
+    #[serde(default)]
+    pub self_service: selfservice::SelfServiceConfig,
     /// The Prometheus endpoint (off by default).
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
@@ -137,6 +143,8 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
         "reply" => check_as::<reply::ReplyConfig>(key, value, problems),
         "trust" => check_as::<trust::TrustConfig>(key, value, problems),
         "limits" => check_as::<fulfil::LimitsConfig>(key, value, problems),
+        "digest" => check_as::<digest::DigestConfig>(key, value, problems),
+        "self_service" => check_as::<selfservice::SelfServiceConfig>(key, value, problems),
         "metrics" => check_as::<crate::metrics::MetricsConfig>(key, value, problems),
         "product" => match value.as_array() {
             Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
@@ -215,6 +223,10 @@ impl Config {
         self.trust.validate(problems);
         self.trust.validate_recipients(self.mailbox.is_some(), problems);
         self.limits.validate(problems);
+        if let Some(digest) = &self.digest {
+            digest.validate(problems);
+        }
+        self.self_service.validate(problems);
         self.metrics.validate(problems);
         product::validate_all(&self.products, problems);
     }

@@ -18,6 +18,7 @@ pub mod any;
 mod aside;
 pub mod build;
 mod core;
+mod digest;
 mod jobs;
 mod linked;
 mod manual;
@@ -27,6 +28,7 @@ mod pool;
 mod real;
 pub mod replay;
 mod seams;
+mod selfservice;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;
@@ -60,6 +62,8 @@ pub struct Outcome {
     pub retrying: usize,
     pub sent: usize,
     pub send_failures: usize,
+    /// Buyers' lost-license requests answered (their licenses resent to the address on file).
+    pub self_service: usize,
 }
 
 impl From<Effect> for Outcome {
@@ -78,6 +82,7 @@ impl From<Effect> for Outcome {
             }
             Effect::SetAside => &mut outcome.set_aside,
             Effect::Retrying => &mut outcome.retrying,
+            Effect::SelfService => &mut outcome.self_service,
         };
         *count = 1;
         outcome
@@ -98,6 +103,7 @@ impl Outcome {
         self.retrying += other.retrying;
         self.sent += other.sent;
         self.send_failures += other.send_failures;
+        self.self_service += other.self_service;
     }
 
     /// Nothing happened.
@@ -119,7 +125,7 @@ impl fmt::Display for Outcome {
         write!(
             f,
             "fulfilled {}, ignored {} ({} from unknown senders), set aside {}, for review {}, revoked {}, duplicates \
-             {}, retrying {}, sent {}, send failures {}",
+             {}, retrying {}, sent {}, send failures {}, lost-license requests answered {}",
             self.fulfilled,
             self.ignored,
             self.unknown_senders,
@@ -129,7 +135,8 @@ impl fmt::Display for Outcome {
             self.skipped,
             self.retrying,
             self.sent,
-            self.send_failures
+            self.send_failures,
+            self.self_service
         )
     }
 }
@@ -210,7 +217,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             outcome.add(&self.handle(raw).await?);
         }
         self.core.queue_alert_digest().await?;
-        // Alerts queued by failed sends, and a due digest of held alerts, go out in the same pass.
+        self.core.queue_digest().await?;
+        // Alerts queued by failed sends, a due digest of held alerts and the periodic digest go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
         Ok(outcome)
     }

@@ -49,7 +49,8 @@ pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
-    AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord, UNKNOWN_SENDER_NOTE,
+    AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
+    SourceRecord, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -303,6 +304,26 @@ impl Store {
     /// Every source message's record, in key order.
     pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
         self.scan(SOURCES.as_bytes())
+    }
+
+    /// The digest of this period, if it was queued.
+    pub fn digest(&self, period: &str) -> Result<Option<DigestRecord>, StoreError> {
+        self.get(&records::key(DIGESTS, &[period]))
+    }
+
+    /// The lost-licence requests from this address (any case) at or after `since`, oldest first.
+    pub fn self_service(&self, address: &str, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> =
+            self.scan(&records::key(SELF_SERVICE, &[&address.to_lowercase(), ""]))?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
+    }
+
+    /// Every lost-licence request at or after `since` (the digest's count).
+    pub fn self_service_since(&self, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> = self.scan(SELF_SERVICE.as_bytes())?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
     }
 
     /// Every outbox entry, in Message-ID order.

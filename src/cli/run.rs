@@ -103,6 +103,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("retrying", outcome.retrying),
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
+        ("lost licenses", outcome.self_service),
     ];
     rows.iter().map(|(name, count)| format!("{name:>15}: {count}")).collect::<Vec<_>>().join("\n")
 }

@@ -135,10 +135,16 @@ pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> 
         let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
         return Ok(Answer { stdout: serde_json::to_string_pretty(&found)? + "\n", exit });
     }
-    if found.is_empty() {
+    // A buyer address also shows the lost-license requests from it (`[self_service]`), answered or not.
+    let requests = store.self_service(query.trim(), 0)?;
+    if found.is_empty() && requests.is_empty() {
         return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
     }
-    let stdout = found.iter().map(|record| describe(record) + "\n").collect();
+    let mut stdout: String = found.iter().map(|record| describe(record) + "\n").collect();
+    for request in &requests {
+        stdout +=
+            &format!("lost-license request {} from {}: {}\n", rfc3339(request.at), request.origin, request.outcome);
+    }
     Ok(Answer::success(stdout))
 }
 

@@ -65,6 +65,8 @@ pub enum Effect {
     SetAside,
     /// The trust check could not finish: checked again on a later pass.
     Retrying,
+    /// A buyer's lost-license request, answered (licenses resent to the address on file).
+    SelfService,
 }
 
 impl Effect {
@@ -73,7 +75,9 @@ impl Effect {
             Effect::Retrying => Settle::Later,
             Effect::Ignored | Effect::UnknownSender => Settle::Now(Disposition::Ignored),
             Effect::SetAside => Settle::Now(Disposition::SetAside),
-            Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate => Settle::Now(Disposition::Done),
+            Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate | Effect::SelfService => {
+                Settle::Now(Disposition::Done)
+            }
         }
     }
 }
@@ -383,8 +387,22 @@ impl Core {
             reply: ReplyState::None,
             revoked: None,
             resends: 0,
+            amount: line_amount(order, line),
             payment_id: order.payment_id.clone(),
             linked_to: None,
         }
+    }
+}
+
+/// What one line sold for: its quantity times its unit price, else the order's total when it has one line.
+fn line_amount(order: &Order, line: u32) -> Option<crate::order::Money> {
+    let item = order.items.get(usize::try_from(line).ok()?);
+    match item.and_then(|item| Some((item, item.unit_price.as_ref()?))) {
+        Some((item, price)) => Some(crate::order::Money {
+            hundredths: price.hundredths.checked_mul(i64::from(item.quantity))?,
+            currency: price.currency.clone().or_else(|| order.total.as_ref()?.currency.clone()),
+        }),
+        None if order.items.len() <= 1 => order.total.clone(),
+        None => None,
     }
 }

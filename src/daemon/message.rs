@@ -43,6 +43,10 @@ pub(super) async fn assess(
             set_aside(core, &label, "template match failed", note)
         }
         Reading::Unrecognised { near_misses } => {
+            // A buyer writing that they lost their serial: answered from the state, never counted as unknown.
+            if let Some(assessed) = super::selfservice::request(core, &label, bytes)? {
+                return Ok(assessed);
+            }
             let note = match near_misses.is_empty() {
                 true => format!("{UNKNOWN_SENDER_NOTE} as an order"),
                 false => format!("{UNKNOWN_SENDER_NOTE} (near misses: {})", near_misses.join(", ")),
@@ -50,6 +54,13 @@ pub(super) async fn assess(
             Ok(Assessed { effect: Effect::UnknownSender, ..ignored(core, &label, note) })
         }
         Reading::Unclassified { provider, subject, closest } => {
+            // A buyer whose address shares a provider's domain: their request is answered when licenses are on
+            // file for them; otherwise the mail stays provider mail, set aside for the vendor as before.
+            if let Some(assessed) = super::selfservice::request(core, &label, bytes)?
+                && assessed.effect == Effect::SelfService
+            {
+                return Ok(assessed);
+            }
             let note = format!("unrecognised mail from {provider}: subject {subject:?}, closest template {closest}");
             set_aside(core, &label, "unrecognised provider mail", note)
         }

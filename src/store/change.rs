@@ -89,6 +89,17 @@ impl Change {
         self.removes.push(key(OUTBOX, &[message_id]));
     }
 
+    /// Records a period's digest as queued (with its outbox entry, in the same change).
+    pub fn digest(&mut self, period: &str, record: &DigestRecord) {
+        self.put_json(key(DIGESTS, &[period]), record);
+    }
+
+    /// Records a buyer's lost-licence request.
+    pub fn self_service(&mut self, record: &SelfServiceRecord) {
+        let address = record.address.to_lowercase();
+        self.put_json(key(SELF_SERVICE, &[&address, &time_part(record.at), &record.origin]), record);
+    }
+
     pub fn audit(&mut self, at: i64, event: &str, subject: &str, detail: impl Into<String>) {
         self.audit.push(AuditEntry { at, event: event.to_owned(), subject: subject.to_owned(), detail: detail.into() });
     }
