@@ -4,7 +4,7 @@
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
 //! provider and buyer with time (rate limits); one record per source message with its final disposition; the
-//! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
+//! outbox of rendered replies not yet sent; the audit trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
