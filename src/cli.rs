@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod owner;
 mod pool;
 mod replay;
 mod run;
