@@ -426,7 +426,8 @@ impl Store {
         self.scan(ORDERS.as_bytes())
     }
 
-    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
+    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two), and
+    /// every line recorded under the same payment id as one found (the other notice of one purchase).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
         let mut found: Vec<OrderRecord> =
