@@ -271,6 +271,8 @@ fn recorded_order(record: &OrderRecord) -> (Order, Origin) {
         buyer_email: record.buyer_email.clone(),
         items: Vec::new(),
         total: None,
+        subscription: record.chain.subscription.clone(),
+        period_end: None,
         payment_id: record.payment_id.clone(),
     };
     let origin =

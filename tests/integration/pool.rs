@@ -195,9 +195,12 @@ fn game_order(id: &str) -> (Origin, Order, Decision) {
         buyer_email: Some(BuyerEmail::parse("b@example.com").unwrap()),
         items: Vec::new(),
         total: None,
+        subscription: None,
+        period_end: None,
         payment_id: None,
     };
-    let grants = vec![Grant { line: 0, product: "game".into(), seats: 1, licensee, sku: None }];
+    let grants =
+        vec![Grant { line: 0, product: "game".into(), seats: 1, licensee, sku: None, expires: None, follows: None }];
     let origin = Origin { label: format!("memory/{id}"), message_id: None, content_hash: format!("hash-{id}") };
     (origin, order, Decision::Issue { grants, recipient: Recipient::Buyer })
 }
