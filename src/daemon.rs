@@ -29,6 +29,7 @@ mod real;
 pub mod replay;
 mod seams;
 mod selfservice;
+mod subscription;
 mod watch;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};

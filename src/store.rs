@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
+mod chain;
 mod change;
 mod pool;
 mod records;
@@ -49,8 +50,8 @@ pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
-    AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
-    SourceRecord, UNKNOWN_SENDER_NOTE,
+    AuditEntry, Cancelled, ChainState, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState,
+    Revocation, SelfServiceRecord, SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -430,7 +431,8 @@ impl Store {
         self.scan(ORDERS.as_bytes())
     }
 
-    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
+    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two), and
+    /// every line recorded under the same payment id as one found (the other notice of one purchase).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
         let mut found: Vec<OrderRecord> =

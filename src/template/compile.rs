@@ -121,9 +121,11 @@ pub const FIELD_NAMES: &[&str] = &[
     "shipping",
     "fee",
     "discount",
-    "payment_id",
     "sequence",
     "items",
+    "subscription",
+    "period_end",
+    "payment_id",
 ];
 
 /// A template ready to match messages.
@@ -156,6 +158,8 @@ pub struct Template {
     pub total: Option<Field>,
     pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
+    pub subscription: Option<Field>,
+    pub period_end: Option<Field>,
     pub payment_id: Option<Field>,
     /// `fields.sequence`, and whether it counts per product (`sequence_per = "product"`).
     pub sequence: Option<Field>,
@@ -204,6 +208,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         total: c.field("total", f.total.as_ref(), &["value"]),
         adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
+        subscription: c.field("subscription", f.subscription.as_ref(), &["value"]),
+        period_end: c.field("period_end", f.period_end.as_ref(), &["value"]),
         payment_id: c.field("payment_id", f.payment_id.as_ref(), &["value"]),
         sequence: c.field("sequence", f.sequence.as_ref(), &["value"]),
         sequence_per_product: spec.sequence_per.as_deref() == Some("product"),
@@ -349,6 +355,7 @@ impl Compiler<'_> {
         }
         let kind = match (rule.kind.as_str(), &rule.reason) {
             ("sale", _) => RuleKind::Order(OrderKind::Sale),
+            ("renewal", _) => RuleKind::Order(OrderKind::Renewal),
             ("refund", _) => RuleKind::Order(OrderKind::Refund),
             ("chargeback", _) => RuleKind::Order(OrderKind::Chargeback),
             ("cancellation", _) => RuleKind::Order(OrderKind::Cancellation),
@@ -360,7 +367,7 @@ impl Compiler<'_> {
             (other, _) => {
                 self.problems.error(
                     format!("{key}.kind"),
-                    format!("{other:?} is not one of sale, refund, chargeback, cancellation, not_order"),
+                    format!("{other:?} is not one of sale, renewal, refund, chargeback, cancellation, not_order"),
                 );
                 return None;
             }

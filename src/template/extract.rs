@@ -65,13 +65,17 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let adjustments: Vec<(Adjustment, Money)> =
         t.adjustments.iter().filter_map(|(kind, field)| Some((*kind, x.money(kind.name(), Some(field))?))).collect();
     let items = t.items.as_ref().map(|items| x.items(items)).unwrap_or_default();
+    let subscription = x.text("subscription", t.subscription.as_ref());
+    let subscription = subscription.and_then(|v| x.valid("subscription", OrderId::parse(&v)));
+    let period_end = x.text("period_end", t.period_end.as_ref());
+    let period_end = period_end.and_then(|v| x.valid("period_end", super::date::parse(&v))).map(|d| d.to_string());
     if kind == OrderKind::Sale {
         x.check_sum(&items, total.as_ref(), &adjustments);
     }
     let sequence = x.text("sequence", t.sequence.as_ref());
     let sequence =
         sequence.and_then(|v| x.valid("sequence", v.trim().parse::<u64>().map_err(|_| "not a whole number")));
-    let sequence = sequence.map(|number| Sequence { scope: sequence_scope(t, &items), number });
+    let sequence = sequence.map(|number| Box::new(Sequence { scope: sequence_scope(t, &items), number }));
     let test = t.test_subject.as_ref().is_some_and(|p| p.is_match(&email.subject))
         || t.test_body.as_ref().is_some_and(|p| p.is_match(&email.text));
     match id {
@@ -85,6 +89,8 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
             buyer_email,
             items,
             total,
+            subscription,
+            period_end,
             payment_id,
             sequence,
         }),

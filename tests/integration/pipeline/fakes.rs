@@ -188,11 +188,12 @@ fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
         buyer_email: fields.get("email").and_then(|e| BuyerEmail::parse(e).ok()),
         items,
         total: None,
+        subscription: None,
+        period_end: None,
         payment_id: fields.get("payment").and_then(|p| PaymentId::parse(p).ok()),
-        sequence: fields
-            .get("seq")
-            .and_then(|n| n.parse().ok())
-            .map(|number| Sequence { scope: fields.get("provider").copied().unwrap_or("shop").to_owned(), number }),
+        sequence: fields.get("seq").and_then(|n| n.parse().ok()).map(|number| {
+            Box::new(Sequence { scope: fields.get("provider").copied().unwrap_or("shop").to_owned(), number })
+        }),
     }
 }
 
