@@ -8,7 +8,10 @@
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
-//! Per message, the daemon does, in order:
+//! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
+//! step 2's changes are applied one message after another and flushed once with [`Store::pending`]; then the
+//! sends of step 3 run concurrently, each recorded durably as soon as the server answered it; then step 4 moves
+//! the batch):
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
 //! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the Message-ID and content-hash
@@ -194,6 +197,34 @@ impl Queued {
     }
 }
 
+/// Changes of one batch applied but not yet durable; see [`Store::pending`]. A crash before
+/// [`Pending::durable`] completes may lose some of them, each whole, never part of one (as
+/// [`Store::commit_durable_all`]); nothing was sent for any of them.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    store: &'a Store,
+    queued: Vec<String>,
+}
+
+impl Pending<'_> {
+    /// Applies one message's change atomically (visible to reads at once, not yet durable).
+    pub fn apply(&mut self, change: Change) -> Result<(), StoreError> {
+        self.queued.extend_from_slice(change.queued());
+        self.store.commit(change)
+    }
+
+    /// Whether anything applied so far queued mail (not sendable before [`Pending::durable`]).
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Flushes everything applied; returns what the batch put into the outbox, which may be sent now.
+    pub async fn durable(self) -> Result<Queued, StoreError> {
+        self.store.db.flush_async().await?;
+        Ok(Queued(self.queued))
+    }
+}
+
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -251,6 +282,13 @@ impl Store {
         }
         self.db.flush_async().await?;
         Ok(Queued(queued))
+    }
+
+    /// Protocol step 2 for a batch of messages decided one after another: each change is applied at once, so the
+    /// next message's decision reads it (the same order twice in one batch is seen as such), but nothing it
+    /// queued may be sent until [`Pending::durable`] has flushed them all, with one flush.
+    pub fn pending(&self) -> Pending<'_> {
+        Pending { store: self, queued: Vec::new() }
     }
 
     /// The one write that is not flushed: a message left waiting for a later pass (its trust check could not
