@@ -1,10 +1,12 @@
 //! The command line: one struct per subcommand (its `///` doc is its `--help`), dispatched to `cli/<group>.rs`.
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 mod check;
+mod generate;
 mod orders;
 mod run;
 mod serial;
@@ -12,9 +14,12 @@ mod template;
 
 pub use crate::control::protocol::{EXIT_ERROR, EXIT_INVALID_CONFIG};
 
+/// `keypost --version`: the package version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYPOST_COMMIT"), ")");
+
 /// keypost: turns payment-provider order emails into license serials, sent to each buyer exactly once.
 #[derive(Debug, Parser)]
-#[command(name = "keypost", version, about, long_about = None)]
+#[command(name = "keypost", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: ./keypost.toml, then /etc/keypost/keypost.toml]
     #[arg(long, short = 'c', global = true, env = "KEYPOST_CONFIG")]
@@ -51,6 +56,9 @@ pub enum Command {
     Issue(orders::IssueArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
+    /// Print the man page or shell completions (for packaging)
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Options every command that reads the configuration shares.
@@ -73,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
+        Command::Generate(args) => generate::run(args),
     }
 }
 
@@ -83,26 +92,48 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Loads the configuration, turning problems into one error listing them all; prints warnings to stderr.
+/// Loads the configuration, turning problems into one error listing them all. Warnings are `check`'s and the
+/// daemon's to list; every other command says only how many there are, so its own output stays readable.
 pub fn load_config(globals: &Globals) -> anyhow::Result<crate::config::Loaded> {
-    let path = crate::config::locate(globals.config.as_deref())?;
-    let loaded = crate::config::load(&path)?;
+    let loaded = load_config_quietly(globals)?;
+    match loaded.warnings.len() {
+        0 => {}
+        1 => tracing::warn!("The configuration has 1 warning; `keypost check` shows it."),
+        n => tracing::warn!("The configuration has {n} warnings; `keypost check` lists them."),
+    }
+    Ok(loaded)
+}
+
+/// Loads the configuration and lists every warning, once: for the daemon's start.
+pub fn load_config_listing_warnings(globals: &Globals) -> anyhow::Result<crate::config::Loaded> {
+    let loaded = load_config_quietly(globals)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
     Ok(loaded)
 }
 
-/// Logs to stderr; without timestamps under systemd (journald adds its own, and sets JOURNAL_STREAM).
-pub fn init_tracing(verbose: u8) {
+fn load_config_quietly(globals: &Globals) -> anyhow::Result<crate::config::Loaded> {
+    let path = crate::config::locate(globals.config.as_deref())?;
+    Ok(crate::config::load(&path)?)
+}
+
+/// Logs to stderr; without timestamps under systemd (journald adds its own, and sets JOURNAL_STREAM); colours only
+/// when stderr is a terminal and `NO_COLOR` is unset (no escape codes in files, pipes or the journal).
+/// `run --once` logs warnings only unless asked for more: its summary on stdout is the result (the README's first
+/// command, a cron job); the daemon logs each decision, for the journal.
+pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
+    let one_pass = matches!(&cli.command, Command::Run(args) if args.once);
+    let default = match cli.verbose {
+        0 if one_pass => "warn",
         0 => "info",
         1 => "keypost=debug,info",
         _ => "keypost=trace,debug",
     };
     let filter = EnvFilter::try_from_env("KEYPOST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().with_ansi(false).init();
     } else {

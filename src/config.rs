@@ -153,7 +153,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
 /// Deserializes one section on its own, naming each unknown key and the first bad value by its dotted key.
 fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, problems: &mut Problems) -> bool {
     let mut unknown: Vec<String> = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(dotted(&path));
     let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     for path in unknown {
@@ -162,16 +162,39 @@ fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, p
     match result {
         Ok(_) => true,
         Err(err) => {
-            problems.error(join_key(prefix, &err.path().to_string()), err.inner().message());
+            problems.error(join_key(prefix, &dotted_error_path(err.path())), err.inner().message());
             false
         }
     }
 }
 
-fn join_key(prefix: &str, path: &str) -> String {
+/// The dotted key a person wrote (`mailbox.imap.idel`): serde's inner steps for optional and newtype values,
+/// which `serde_ignored` shows as `?`, are not keys in the file.
+fn dotted(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
     match path {
-        "" | "." | "?" => prefix.to_owned(),
-        path => format!("{prefix}.{path}"),
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
+        Path::Map { parent, key } => join_key(&dotted(parent), key),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => dotted(parent),
+    }
+}
+
+/// The same for `serde_path_to_error`, whose unknown steps print as `?`.
+fn dotted_error_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter().fold(String::new(), |key, segment| match segment {
+        Segment::Seq { index } => format!("{key}[{index}]"),
+        Segment::Map { key: name } | Segment::Enum { variant: name } => join_key(&key, name),
+        Segment::Unknown => key,
+    })
+}
+
+fn join_key(prefix: &str, path: &str) -> String {
+    match (prefix, path) {
+        (_, "" | "." | "?") => prefix.to_owned(),
+        ("", path) => path.to_owned(),
+        (prefix, path) => format!("{prefix}.{path}"),
     }
 }
 
@@ -224,6 +247,16 @@ mod tests {
         assert!(parse(text, &mut problems).is_none());
         let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["mailbox.maildir.poll_interval_secs", "product[0].id", "product[1]"], "{problems:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_an_optional_table_is_named_as_written() {
+        let mut problems = Problems::new("k.toml");
+        let text =
+            "[mailbox.imap]\nhost = \"mail.example.com\"\nuser = \"u\"\npassword = { env = \"P\" }\nidel = true\n";
+        parse(text, &mut problems);
+        let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["mailbox.imap.idel"], "{problems:?}");
     }
 
     #[test]

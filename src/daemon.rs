@@ -40,7 +40,10 @@ pub struct Outcome {
     pub messages: usize,
     /// Orders whose licenses were issued.
     pub fulfilled: usize,
+    /// Not orders: a provider's `not_order` mail, and mail from senders no template knows.
     pub ignored: usize,
+    /// Of `ignored`, the mail from senders no template knows (shown, so a provider the templates miss is seen).
+    pub unknown_senders: usize,
     pub set_aside: usize,
     /// Orders sent to the vendor for review (nothing to the buyer).
     pub review: usize,
@@ -65,6 +68,10 @@ impl From<Effect> for Outcome {
             Effect::Revoked => &mut outcome.revoked,
             Effect::Duplicate => &mut outcome.skipped,
             Effect::Ignored => &mut outcome.ignored,
+            Effect::UnknownSender => {
+                outcome.ignored = 1;
+                &mut outcome.unknown_senders
+            }
             Effect::SetAside => &mut outcome.set_aside,
             Effect::Retrying => &mut outcome.retrying,
         };
@@ -78,6 +85,7 @@ impl Outcome {
         self.messages += other.messages;
         self.fulfilled += other.fulfilled;
         self.ignored += other.ignored;
+        self.unknown_senders += other.unknown_senders;
         self.set_aside += other.set_aside;
         self.review += other.review;
         self.revoked += other.revoked;
@@ -106,10 +114,11 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "fulfilled {}, ignored {}, set aside {}, for review {}, revoked {}, duplicates {}, retrying {}, sent {}, \
-             send failures {}",
+            "fulfilled {}, ignored {} ({} from unknown senders), set aside {}, for review {}, revoked {}, duplicates \
+             {}, retrying {}, sent {}, send failures {}",
             self.fulfilled,
             self.ignored,
+            self.unknown_senders,
             self.set_aside,
             self.review,
             self.revoked,

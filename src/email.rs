@@ -34,8 +34,9 @@ pub struct Forward {
     pub style: String,
 }
 
-/// One parsed message. When it is a forward, `from`, `subject`, `date` and `text` are the original's.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// One parsed message. When it is a forward, `from`, `subject`, `date`, `text`, `links` and `headers` are the
+/// original's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Email {
     /// The outer Message-ID, without angle brackets.
     pub message_id: Option<String>,
@@ -45,6 +46,18 @@ pub struct Email {
     pub date: Option<String>,
     /// The best text: text/plain when present, else the HTML as readable text.
     pub text: String,
+    /// Link targets: every `href` of the HTML part, then every URL written in the text/plain part, in order,
+    /// each once.
+    #[serde(default)]
+    pub links: Vec<String>,
+    /// The original's header fields (name as written, value unfolded), in order. For an inline forward, the
+    /// ones its forward block shows (From, Date, Subject).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The `d=` of every DKIM-Signature (outer and attached original), unverified: it tells which provider a
+    /// message claims to be from, so its mail is never silently ignored; it proves nothing (see `trust`).
+    #[serde(default)]
+    pub signing_domains: Vec<String>,
     pub forwarded: Option<Forward>,
     /// The raw bytes of an original attached as message/rfc822, which still carries its DKIM signature.
     #[serde(skip)]
@@ -88,12 +101,16 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
     let message = MessageParser::default().parse(raw).ok_or(EmailError::Unparseable)?;
     check_shape(&message)?;
     let outer_from = message.from().and_then(|list| list.first()).and_then(address_of);
+    let (text, links) = text_and_links(&message)?;
     let mut email = Email {
         message_id: message.message_id().map(str::to_owned),
         from: outer_from.clone(),
         subject: message.subject().unwrap_or_default().trim().to_owned(),
         date: message.date().map(|d| d.to_rfc3339()),
-        text: best_text(&message),
+        text,
+        links,
+        headers: headers(&message),
+        signing_domains: signing_domains(&message),
         forwarded: None,
         attached_original: None,
         authentication_results: authentication_results(&message),
@@ -104,7 +121,9 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
             email.from = inner.from().and_then(|list| list.first()).and_then(address_of);
             email.subject = inner.subject().unwrap_or_default().trim().to_owned();
             email.date = inner.date().map(|d| d.to_rfc3339());
-            email.text = best_text(&inner);
+            (email.text, email.links) = text_and_links(&inner)?;
+            email.headers = headers(&inner);
+            email.signing_domains.extend(signing_domains(&inner));
             email.forwarded = Some(Forward { by: outer_from, style: "attachment".to_owned() });
             email.attached_original = Some(original);
         }
@@ -112,6 +131,11 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
         forward::is_forward_subject(&email.subject).then(|| forward::unwrap(&email.text)).flatten()
     {
         email.from = parse_address(&inline.from);
+        email.headers = [("From", Some(inline.from.clone())), ("Date", inline.date.clone())]
+            .into_iter()
+            .chain([("Subject", inline.subject.clone())])
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect();
         email.subject = inline.subject.unwrap_or_default();
         email.date = inline.date.as_deref().and_then(parse_date);
         email.text = inline.body;
@@ -164,19 +188,56 @@ fn part_depth(message: &Message<'_>) -> usize {
     deepest
 }
 
-/// text/plain when it says something, else the first HTML part as text. Line ends become `\n`.
-fn best_text(message: &Message<'_>) -> String {
+/// The best text (text/plain when it says something, else the first HTML part as text; line ends `\n`) and
+/// the link targets: every `href` of the first HTML part, then the URLs written in the text/plain part, each
+/// once, in order. The HTML is parsed once.
+fn text_and_links(message: &Message<'_>) -> Result<(String, Vec<String>), EmailError> {
     let plain = message.text_bodies().find_map(|part| match &part.body {
         PartType::Text(text) if !text.trim().is_empty() => Some(text.to_string()),
         _ => None,
     });
-    let text = plain.or_else(|| {
-        message.html_bodies().find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html::to_text(html)),
-            _ => None,
-        })
+    let html = message.html_bodies().find_map(|part| match &part.body {
+        PartType::Html(html) => Some(html::to_document(html)),
+        _ => None,
     });
-    text.unwrap_or_default().replace("\r\n", "\n")
+    let document = match (html, &plain) {
+        (Some(Ok(document)), _) => Some(document),
+        // Too many elements: refused when the HTML is the text; only its links are lost when text/plain is.
+        (Some(Err(_)), None) => return Err(EmailError::TooComplex("the HTML part has too many elements")),
+        (Some(Err(_)), Some(_)) | (None, _) => None,
+    };
+    let mut links = document.as_ref().map(|d| d.links.clone()).unwrap_or_default();
+    if let Some(plain) = &plain {
+        links.extend(html::urls_in(plain));
+    }
+    let mut seen = std::collections::HashSet::new();
+    links.retain(|link| seen.insert(link.clone()));
+    links.truncate(html::MAX_LINKS);
+    let text = plain.or_else(|| document.map(|d| d.text)).unwrap_or_default();
+    Ok((text.replace("\r\n", "\n"), links))
+}
+
+/// Header fields as (name, unfolded value), in order.
+fn headers(message: &Message<'_>) -> Vec<(String, String)> {
+    message
+        .headers_raw()
+        .map(|(name, value)| (name.to_owned(), value.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect()
+}
+
+/// The `d=` tag of every DKIM-Signature header, lower-cased.
+fn signing_domains(message: &Message<'_>) -> Vec<String> {
+    message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("DKIM-Signature"))
+        .filter_map(|(_, value)| {
+            value.split(';').find_map(|tag| {
+                let (name, domain) = tag.split_once('=')?;
+                (name.trim() == "d").then(|| domain.split_whitespace().collect::<String>().to_ascii_lowercase())
+            })
+        })
+        .filter(|d| !d.is_empty())
+        .collect()
 }
 
 /// The bytes of the first message/rfc822 attachment, as they were sent (transfer encoding removed).

@@ -5,7 +5,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = keypost::cli::Cli::parse();
-    keypost::cli::init_tracing(cli.verbose);
+    keypost::cli::init_tracing(&cli);
     match keypost::cli::run(cli) {
         Ok(code) => code,
         // A reader that went away (`keypost export | head`) is not an error: stop quietly, as ripgrep does.

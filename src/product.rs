@@ -24,6 +24,10 @@ pub struct ProductConfig {
     /// Where the buyer downloads the product (available to reply templates as `{download_url}`).
     #[serde(default)]
     pub download_url: Option<String>,
+    /// Sign `download_url` so it expires, as nginx's `secure_link` module checks it:
+    /// `{ secret = { file = "..." }, days = 3 }` (see `reply::link`).
+    #[serde(default)]
+    pub download_link: Option<crate::reply::link::DownloadLinkConfig>,
     /// An activation link template, e.g. `myapp://register?name={licensee_url}&serial={serial_url}`.
     #[serde(default)]
     pub activation_url: Option<String>,
@@ -62,6 +66,7 @@ impl ProductConfig {
             id: &self.id,
             name: &self.name,
             download_url: self.download_url.as_deref(),
+            download_link: self.download_link.as_ref(),
             activation_url: self.activation_url.as_deref(),
             template: self.reply.as_ref(),
         }

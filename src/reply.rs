@@ -9,6 +9,7 @@ use crate::secret::SecretSource;
 
 mod alert;
 pub mod files;
+pub mod link;
 pub mod placeholder;
 mod render;
 pub mod smtp;

@@ -76,8 +76,21 @@ fn check_replies(loaded: &Loaded, problems: &mut Problems) {
     }
 }
 
-/// `trust.sender_only` names templates; a typo there would silently trust nothing (or the wrong provider).
+/// `trust.sender_only` and `templates.disable` name templates; a typo there would silently trust nothing (or the
+/// wrong provider), or leave enabled a template meant to be off.
 fn check_provider_ids(loaded: &Loaded, problems: &mut Problems) {
+    let all = crate::template::TemplatesConfig { disable: Vec::new(), ..loaded.config.templates.clone() };
+    if let Ok(templates) = crate::template::Templates::load(&all, &loaded.base_dir) {
+        for (index, id) in loaded.config.templates.disable.iter().enumerate() {
+            if templates.get(id).is_none() {
+                let known: Vec<_> = templates.iter().map(|t| t.id.as_str()).collect();
+                problems.error(
+                    format!("templates.disable[{index}]"),
+                    format!("no template {id:?}; known: {}", known.join(", ")),
+                );
+            }
+        }
+    }
     let templates = match crate::template::Templates::load(&loaded.config.templates, &loaded.base_dir) {
         Ok(templates) => templates,
         Err(_) => return, // listed by the template check

@@ -18,7 +18,8 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
+    // The daemon lists its configuration's warnings once, for the journal; one pass only counts them.
+    let loaded = if args.once { super::load_config(globals)? } else { super::load_config_listing_warnings(globals)? };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;
@@ -76,6 +77,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("messages", outcome.messages),
         ("fulfilled", outcome.fulfilled),
         ("ignored", outcome.ignored),
+        ("unknown senders", outcome.unknown_senders),
         ("set aside", outcome.set_aside),
         ("for review", outcome.review),
         ("revoked", outcome.revoked),
@@ -85,5 +87,5 @@ pub fn summary(outcome: &Outcome) -> String {
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
     ];
-    rows.iter().map(|(name, count)| format!("{name:>14}: {count}")).collect::<Vec<_>>().join("\n")
+    rows.iter().map(|(name, count)| format!("{name:>15}: {count}")).collect::<Vec<_>>().join("\n")
 }

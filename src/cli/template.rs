@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::{EXIT_ERROR, EXIT_INVALID_CONFIG, Globals};
 use crate::config::Loaded;
 use crate::problems::Problem;
-use crate::template::{Templates, TemplatesConfig, golden, test_message};
+use crate::template::{Outcome, Templates, TemplatesConfig, golden, test_message};
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
@@ -49,9 +49,13 @@ pub struct CheckArgs {
     /// Run only the fixtures of this provider (the fixture folder name, e.g. payhip)
     #[arg(long)]
     pub template: Option<String>,
-    /// Write each case's .expected.json from what keypost extracts now, instead of comparing (review the diff!)
+    /// Write each case's .expected.json from what keypost extracts now, instead of comparing (review the diff!).
+    /// A fixture named as a sale that no template classifies is refused
     #[arg(long)]
     pub bless: bool,
+    /// With --bless: also record "no template matched" for fixtures named as a sale
+    #[arg(long, requires = "bless")]
+    pub force: bool,
 }
 
 pub fn run(command: TemplateCommand, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -90,7 +94,7 @@ fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         &config,
         &base_dir,
         &roots,
-        Fixtures { only, bless: args.bless, warn_uncovered: only.is_none() },
+        Fixtures { only, mode: bless_mode(args.bless, args.force), warn_uncovered: only.is_none() },
     )?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_INVALID_CONFIG) })
 }
@@ -100,8 +104,8 @@ fn check(args: CheckArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 pub(super) struct Fixtures<'a> {
     /// Only this provider's.
     pub only: Option<&'a str>,
-    /// Rewrite the expectations instead of comparing.
-    pub bless: bool,
+    /// Compare, or rewrite the expectations.
+    pub mode: golden::Mode,
     /// Warn about templates that have no fixtures.
     pub warn_uncovered: bool,
 }
@@ -124,14 +128,21 @@ pub(super) fn check_templates(
     let (mut passed, mut failed) = (0, 0);
     let mut covered = std::collections::BTreeSet::new();
     for root in roots {
-        let cases = golden::run(&templates, root, how.only, how.bless)
+        let cases = golden::run(&templates, root, how.only, how.mode)
             .with_context(|| format!("Failed to read fixtures in {}", root.display()))?;
         for case in cases {
             covered.insert(case.provider.clone());
+            if let Some(warning) = taken_by_another(&templates, &case) {
+                println!("warning: {warning}");
+            }
             match case.status {
                 golden::Status::Failed(diff) => {
                     failed += 1;
                     println!("error: {}: fixture does not match\n{diff}", case.eml.display());
+                }
+                golden::Status::Refused(why) => {
+                    failed += 1;
+                    println!("error: {why}");
                 }
                 golden::Status::Passed | golden::Status::Blessed => passed += 1,
             }
@@ -140,9 +151,42 @@ pub(super) fn check_templates(
     for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
         println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
-    let verb = if how.bless { "written" } else { "passed" };
+    for warning in templates.shadowing_warnings().into_iter().chain(templates.double_notice_warnings()) {
+        println!("warning: {warning}");
+    }
+    let verb = if how.mode == golden::Mode::Compare { "passed" } else { "written" };
     println!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
     Ok(failed == 0)
+}
+
+/// A fixture in a template's folder that another template classifies: that template can never win it.
+fn taken_by_another(templates: &Templates, case: &golden::Case) -> Option<String> {
+    let own = templates.get(&case.provider)?;
+    let raw = std::fs::read(&case.eml).ok()?;
+    let taker = match test_message(templates, &raw, None).outcome? {
+        Outcome::Order { template, .. } | Outcome::NotAnOrder { template, .. } | Outcome::Broken { template, .. } => {
+            template
+        }
+        Outcome::Unclassified { .. } | Outcome::Unrecognised { .. } => return None,
+    };
+    let classified_alone = test_message(templates, &raw, Some(&own.id)).is_classified();
+    (taker != own.id && classified_alone).then(|| {
+        format!(
+            "{}: template {:?} can never win this fixture: {taker:?} is tried first and takes it (see \"Order\" in \
+             docs/templates.md; raise {:?}'s priority)",
+            case.eml.display(),
+            own.id,
+            own.id
+        )
+    })
+}
+
+fn bless_mode(bless: bool, force: bool) -> golden::Mode {
+    match (bless, force) {
+        (true, true) => golden::Mode::ForceBless,
+        (true, false) => golden::Mode::Bless,
+        (false, _) => golden::Mode::Compare,
+    }
 }
 
 /// `<templates.dir>/fixtures`, when a templates dir is configured and has one.

@@ -54,6 +54,9 @@ pub enum Effect {
     Duplicate,
     /// Not an order.
     Ignored,
+    /// Not from any provider a template knows: ignored, and counted apart so a provider the templates miss
+    /// shows in the summary.
+    UnknownSender,
     /// Cannot be handled: set aside, vendor alerted.
     SetAside,
     /// The trust check could not finish: checked again on a later pass.
@@ -64,7 +67,7 @@ impl Effect {
     pub fn settle(self) -> Settle {
         match self {
             Effect::Retrying => Settle::Later,
-            Effect::Ignored => Settle::Now(Disposition::Ignored),
+            Effect::Ignored | Effect::UnknownSender => Settle::Now(Disposition::Ignored),
             Effect::SetAside => Settle::Now(Disposition::SetAside),
             Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate => Settle::Now(Disposition::Done),
         }

@@ -47,7 +47,11 @@ pub(super) async fn assess(
                 true => "not recognised as an order".to_owned(),
                 false => format!("not recognised (near misses: {})", near_misses.join(", ")),
             };
-            Ok(ignored(core, &label, note))
+            Ok(Assessed { effect: Effect::UnknownSender, ..ignored(core, &label, note) })
+        }
+        Reading::Unclassified { provider, subject, closest } => {
+            let note = format!("unrecognised mail from {provider}: subject {subject:?}, closest template {closest}");
+            set_aside(core, &label, "unrecognised provider mail", note)
         }
         Reading::NotAnOrder { template, reason } => {
             Ok(ignored(core, &label, format!("{template}: not an order: {reason}")))

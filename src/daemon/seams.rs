@@ -10,8 +10,11 @@ use crate::trust::ProviderTrust;
 pub enum Reading {
     /// Not a message keypost can parse: set aside, vendor alerted.
     Unparseable { reason: String },
-    /// No template recognised it: ignored.
+    /// Not from any provider a template knows: ignored, and counted as from an unknown sender.
     Unrecognised { near_misses: Vec<String> },
+    /// From a known provider (its sender or signing domain belongs to a template), but no rule classifies it:
+    /// set aside, vendor alerted. Only a `not_order` rule lets provider mail be ignored.
+    Unclassified { provider: String, subject: String, closest: String },
     /// A provider's mail that is not an order (a payout, a newsletter): ignored.
     NotAnOrder { template: String, reason: String },
     /// A template recognised it but could not extract an order: set aside, vendor alerted.

@@ -32,7 +32,7 @@ fn html_only_message_becomes_lines_of_text() {
         "From: a@b.example\nSubject: s\nContent-Type: text/html; charset=utf-8",
         "<table><tr><td>Order</td><td>#42</td></tr><tr><td>Name</td><td>J&ouml;rg</td></tr></table>",
     );
-    assert_eq!(parse(&raw, MAX).unwrap().text, "Order #42\nName Jörg");
+    assert_eq!(parse(&raw, MAX).unwrap().text, "Order\t#42\nName\tJörg");
 }
 
 #[test]

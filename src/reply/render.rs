@@ -9,6 +9,7 @@ use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
 use super::Alert;
+use super::link::{self, DownloadLink, DownloadLinkConfig};
 use super::placeholder::{self, Escape};
 use super::{BodySource, Outgoing, ReplyConfig, ReplyTemplateConfig, VendorCopy};
 use crate::order::{BuyerEmail, Recipient, is_forbidden_char};
@@ -52,6 +53,8 @@ struct Template {
 struct Product {
     name: String,
     download_url: Option<String>,
+    /// Signs `download_url` afresh for each rendering (a resend mails a new link).
+    download_link: Option<DownloadLink>,
     activation_url: Option<String>,
     template: Option<Template>,
 }
@@ -79,6 +82,7 @@ pub struct ProductReply<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub download_url: Option<&'a str>,
+    pub download_link: Option<&'a DownloadLinkConfig>,
     pub activation_url: Option<&'a str>,
     /// The product's own reply template, instead of `[reply.template]`.
     pub template: Option<&'a ReplyTemplateConfig>,
@@ -126,9 +130,13 @@ impl Renderer {
             if let Some(url) = product.activation_url {
                 super::check_placeholders(&format!("product[{index}].activation_url"), url, &mut problems);
             }
+            let download_link = product.download_link.and_then(|link| {
+                download_link(&format!("product[{index}]"), product.download_url, link, base_dir, &mut problems)
+            });
             let entry = Product {
                 name: product.name.to_owned(),
                 download_url: product.download_url.map(str::to_owned),
+                download_link,
                 activation_url: product.activation_url.map(str::to_owned),
                 template,
             };
@@ -207,7 +215,11 @@ impl Renderer {
             ("buyer_name", clean(reply.buyer_name.unwrap_or(reply.licensee))),
         ]);
         if let Some(url) = &product.download_url {
-            values.insert("download_url", url.clone());
+            let signed = match &product.download_link {
+                Some(link) => link.for_now(url).ok_or(RenderError::Build(format!("cannot sign {url}")))?,
+                None => url.clone(),
+            };
+            values.insert("download_url", signed);
         }
         if let Some(url) = &product.activation_url {
             let rendered = placeholder::render(url, &values, Escape::None)
@@ -295,6 +307,35 @@ fn mailbox(problems: &mut Problems, key: &str, value: Option<&str>) -> Option<Ma
 }
 
 /// Reads a template's bodies and checks its placeholders, reporting problems under `key`.
+/// Checks a product's `download_link` and loads its secret (relative files from `base_dir`); `None` after
+/// reporting a problem under `{key}.download_link` / `{key}.download_url`.
+fn download_link(
+    key: &str,
+    url: Option<&str>,
+    config: &DownloadLinkConfig,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<DownloadLink> {
+    let Some(url) = url else {
+        problems.error(format!("{key}.download_link"), "needs the product's download_url to sign");
+        return None;
+    };
+    if link::sign(url, "", 0).is_none() {
+        problems.error(format!("{key}.download_url"), "must be scheme://host/path without % escapes to be signed");
+    }
+    if !(1..=link::MAX_DAYS).contains(&config.days) {
+        problems.error(format!("{key}.download_link.days"), format!("must be 1 to {}", link::MAX_DAYS));
+    }
+    match config.secret.load(base_dir) {
+        Ok(secret) if !problems.has_errors() => Some(DownloadLink::new(secret, config.days)),
+        Ok(_) => None,
+        Err(err) => {
+            problems.error(format!("{key}.download_link.secret"), err);
+            None
+        }
+    }
+}
+
 fn load(config: &ReplyTemplateConfig, key: &str, base_dir: &Path, problems: &mut Problems) -> Option<Template> {
     config.validate(key, problems);
     let text = read_body(&config.text, &format!("{key}.text"), base_dir, problems)?;

@@ -1,9 +1,10 @@
 //! One template file -> a compiled [`Template`], or every problem in it with its key. No I/O.
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use regex::{Regex, RegexBuilder};
 
-use super::model::{FieldSpec, ItemsSpec, RuleSpec, TemplateFile};
+use super::model::{FieldSpec, ItemsSpec, Patterns, RuleSpec, SectionSpec, TemplateFile};
 use crate::order::OrderKind;
 use crate::problems::{Problem, Problems};
 
@@ -21,18 +22,26 @@ pub enum RuleKind {
 
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// Its position in the file, for reports (`rule[2]`).
+    pub index: usize,
     pub subject: Option<Regex>,
     pub body: Option<Regex>,
     pub kind: RuleKind,
-    /// Replaces the template's order id pattern for messages this rule matches.
-    pub order_id: Option<Regex>,
+    /// Replace the template's order id patterns for messages this rule matches (empty: the template's).
+    pub order_id: Vec<Regex>,
+    /// The fields this layout must have, replacing the fields' own `required` (`items` for the items).
+    pub require: Option<Vec<String>>,
 }
 
 /// Where a field is looked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Body,
     Subject,
+    /// The link targets (`href`s) of the message, one per line.
+    Links,
+    /// Every value of this header (name compared case-insensitively), one per line.
+    Header(String),
 }
 
 /// A clean-up applied to an extracted value.
@@ -43,22 +52,62 @@ pub enum Clean {
     HtmlEntities,
 }
 
+/// One place a field may be found: alternative patterns over one source, optionally one section of it.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub patterns: Vec<Regex>,
+    pub source: Source,
+    pub section: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Field {
-    pub pattern: Regex,
-    pub source: Source,
+    /// Every match in every place is a candidate; two different values make the reading broken.
+    pub places: Vec<Place>,
     pub required: bool,
     pub clean: Vec<Clean>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Items {
-    pub pattern: Regex,
-    pub source: Source,
+    pub place: Place,
     pub quantity: Option<Regex>,
     pub required: bool,
     pub clean: Vec<Clean>,
 }
+
+/// The text after `start` (which must match exactly once) up to the next `end`.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub start: Regex,
+    pub end: Option<Regex>,
+}
+
+/// An amount that, with the items, makes up the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adjustment {
+    Tax,
+    Shipping,
+    Fee,
+    Discount,
+}
+
+impl Adjustment {
+    pub const ALL: [Adjustment; 4] = [Adjustment::Tax, Adjustment::Shipping, Adjustment::Fee, Adjustment::Discount];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Adjustment::Tax => "tax",
+            Adjustment::Shipping => "shipping",
+            Adjustment::Fee => "fee",
+            Adjustment::Discount => "discount",
+        }
+    }
+}
+
+/// The names a rule's `require` may list.
+pub const FIELD_NAMES: &[&str] =
+    &["order_id", "licensee", "buyer_name", "buyer_email", "total", "tax", "shipping", "fee", "discount", "items"];
 
 /// A template ready to match messages.
 #[derive(Debug, Clone)]
@@ -68,7 +117,13 @@ pub struct Template {
     pub description: Option<String>,
     /// The file it came from (`parsers/x.toml` for built-in ones).
     pub file: std::path::PathBuf,
+    /// Higher is tried first.
+    pub priority: i32,
+    /// From the vendor's `[templates] dir` rather than built in; tried before built-in ones of equal priority.
+    pub vendor: bool,
     pub dkim_domains: Vec<String>,
+    /// Ids of processor templates that mail their own notice of this provider's sales.
+    pub paid_through: Vec<String>,
     /// Lower-cased addresses and `@domain`s.
     pub senders: Vec<String>,
     pub body_markers: Vec<Regex>,
@@ -76,11 +131,13 @@ pub struct Template {
     pub test_subject: Option<Regex>,
     pub test_body: Option<Regex>,
     pub dollar_currency: String,
+    pub sections: BTreeMap<String, Section>,
     pub order_id: Option<Field>,
     pub licensee: Option<Field>,
     pub buyer_name: Option<Field>,
     pub buyer_email: Option<Field>,
     pub total: Option<Field>,
+    pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
 }
 
@@ -93,27 +150,40 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
         problems.error("id", format!("{id:?} must be lower-case letters, digits, '-' or '_'"));
     }
-    let mut c = Compiler { problems: &mut problems };
+    let mut c = Compiler { problems: &mut problems, sections: spec.sections.keys().cloned().collect() };
+    let f = &spec.fields;
+    let adjustments = [(Adjustment::Tax, &f.tax), (Adjustment::Shipping, &f.shipping)]
+        .into_iter()
+        .chain([(Adjustment::Fee, &f.fee), (Adjustment::Discount, &f.discount)])
+        .filter_map(|(kind, spec)| Some((kind, c.field(kind.name(), spec.as_ref(), &["value"])?)))
+        .collect();
     let template = Template {
         id,
         name: spec.name.clone(),
         description: spec.description.clone(),
         file: file.to_owned(),
+        priority: spec.priority,
+        vendor: false,
         dkim_domains: c.domains(&spec.trust.dkim_domains),
+        paid_through: spec.paid_through.clone(),
         senders: c.senders(&spec.recognise.senders),
         body_markers: c.patterns("match.body", &spec.recognise.body),
         rules: c.rules(&spec.rules),
         test_subject: spec.test.as_ref().and_then(|t| c.optional("test.subject", t.subject.as_deref())),
         test_body: spec.test.as_ref().and_then(|t| c.optional("test.body", t.body.as_deref())),
         dollar_currency: c.currency(spec.default_currency.as_deref()),
-        order_id: c.field("order_id", spec.fields.order_id.as_ref(), &["value"]),
-        licensee: c.field("licensee", spec.fields.licensee.as_ref(), &["value"]),
-        buyer_name: c.field("buyer_name", spec.fields.buyer_name.as_ref(), &["value"]),
-        buyer_email: c.field("buyer_email", spec.fields.buyer_email.as_ref(), &["value"]),
-        total: c.field("total", spec.fields.total.as_ref(), &["value"]),
+        sections: c.sections(&spec.sections),
+        order_id: c.field("order_id", f.order_id.as_ref(), &["value"]),
+        licensee: c.field("licensee", f.licensee.as_ref(), &["value"]),
+        buyer_name: c.field("buyer_name", f.buyer_name.as_ref(), &["value"]),
+        buyer_email: c.field("buyer_email", f.buyer_email.as_ref(), &["value"]),
+        total: c.field("total", f.total.as_ref(), &["value"]),
+        adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
     };
-    if template.order_id.is_none() && template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_))) {
+    let order_rules_without_id =
+        template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_)) && r.order_id.is_empty());
+    if template.order_id.is_none() && order_rules_without_id {
         problems.error("fields.order_id", "is needed: every order has an id");
     }
     if problems.has_errors() { Err(problems.into_items()) } else { Ok(template) }
@@ -147,6 +217,8 @@ pub fn default_clean() -> Vec<Clean> {
 
 struct Compiler<'a> {
     problems: &'a mut Problems,
+    /// The names of the template's sections, for checking references.
+    sections: Vec<String>,
 }
 
 impl Compiler<'_> {
@@ -169,6 +241,33 @@ impl Compiler<'_> {
 
     fn patterns(&mut self, key: &str, patterns: &[String]) -> Vec<Regex> {
         patterns.iter().enumerate().filter_map(|(i, p)| self.regex(&format!("{key}[{i}]"), p)).collect()
+    }
+
+    /// One pattern (`key`) or a list (`key[i]`), each with every group in `groups`.
+    fn alternatives(&mut self, key: &str, patterns: &Patterns, groups: &[&str]) -> Vec<Regex> {
+        let compiled: Vec<(String, Regex)> = match patterns {
+            Patterns::One(one) => self.regex(key, one).map(|r| (key.to_owned(), r)).into_iter().collect(),
+            Patterns::Many(many) => {
+                if many.is_empty() {
+                    self.problems.error(key, "must list at least one pattern");
+                }
+                many.iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| {
+                        let k = format!("{key}[{i}]");
+                        self.regex(&k, p).map(|r| (k, r))
+                    })
+                    .collect()
+            }
+        };
+        for (k, regex) in &compiled {
+            for group in groups {
+                if regex.capture_names().flatten().all(|n| n != *group) {
+                    self.problems.error(k, format!("needs a named group (?P<{group}>...)"));
+                }
+            }
+        }
+        compiled.into_iter().map(|(_, r)| r).collect()
     }
 
     fn domains(&mut self, domains: &[String]) -> Vec<String> {
@@ -225,59 +324,110 @@ impl Compiler<'_> {
         };
         let subject = self.optional(&format!("{key}.subject"), rule.subject.as_deref());
         let body = self.optional(&format!("{key}.body"), rule.body.as_deref());
-        let order_id = self.optional(&format!("{key}.order_id"), rule.order_id.as_deref());
-        if order_id.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
-            self.problems.error(format!("{key}.order_id"), "needs a named group (?P<value>...)");
+        let order_id = match &rule.order_id {
+            Some(patterns) => self.alternatives(&format!("{key}.order_id"), patterns, &["value"]),
+            None => Vec::new(),
+        };
+        for (i, name) in rule.require.iter().flatten().enumerate() {
+            if !FIELD_NAMES.contains(&name.as_str()) {
+                self.problems
+                    .error(format!("{key}.require[{i}]"), format!("{name:?} is not one of {}", FIELD_NAMES.join(", ")));
+            }
         }
-        Some(Rule { subject, body, kind, order_id })
+        Some(Rule { index, subject, body, kind, order_id, require: rule.require.clone() })
     }
 
     fn currency(&mut self, code: Option<&str>) -> String {
         let code = code.unwrap_or("USD");
-        if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) {
+        if !super::money::is_iso_code(code) {
             self.problems.error("default_currency", format!("{code:?} is not an ISO 4217 code like \"USD\""));
         }
         code.to_owned()
     }
 
+    fn sections(&mut self, specs: &BTreeMap<String, SectionSpec>) -> BTreeMap<String, Section> {
+        let mut sections = BTreeMap::new();
+        for (name, spec) in specs {
+            let key = format!("sections.{name}");
+            let start = self.regex(&format!("{key}.start"), &spec.start);
+            let end = self.optional(&format!("{key}.end"), spec.end.as_deref());
+            if let Some(start) = start {
+                sections.insert(name.clone(), Section { start, end });
+            }
+        }
+        sections
+    }
+
+    fn place(
+        &mut self,
+        key: &str,
+        patterns: &Patterns,
+        from: Option<&str>,
+        section: Option<&str>,
+        groups: &[&str],
+    ) -> Place {
+        let source = self.source(key, from);
+        if let Some(section) = section {
+            if !self.sections.iter().any(|s| s == section) {
+                self.problems.error(format!("{key}.section"), format!("{section:?} is not defined under [sections]"));
+            }
+            if source != Source::Body {
+                self.problems.error(format!("{key}.section"), "sections are parts of the body: use from = \"body\"");
+            }
+        }
+        let patterns = self.alternatives(&format!("{key}.pattern"), patterns, groups);
+        Place { patterns, source, section: section.map(str::to_owned) }
+    }
+
     fn field(&mut self, name: &str, spec: Option<&FieldSpec>, groups: &[&str]) -> Option<Field> {
         let spec = spec?;
         let key = format!("fields.{name}");
-        let source = self.source(&key, spec.from.as_deref());
         let clean = self.clean(&format!("{key}.clean"), spec.clean.as_deref());
-        let pattern = self.regex(&format!("{key}.pattern"), &spec.pattern)?;
-        for group in groups {
-            if pattern.capture_names().flatten().all(|n| n != *group) {
-                self.problems.error(format!("{key}.pattern"), format!("needs a named group (?P<{group}>...)"));
-            }
+        let mut places = vec![self.place(&key, &spec.pattern, spec.from.as_deref(), spec.section.as_deref(), groups)];
+        for (i, also) in spec.also.iter().enumerate() {
+            let key = format!("{key}.also[{i}]");
+            places.push(self.place(&key, &also.pattern, also.from.as_deref(), also.section.as_deref(), groups));
         }
-        Some(Field { pattern, source, required: spec.required || name == "order_id", clean })
+        Some(Field { places, required: spec.required || name == "order_id", clean })
     }
 
     fn source(&mut self, key: &str, from: Option<&str>) -> Source {
         match from {
             None | Some("body") => Source::Body,
             Some("subject") => Source::Subject,
-            Some(other) => {
-                self.problems.error(format!("{key}.from"), format!("{other:?} is not \"body\" or \"subject\""));
-                Source::Body
-            }
+            Some("links") => Source::Links,
+            Some(other) => match other.strip_prefix("header:").map(str::trim) {
+                Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic() && c != ':') => {
+                    Source::Header(name.to_ascii_lowercase())
+                }
+                _ => {
+                    self.problems.error(
+                        format!("{key}.from"),
+                        format!("{other:?} is not \"body\", \"subject\", \"links\" or \"header:NAME\""),
+                    );
+                    Source::Body
+                }
+            },
         }
     }
 
     fn items(&mut self, spec: &ItemsSpec) -> Option<Items> {
         let clean = self.clean("items.clean", spec.clean.as_deref());
-        let source = self.source("items", spec.from.as_deref());
+        let place = self.place("items", &spec.pattern, spec.from.as_deref(), spec.section.as_deref(), &[]);
         let quantity = self.optional("items.quantity", spec.quantity.as_deref());
         if quantity.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
             self.problems.error("items.quantity", "needs a named group (?P<value>...)");
         }
-        let pattern = self.regex("items.pattern", &spec.pattern)?;
-        let names: Vec<&str> = pattern.capture_names().flatten().collect();
-        if !names.contains(&"sku") && !names.contains(&"name") {
-            self.problems.error("items.pattern", "needs a named group (?P<sku>...) or (?P<name>...)");
+        for (i, pattern) in place.patterns.iter().enumerate() {
+            let names: Vec<&str> = pattern.capture_names().flatten().collect();
+            if !names.contains(&"sku") && !names.contains(&"name") {
+                self.problems.error(format!("items.pattern[{i}]"), "needs a named group (?P<sku>...) or (?P<name>...)");
+            }
         }
-        Some(Items { pattern, source, quantity, required: spec.required, clean })
+        if place.patterns.is_empty() {
+            return None;
+        }
+        Some(Items { place, quantity, required: spec.required, clean })
     }
 
     fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {

@@ -1,15 +1,24 @@
 //! A recognised message -> [`Order`] through the template's fields, with the evidence for each field.
 //! Values go through the order.rs constructors; any refusal makes the extraction broken.
-use regex::{Captures, Regex};
+//!
+//! Invariants: every match of every pattern of a field is a candidate, and two different candidates make the
+//! reading broken (never first-wins); a section whose start anchor is found more than once is broken (text a
+//! buyer wrote could carry the anchor); the items, with the declared tax, shipping, fee and discount, add up to
+//! the provider's total when they carry prices, or the reading is broken.
+use std::borrow::Cow;
+
+use regex::Captures;
 use serde::Serialize;
 
-use super::compile::{Clean, Field, Items, Rule, RuleKind, Source, Template};
+use super::compile::{Adjustment, Clean, Field, Items, Place, Rule, RuleKind, Template};
 use super::money;
 use crate::email::Email;
 use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
 
 /// At most this many line items are read from one message.
 pub const MAX_ITEMS: usize = 100;
+/// At most this many matches of one field's patterns are looked at.
+const MAX_CANDIDATES: usize = 100;
 
 /// What one field extracted and from which text: what `keypost template test` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,16 +40,14 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let RuleKind::Order(kind) = rule.kind else {
         return Err(vec!["not an order rule".to_owned()]);
     };
-    let mut x = Extraction { email, kind, evidence, problems: Vec::new() };
-    let id_field = match (&rule.order_id, &t.order_id) {
-        (Some(pattern), Some(field)) => Some(Field { pattern: pattern.clone(), ..field.clone() }),
-        (Some(pattern), None) => Some(Field {
-            pattern: pattern.clone(),
-            source: Source::Body,
+    let mut x = Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new() };
+    let id_field = match (rule.order_id.as_slice(), &t.order_id) {
+        ([], field) => field.clone(),
+        (patterns, field) => Some(Field {
+            places: vec![Place { patterns: patterns.to_vec(), source: super::compile::Source::Body, section: None }],
             required: true,
-            clean: super::compile::default_clean(),
+            clean: field.as_ref().map_or_else(super::compile::default_clean, |f| f.clean.clone()),
         }),
-        (None, field) => field.clone(),
     };
     let id = x.text("order_id", id_field.as_ref()).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
     let buyer_name = x.text("buyer_name", t.buyer_name.as_ref());
@@ -49,9 +56,15 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let licensee = licensee.and_then(|v| x.valid("licensee", Licensee::parse(&v)));
     let buyer_email = x.text("buyer_email", t.buyer_email.as_ref());
     let buyer_email = buyer_email.and_then(|v| x.valid("buyer_email", BuyerEmail::parse(&v)));
-    let total = x.money("total", t.total.as_ref(), &t.dollar_currency);
-    let items = t.items.as_ref().map(|items| x.items(items, &t.dollar_currency)).unwrap_or_default();
-    let test = matches(t.test_subject.as_ref(), &email.subject) || matches(t.test_body.as_ref(), &email.text);
+    let total = x.money("total", t.total.as_ref());
+    let adjustments: Vec<(Adjustment, Money)> =
+        t.adjustments.iter().filter_map(|(kind, field)| Some((*kind, x.money(kind.name(), Some(field))?))).collect();
+    let items = t.items.as_ref().map(|items| x.items(items)).unwrap_or_default();
+    if kind == OrderKind::Sale {
+        x.check_sum(&items, total.as_ref(), &adjustments);
+    }
+    let test = t.test_subject.as_ref().is_some_and(|p| p.is_match(&email.subject))
+        || t.test_body.as_ref().is_some_and(|p| p.is_match(&email.text));
     match id {
         Some(id) if x.problems.is_empty() => {
             Ok(Order { provider: t.id.clone(), kind, id, test, licensee, buyer_name, buyer_email, items, total })
@@ -60,44 +73,167 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     }
 }
 
-fn matches(pattern: Option<&Regex>, text: &str) -> bool {
-    pattern.is_some_and(|p| p.is_match(text))
+/// The text a place is matched against, or why it cannot be had (a section whose anchors are not right).
+pub fn haystack<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<Cow<'e, str>, String> {
+    use super::compile::Source;
+    let text = match &place.source {
+        Source::Body => Cow::Borrowed(email.text.as_str()),
+        Source::Subject => Cow::Borrowed(email.subject.as_str()),
+        Source::Links => Cow::Owned(email.links.join("\n")),
+        Source::Header(name) => Cow::Owned(
+            email
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    let Some(name) = &place.section else { return Ok(text) };
+    let section = t.sections.get(name).ok_or_else(|| format!("section {name:?} is not defined"))?;
+    let mut starts = section.start.find_iter(&text);
+    let start = starts.next().ok_or_else(|| format!("section {name:?}: its start anchor is not in the text"))?;
+    if starts.next().is_some() {
+        return Err(format!(
+            "section {name:?}: its start anchor is found more than once, so text someone else wrote could pass \
+             for the provider's"
+        ));
+    }
+    let rest = text.get(start.end()..).unwrap_or("");
+    let body = match &section.end {
+        None => rest,
+        Some(end) => match end.find(rest) {
+            Some(m) => rest.get(..m.start()).unwrap_or(""),
+            None => return Err(format!("section {name:?}: its end anchor is not found after its start")),
+        },
+    };
+    Ok(Cow::Owned(body.to_owned()))
+}
+
+/// One match of a field's patterns.
+struct Candidate {
+    value: String,
+    matched: String,
+    currency: Option<String>,
 }
 
 struct Extraction<'a> {
+    t: &'a Template,
+    rule: &'a Rule,
     email: &'a Email,
     kind: OrderKind,
     evidence: &'a mut Vec<Evidence>,
     problems: Vec<String>,
+    /// Per item found, the line amount its pattern printed.
+    line_amounts: Vec<Option<Money>>,
 }
 
 impl Extraction<'_> {
-    /// The field's cleaned `value` group; a missing required field (for a sale, or the order id) is a problem.
+    /// Whether this message must have the field: the rule's `require` when it has one, else the field's
+    /// `required` for a sale. The order id is always required.
+    fn required(&self, name: &str, field_required: bool) -> bool {
+        if name == "order_id" {
+            return true;
+        }
+        match &self.rule.require {
+            Some(list) => list.iter().any(|n| n == name),
+            None => field_required && self.kind == OrderKind::Sale,
+        }
+    }
+
+    /// Every match of every place; `None` (with the problem recorded) when a section is unusable in a way that
+    /// makes the reading broken.
+    fn candidates(&mut self, name: &str, field: &Field) -> Option<Vec<Candidate>> {
+        let mut found = Vec::new();
+        for place in &field.places {
+            let text = match haystack(self.t, self.email, place) {
+                Ok(text) => text,
+                Err(why) if why.contains("more than once") => {
+                    self.fail(name, None, &why);
+                    return None;
+                }
+                Err(_) => continue, // a missing section is a missing field
+            };
+            for pattern in &place.patterns {
+                for caps in pattern.captures_iter(&text).take(MAX_CANDIDATES) {
+                    found.push(candidate(&caps, &field.clean));
+                }
+            }
+        }
+        Some(found)
+    }
+
+    /// The field's one cleaned value. Missing and required, empty, or two different values: a problem.
     fn text(&mut self, name: &str, field: Option<&Field>) -> Option<String> {
         let field = field?;
-        let haystack = match field.source {
-            Source::Body => self.email.text.as_str(),
-            Source::Subject => self.email.subject.as_str(),
-        };
-        let Some(caps) = field.pattern.captures(haystack) else {
-            if field.required && (self.kind == OrderKind::Sale || name == "order_id") {
-                self.fail(name, None, "required but not found (has the provider changed its layout?)");
-            } else {
-                self.evidence.push(Evidence { field: name.into(), value: None, matched: None, problem: None });
+        let found = self.candidates(name, field)?;
+        let (empty, found): (Vec<Candidate>, Vec<Candidate>) = found.into_iter().partition(|c| c.value.is_empty());
+        let distinct = distinct(&found, |c| c.value.clone());
+        match distinct.as_slice() {
+            [] => {
+                match empty.first() {
+                    Some(first) => self.fail(name, Some(first.matched.clone()), "matched but empty"),
+                    None => self.missing(name, field.required),
+                }
+                None
             }
-            return None;
-        };
-        let matched = caps.get(0).map(|m| m.as_str().trim_end().to_owned());
-        // `value2` and `value3` join `value` for names a provider prints in parts (first and last name).
-        let parts: Vec<&str> =
-            ["value", "value2", "value3"].iter().filter_map(|g| caps.name(g)).map(|m| m.as_str()).collect();
-        let value = clean(&parts.join(" "), &field.clean);
-        if value.is_empty() {
-            self.fail(name, matched, "matched but empty");
-            return None;
+            [one] => {
+                let (value, matched) = (one.value.clone(), Some(one.matched.clone()));
+                self.evidence.push(Evidence { field: name.into(), value: Some(value.clone()), matched, problem: None });
+                Some(value)
+            }
+            [a, b, ..] => {
+                self.conflict(name, &a.value, &a.matched, &b.value, &b.matched);
+                None
+            }
         }
-        self.evidence.push(Evidence { field: name.into(), value: Some(value.clone()), matched, problem: None });
-        Some(value)
+    }
+
+    fn missing(&mut self, name: &str, field_required: bool) {
+        if self.required(name, field_required) {
+            self.fail(name, None, "required but not found (has the provider changed its layout?)");
+        } else {
+            self.evidence.push(Evidence { field: name.into(), value: None, matched: None, problem: None });
+        }
+    }
+
+    fn conflict(&mut self, name: &str, a: &str, a_matched: &str, b: &str, b_matched: &str) {
+        let why = format!("two different values, {a:?} and {b:?}: cannot tell which is right");
+        let matched = format!("{a_matched} | {b_matched}");
+        self.fail(name, Some(matched), &why);
+    }
+
+    /// An amount: like [`Self::text`], but two spellings of the same amount agree.
+    fn money(&mut self, name: &str, field: Option<&Field>) -> Option<Money> {
+        let field = field?;
+        let found = self.candidates(name, field)?;
+        let mut parsed: Vec<(Money, Candidate)> = Vec::new();
+        for c in found {
+            match money::parse(&c.value, c.currency.as_deref(), &self.t.dollar_currency) {
+                Ok(m) => parsed.push((m, c)),
+                Err(err) => {
+                    self.fail(name, Some(c.matched), &err.to_string());
+                    return None;
+                }
+            }
+        }
+        let distinct = distinct(&parsed, |(m, _)| m.clone());
+        match distinct.as_slice() {
+            [] => {
+                self.missing(name, field.required);
+                None
+            }
+            [(m, c)] => {
+                let (value, matched) = (Some(c.value.clone()), Some(c.matched.clone()));
+                self.evidence.push(Evidence { field: name.into(), value, matched, problem: None });
+                Some(m.clone())
+            }
+            [(a, ca), (b, cb), ..] => {
+                self.conflict(name, &a.to_string(), &ca.matched, &b.to_string(), &cb.matched);
+                None
+            }
+        }
     }
 
     /// Keeps a constructor's value, or turns its refusal into a problem on the field's evidence.
@@ -120,53 +256,70 @@ impl Extraction<'_> {
         self.problems.push(format!("{name}: {why}"));
     }
 
-    fn money(&mut self, name: &str, field: Option<&Field>, dollar: &str) -> Option<Money> {
-        let field_ref = field?;
-        let text = self.text(name, Some(field_ref))?;
-        let haystack = match field_ref.source {
-            Source::Body => self.email.text.as_str(),
-            Source::Subject => self.email.subject.as_str(),
-        };
-        let currency =
-            field_ref.pattern.captures(haystack).and_then(|c| c.name("currency").map(|m| m.as_str().to_owned()));
-        let parsed = money::parse(&text, currency.as_deref(), dollar);
-        self.valid(name, parsed)
-    }
-
-    fn items(&mut self, items: &Items, dollar: &str) -> Vec<LineItem> {
-        let mut found = Vec::new();
-        let haystack = match items.source {
-            Source::Body => self.email.text.as_str(),
-            Source::Subject => self.email.subject.as_str(),
-        };
-        for (index, caps) in items.pattern.captures_iter(haystack).take(MAX_ITEMS).enumerate() {
-            if let Some(item) = self.item(index, &caps, items, dollar) {
-                found.push(item);
+    fn items(&mut self, items: &Items) -> Vec<LineItem> {
+        let text = match haystack(self.t, self.email, &items.place) {
+            Ok(text) => text,
+            Err(why) => {
+                if why.contains("more than once") || self.required("items", items.required) {
+                    self.fail("items", None, &why);
+                }
+                return Vec::new();
             }
-        }
-        if let (Some(pattern), [item]) = (&items.quantity, found.as_mut_slice()) {
-            let field =
-                Field { pattern: pattern.clone(), source: Source::Body, required: false, clean: items.clean.clone() };
-            if let Some(q) = self.text("items[0].quantity", Some(&field)) {
-                let parsed = q.parse::<u32>().ok().filter(|q| (1..=100_000).contains(q));
-                if let Some(q) =
-                    self.valid("items[0].quantity", parsed.ok_or("quantity is not a whole number from 1 to 100000"))
-                {
-                    item.quantity = q;
+        };
+        // Alternative patterns may describe the same line: a match overlapping an earlier one is not a new item.
+        let mut spans: Vec<(usize, usize, Captures<'_>)> = Vec::new();
+        for pattern in &items.place.patterns {
+            for caps in pattern.captures_iter(&text).take(MAX_ITEMS + 1) {
+                let Some(whole) = caps.get(0) else { continue };
+                let overlaps = spans.iter().any(|(s, e, _)| whole.start() < *e && *s < whole.end());
+                if !overlaps && whole.end() > whole.start() {
+                    spans.push((whole.start(), whole.end(), caps));
                 }
             }
         }
-        if found.is_empty() && items.required && self.kind == OrderKind::Sale {
+        spans.sort_by_key(|(start, _, _)| *start);
+        if spans.len() > MAX_ITEMS {
+            self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for (index, (_, _, caps)) in spans.iter().enumerate() {
+            if let Some((item, amount)) = self.item(index, caps, items) {
+                found.push(item);
+                self.line_amounts.push(amount);
+            }
+        }
+        if let (Some(pattern), [item]) = (&items.quantity, found.as_mut_slice()) {
+            let field = Field {
+                // The body (the items' section when they have one), also when the items come from the subject.
+                places: vec![Place {
+                    patterns: vec![pattern.clone()],
+                    source: super::compile::Source::Body,
+                    section: items.place.section.clone(),
+                }],
+                required: false,
+                clean: items.clean.clone(),
+            };
+            if let Some(q) = self.text("items[0].quantity", Some(&field))
+                && let Some(q) = self.valid("items[0].quantity", quantity(&q))
+            {
+                item.quantity = q;
+            }
+        }
+        if found.is_empty() && self.required("items", items.required) {
             self.fail("items", None, "required but no line item found (has the provider changed its layout?)");
         }
         found
     }
 
-    fn item(&mut self, index: usize, caps: &Captures<'_>, items: &Items, dollar: &str) -> Option<LineItem> {
+    /// One line item, and its line amount when the pattern has an `amount` group (quantity x unit price, as
+    /// the provider printed it). Without a `price` group, the unit price is the amount divided by the quantity
+    /// when that comes out exact.
+    fn item(&mut self, index: usize, caps: &Captures<'_>, items: &Items) -> Option<(LineItem, Option<Money>)> {
         let name = format!("items[{index}]");
         let group = |g: &str| caps.name(g).map(|m| clean(m.as_str(), &items.clean)).filter(|v| !v.is_empty());
         let matched = caps.get(0).map(|m| m.as_str().trim_end().to_owned());
-        let (sku, product, quantity) = (group("sku"), group("name"), group("quantity"));
+        let (sku, product, count) = (group("sku"), group("name"), group("quantity"));
         let summary = [sku.as_deref(), product.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" / ");
         self.evidence.push(Evidence { field: name.clone(), value: Some(summary), matched, problem: None });
         let sku = match sku {
@@ -177,25 +330,126 @@ impl Extraction<'_> {
             Some(p) => Some(self.valid(&name, Sku::parse(&p))?.to_string()),
             None => None,
         };
-        let quantity = match quantity {
+        let quantity = match count {
             None => 1,
-            Some(q) => self.valid(
-                &name,
-                q.parse::<u32>()
-                    .ok()
-                    .filter(|q| (1..=100_000).contains(q))
-                    .ok_or("quantity is not a whole number from 1 to 100000"),
-            )?,
+            Some(q) => self.valid(&name, quantity(&q))?,
         };
-        let unit_price = match group("price") {
-            Some(price) => {
-                let currency = caps.name("currency").map(|m| m.as_str());
-                Some(self.valid(&name, money::parse(&price, currency, dollar))?)
-            }
+        let currency = caps.name("currency").map(|m| m.as_str());
+        let dollar = self.t.dollar_currency.clone();
+        let mut unit_price = match group("price") {
+            Some(price) => Some(self.valid(&name, money::parse(&price, currency, &dollar))?),
             None => None,
         };
-        Some(LineItem { sku, product_name, quantity, unit_price })
+        let amount = match group("amount") {
+            Some(amount) => Some(self.valid(&name, money::parse(&amount, currency, &dollar))?),
+            None => None,
+        };
+        if let (None, Some(amount)) = (&unit_price, &amount) {
+            let per_unit = i64::from(quantity);
+            unit_price = (amount.hundredths % per_unit == 0)
+                .then(|| Money { hundredths: amount.hundredths / per_unit, currency: amount.currency.clone() });
+        }
+        Some((LineItem { sku, product_name, quantity, unit_price }, amount))
     }
+
+    /// When the items carry prices, quantity x unit price, plus tax, shipping and fee, less the discount, must
+    /// be the provider's total: a line that is not the provider's (or a misread one) shows as a difference.
+    fn check_sum(&mut self, items: &[LineItem], total: Option<&Money>, adjustments: &[(Adjustment, Money)]) {
+        let priced = items.iter().any(|i| i.unit_price.is_some()) || self.line_amounts.iter().any(Option::is_some);
+        let (Some(total), true) = (total, priced) else { return };
+        match sum(items, &self.line_amounts, total, adjustments) {
+            Ok(sum) if sum == total.hundredths => {}
+            Ok(sum) => {
+                let sum = Money { hundredths: sum, currency: total.currency.clone() };
+                self.fail(
+                    "total",
+                    None,
+                    &format!(
+                        "the items add up to {sum} but the total is {total} (a line that is not the provider's, or \
+                         a tax, shipping, fee or discount line the template does not declare)"
+                    ),
+                );
+            }
+            Err(why) => self.fail("total", None, &why),
+        }
+    }
+}
+
+/// Sum of the items and adjustments in hundredths, all in the total's currency.
+fn sum(
+    items: &[LineItem],
+    line_amounts: &[Option<Money>],
+    total: &Money,
+    adjustments: &[(Adjustment, Money)],
+) -> Result<i64, String> {
+    let same_currency = |m: &Money| m.currency.is_none() || total.currency.is_none() || m.currency == total.currency;
+    let mut sum: i64 = 0;
+    for (i, item) in items.iter().enumerate() {
+        let line = match (line_amounts.get(i).cloned().flatten(), &item.unit_price) {
+            (Some(amount), price) => {
+                let expected = price.as_ref().map(|p| p.hundredths.checked_mul(i64::from(item.quantity)));
+                if expected.is_some_and(|e| e != Some(amount.hundredths)) {
+                    return Err(format!("items[{i}]: quantity x unit price is not its amount {amount}"));
+                }
+                amount
+            }
+            (None, Some(price)) => Money {
+                hundredths: price
+                    .hundredths
+                    .checked_mul(i64::from(item.quantity))
+                    .ok_or("the items' amounts overflow")?,
+                currency: price.currency.clone(),
+            },
+            (None, None) => {
+                return Err(format!("items[{i}] has no price, so the items cannot be checked against the total"));
+            }
+        };
+        if !same_currency(&line) {
+            return Err(format!("items[{i}] is in another currency than the total ({line} vs {total})"));
+        }
+        sum = sum.checked_add(line.hundredths).ok_or("the items' amounts overflow")?;
+    }
+    for (kind, amount) in adjustments {
+        if !same_currency(amount) {
+            return Err(format!("{} is in another currency than the total ({amount} vs {total})", kind.name()));
+        }
+        let value = match kind {
+            Adjustment::Discount => -amount.hundredths.abs(),
+            _ => amount.hundredths,
+        };
+        sum = sum.checked_add(value).ok_or("the amounts overflow")?;
+    }
+    Ok(sum)
+}
+
+fn quantity(text: &str) -> Result<u32, &'static str> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|q| (1..=100_000).contains(q))
+        .ok_or("quantity is not a whole number from 1 to 100000")
+}
+
+fn candidate(caps: &Captures<'_>, steps: &[Clean]) -> Candidate {
+    // `value2` and `value3` join `value` for names a provider prints in parts (first and last name).
+    let parts: Vec<&str> =
+        ["value", "value2", "value3"].iter().filter_map(|g| caps.name(g)).map(|m| m.as_str()).collect();
+    Candidate {
+        value: clean(&parts.join(" "), steps),
+        matched: caps.get(0).map(|m| m.as_str().trim_end().to_owned()).unwrap_or_default(),
+        currency: caps.name("currency").map(|m| m.as_str().to_owned()),
+    }
+}
+
+/// The first of each distinct key, in order.
+fn distinct<T, K: PartialEq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen: Vec<(K, &T)> = Vec::new();
+    for item in items {
+        let k = key(item);
+        if !seen.iter().any(|(s, _)| *s == k) {
+            seen.push((k, item));
+        }
+    }
+    seen.into_iter().map(|(_, item)| item).collect()
 }
 
 /// Applies the clean-ups in order.

@@ -2,10 +2,34 @@
 //! [`test_message`], the function `keypost template test` uses; `bless` rewrites the expectations.
 use std::path::{Path, PathBuf};
 
-use super::{Templates, test_message};
+use super::{Outcome, Templates, test_message};
 
-/// The environment variable that makes the golden test rewrite expectations.
+/// The environment variable that makes the golden test rewrite expectations: `1`, or `force` to also record
+/// "no template matched" for a fixture named as a sale.
 pub const BLESS_VAR: &str = "KEYPOST_BLESS";
+
+/// Compare with the expectations, or rewrite them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Compare,
+    /// Rewrite, except that a fixture named as a sale (`sale`, `order` or `purchase` in its name, without
+    /// `not`) that no template classifies is refused: that is a template to fix, not an expectation to record.
+    Bless,
+    /// Rewrite everything.
+    ForceBless,
+}
+
+impl Mode {
+    /// From [`BLESS_VAR`]'s value.
+    pub fn from_env() -> Mode {
+        match std::env::var(BLESS_VAR).as_deref() {
+            Ok("1") => Mode::Bless,
+            Ok("force") => Mode::ForceBless,
+            _ => Mode::Compare,
+        }
+    }
+}
 
 /// How one case went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +37,8 @@ pub enum Status {
     Passed,
     /// The expectation was (re)written.
     Blessed,
+    /// Not blessed: why.
+    Refused(String),
     /// What differs, as expected vs actual JSON.
     Failed(String),
 }
@@ -26,13 +52,21 @@ pub struct Case {
 }
 
 /// Runs every case under `root` (only `provider`'s when given), sorted by path.
-pub fn run(templates: &Templates, root: &Path, provider: Option<&str>, bless: bool) -> std::io::Result<Vec<Case>> {
+pub fn run(templates: &Templates, root: &Path, provider: Option<&str>, mode: Mode) -> std::io::Result<Vec<Case>> {
     let mut cases = Vec::new();
     for (provider, eml) in case_files(root, provider)? {
         let raw = std::fs::read(&eml)?;
-        let actual = test_message(templates, &raw, None).expectation();
+        let report = test_message(templates, &raw, None);
+        let actual = report.expectation();
         let expected_path = eml.with_extension("expected.json");
-        let status = if bless {
+        let unmatched = matches!(report.outcome, Some(Outcome::Unrecognised { .. } | Outcome::Unclassified { .. }));
+        let status = if mode == Mode::Bless && unmatched && named_as_sale(&eml) {
+            Status::Refused(format!(
+                "{} is named as a sale but no template classifies it; fix the template, rename the fixture, or \
+                 bless with force ({BLESS_VAR}=force, template check --bless --force)",
+                eml.display()
+            ))
+        } else if mode != Mode::Compare {
             let text = serde_json::to_string_pretty(&actual).unwrap_or_default() + "\n";
             std::fs::write(&expected_path, text)?;
             Status::Blessed
@@ -42,6 +76,13 @@ pub fn run(templates: &Templates, root: &Path, provider: Option<&str>, bless: bo
         cases.push(Case { provider, eml, status });
     }
     Ok(cases)
+}
+
+/// `sale`, `order` or `purchase` is a word of the file name, and `not` is not.
+fn named_as_sale(eml: &Path) -> bool {
+    let stem = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_lowercase();
+    let words: Vec<&str> = stem.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    words.iter().any(|w| matches!(*w, "sale" | "order" | "purchase")) && !words.contains(&"not")
 }
 
 fn compare(expected_path: &Path, actual: &serde_json::Value) -> Status {

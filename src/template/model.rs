@@ -1,5 +1,7 @@
 //! The serde model of one template file (`parsers/<provider>.toml`); docs/templates.md explains each key.
 //! Only shapes live here; [`super::compile`] checks the values.
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// One template file.
@@ -13,6 +15,13 @@ pub struct TemplateFile {
     /// Where the layout was taken from; for the people who maintain the template.
     #[serde(default)]
     pub description: Option<String>,
+    /// Templates with a higher priority are tried first (default 0); see docs/templates.md "Order".
+    #[serde(default)]
+    pub priority: i32,
+    /// Ids of payment-processor templates (e.g. `paypal`) that can take this provider's payments and mail their
+    /// own notice of the same sale; `keypost check` warns when both are enabled.
+    #[serde(default)]
+    pub paid_through: Vec<String>,
     /// Currency of amounts written with a bare `$` (default `USD`).
     #[serde(default)]
     pub default_currency: Option<String>,
@@ -28,6 +37,9 @@ pub struct TemplateFile {
     /// When an order is a test order.
     #[serde(default)]
     pub test: Option<TestSpec>,
+    /// Named parts of the text, between two anchors, that fields and items can be limited to.
+    #[serde(default)]
+    pub sections: BTreeMap<String, SectionSpec>,
     /// The single-valued fields.
     #[serde(default)]
     pub fields: FieldsSpec,
@@ -52,6 +64,14 @@ pub struct MatchSpec {
     pub body: Vec<String>,
 }
 
+/// One regex, or several alternatives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Patterns {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct RuleSpec {
     /// Regex the subject must match.
@@ -65,10 +85,13 @@ pub struct RuleSpec {
     /// Why a `not_order` message is not an order, e.g. `payout notice`.
     #[serde(default)]
     pub reason: Option<String>,
-    /// A pattern for the order id in this kind of message instead of `fields.order_id`'s (a refund notice
+    /// Patterns for the order id in this kind of message instead of `fields.order_id`'s (a refund notice
     /// usually names the original sale's id next to its own).
     #[serde(default)]
-    pub order_id: Option<String>,
+    pub order_id: Option<Patterns>,
+    /// The fields this layout must have; replaces the fields' own `required` for messages this rule matches.
+    #[serde(default)]
+    pub require: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +100,16 @@ pub struct TestSpec {
     pub subject: Option<String>,
     #[serde(default)]
     pub body: Option<String>,
+}
+
+/// The text after the `start` anchor up to the next `end` anchor (or the end of the text).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SectionSpec {
+    /// Regex that must match exactly once in the text.
+    pub start: String,
+    /// Regex of the first thing after the section; the section runs to the end of the text when absent.
+    #[serde(default)]
+    pub end: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -90,34 +123,66 @@ pub struct FieldsSpec {
     pub buyer_name: Option<FieldSpec>,
     #[serde(default)]
     pub buyer_email: Option<FieldSpec>,
+    /// What the buyer paid in all, as the provider computed it.
     #[serde(default)]
     pub total: Option<FieldSpec>,
+    /// Amounts that, with the items, make up the total: added (tax, shipping, fee) or taken off (discount).
+    #[serde(default)]
+    pub tax: Option<FieldSpec>,
+    #[serde(default)]
+    pub shipping: Option<FieldSpec>,
+    #[serde(default)]
+    pub fee: Option<FieldSpec>,
+    #[serde(default)]
+    pub discount: Option<FieldSpec>,
 }
 
+/// Where and how a field is found.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FieldSpec {
-    /// Regex with a `(?P<value>...)` group; `total` may add `(?P<currency>...)`.
-    pub pattern: String,
-    /// `body` (default) or `subject`.
+    /// Regex (or a list of alternative regexes) with a `(?P<value>...)` group; money fields may add
+    /// `(?P<currency>...)`.
+    pub pattern: Patterns,
+    /// `body` (default), `subject`, `links` or `header:NAME`.
     #[serde(default)]
     pub from: Option<String>,
+    /// Only the text of this section (of the body).
+    #[serde(default)]
+    pub section: Option<String>,
     /// Must be found in a sale (the order id is always required).
     #[serde(default)]
     pub required: bool,
     /// Clean-ups applied in order; default `["html_entities", "collapse_spaces", "trim"]`.
     #[serde(default)]
     pub clean: Option<Vec<String>>,
+    /// More places to look, each with its own patterns, source and section.
+    #[serde(default)]
+    pub also: Vec<PlaceSpec>,
+}
+
+/// One more place a field may be found.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaceSpec {
+    pub pattern: Patterns,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub section: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ItemsSpec {
-    /// Regex applied repeatedly; groups `sku` and/or `name`, optional `quantity`, `price`, `currency`.
-    pub pattern: String,
-    /// `body` (default) or `subject` (for providers that name the one product in the subject).
+    /// Regex (or alternatives) applied repeatedly; groups `sku` and/or `name`, optional `quantity`, `price`,
+    /// `currency`.
+    pub pattern: Patterns,
+    /// `body` (default), `subject` (for providers that name the one product in the subject), `links` or
+    /// `header:NAME`.
     #[serde(default)]
     pub from: Option<String>,
-    /// Regex with a `(?P<value>...)` group, matched against the text, giving the quantity of a single item
-    /// whose pattern has no `quantity` group (e.g. a separate "Quantity 2" row).
+    /// Only the text of this section (of the body).
+    #[serde(default)]
+    pub section: Option<String>,
+    /// Regex with a `(?P<value>...)` group, matched against the body (the items' section when given), giving the quantity of a single item whose pattern has no `quantity` group (a "Quantity 2" row).
     #[serde(default)]
     pub quantity: Option<String>,
     /// A sale must have at least one item.

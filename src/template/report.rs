@@ -17,6 +17,9 @@ pub struct EmailSummary {
     /// Whether the original's raw bytes (for DKIM) are available.
     pub has_attached_original: bool,
     pub content_hash: String,
+    /// The link targets a `from = "links"` field is matched against.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// Everything `keypost template test` shows about one message.
@@ -57,6 +60,7 @@ pub fn test_message(templates: &Templates, raw: &[u8], only: Option<&str>) -> Te
         forwarded: email.forwarded.clone(),
         has_attached_original: email.attached_original.is_some(),
         content_hash: email.content_hash.clone(),
+        links: email.links.clone(),
     };
     TestReport { email: Some(summary), error: None, outcome: Some(outcome), evidence, text: email.text }
 }
@@ -89,6 +93,9 @@ impl TestReport {
         if let Some(email) = &self.email {
             let _ = writeln!(out, "from:      {}", email.from.as_deref().unwrap_or("(none)"));
             let _ = writeln!(out, "subject:   {}", email.subject);
+            if !email.links.is_empty() {
+                let _ = writeln!(out, "links:     {}", email.links.len());
+            }
             if let Some(fwd) = &email.forwarded {
                 let by = fwd.by.as_ref().map_or("(unknown)", |a| a.address.as_str());
                 let _ = writeln!(out, "forwarded: {} by {by}", fwd.style);
@@ -107,7 +114,10 @@ impl TestReport {
             out.push('\n');
         }
         if show_text {
-            let _ = writeln!(out, "--- text the templates saw ---\n{}", self.text);
+            let _ = writeln!(out, "--- text the templates saw (table cells separated by a tab) ---\n{}", self.text);
+            if let Some(email) = self.email.as_ref().filter(|e| !e.links.is_empty()) {
+                let _ = writeln!(out, "--- links ---\n{}", email.links.join("\n"));
+            }
         }
         out
     }
@@ -128,8 +138,21 @@ fn render_outcome(out: &mut String, outcome: Option<&Outcome>) {
                 let _ = writeln!(out, "  problem: {problem}");
             }
         }
-        Some(Outcome::Unrecognised { near_misses }) => {
-            let _ = writeln!(out, "result:    no template matched");
+        Some(Outcome::Unclassified { template, provider, closest, near_misses }) => {
+            let _ = writeln!(
+                out,
+                "template:  {template}\nresult:    UNRECOGNISED mail from {provider}: no rule classifies it (it is \
+                 set aside with an alert)\n  closest:   {closest}"
+            );
+            for miss in near_misses {
+                let _ = writeln!(out, "  near miss: {miss}");
+            }
+        }
+        Some(Outcome::Unrecognised { closest, near_misses }) => {
+            let _ = writeln!(out, "result:    no template matched (not from a known provider: ignored)");
+            if let Some(closest) = closest {
+                let _ = writeln!(out, "  closest:   {closest}");
+            }
             for miss in near_misses {
                 let _ = writeln!(out, "  near miss: {miss}");
             }

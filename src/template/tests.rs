@@ -54,6 +54,7 @@ fn email(from: &str, subject: &str, text: &str) -> Email {
         attached_original: None,
         authentication_results: Vec::new(),
         content_hash: String::new(),
+        ..Email::default()
     }
 }
 
@@ -133,10 +134,29 @@ fn bidi_override_or_bad_email_in_a_field_is_broken() {
 }
 
 #[test]
-fn sender_without_a_matching_rule_is_a_near_miss() {
+fn provider_mail_no_rule_classifies_is_unclassified_naming_the_closest_rule() {
     let outcome = shop_templates().classify(&email("orders@shop.example", "Welcome!", "hi"));
-    let Outcome::Unrecognised { near_misses } = outcome else { panic!("{outcome:?}") };
+    let Outcome::Unclassified { template, provider, closest, near_misses } = outcome else { panic!("{outcome:?}") };
+    assert_eq!((template.as_str(), provider.as_str()), ("shop", "Shop"));
+    assert!(closest.starts_with("shop: rule[0] (sale): subject \"Welcome!\" does not match"), "{closest}");
     assert!(near_misses.iter().any(|m| m.starts_with("shop: sender matches but no [[rule]]")), "{near_misses:?}");
+}
+
+#[test]
+fn mail_signed_by_a_provider_domain_from_another_sender_is_unclassified_not_ignored() {
+    let mut mail = email("someone@elsewhere.example", "You've got money", "hi");
+    mail.signing_domains = vec!["shop.example".into()];
+    let outcome = shop_templates().classify(&mail);
+    assert!(matches!(&outcome, Outcome::Unclassified { template, .. } if template == "shop"), "{outcome:?}");
+}
+
+#[test]
+fn mail_from_an_unknown_sender_is_unrecognised_with_the_closest_rule() {
+    let outcome = shop_templates().classify(&email("x@unknown.example", "New order", "Order: A-1"));
+    let Outcome::Unrecognised { closest, .. } = outcome else { panic!("{outcome:?}") };
+    let closest = closest.unwrap();
+    assert!(closest.starts_with("shop: sender x@unknown.example is not one of"), "{closest}");
+    assert!(closest.contains("rule[0] (sale) matches"), "{closest}");
 }
 
 #[test]
@@ -202,4 +222,206 @@ fn two_files_claiming_one_id_is_a_problem() {
     let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
     let problems = Templates::load(&config, Path::new("/")).unwrap_err();
     assert!(problems.iter().any(|p| p.key == "id" && p.message.contains("already used")), "{problems:?}");
+}
+
+/// The shop template with `extra` TOML appended and the `[fields]`/`[items]` part replaced by `fields`.
+fn templates_with(fields: &str) -> Templates {
+    let head = SHOP.split("[fields.order_id]").next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop.toml"), format!("{head}{fields}")).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    Templates::load(&config, Path::new("/")).unwrap_or_else(|p| panic!("{p:#?}"))
+}
+
+fn sale(templates: &Templates, text: &str) -> Outcome {
+    templates.classify(&email("orders@shop.example", "New order", text))
+}
+
+fn problems(outcome: Outcome) -> Vec<String> {
+    match outcome {
+        Outcome::Broken { problems, .. } => problems,
+        other => panic!("not broken: {other:?}"),
+    }
+}
+
+#[test]
+fn alternative_patterns_each_find_the_field_in_their_layout() {
+    let t = templates_with("[fields.order_id]\npattern = ['Order: (?P<value>\\S+)', 'Bestellung: (?P<value>\\S+)']\n");
+    for text in ["Order: A-1", "Bestellung: A-1", "Order: A-1\nBestellung: A-1"] {
+        let outcome = sale(&t, text);
+        assert!(matches!(&outcome, Outcome::Order { order, .. } if order.id.as_str() == "A-1"), "{outcome:?}");
+    }
+}
+
+#[test]
+fn two_different_values_for_one_field_make_the_reading_broken_never_first_wins() {
+    let t = templates_with("[fields.order_id]\npattern = ['Order: (?P<value>\\S+)', 'Bestellung: (?P<value>\\S+)']\n");
+    let found = problems(sale(&t, "Order: A-1\nBestellung: B-2"));
+    assert!(found[0].starts_with("order_id: two different values, \"A-1\" and \"B-2\""), "{found:?}");
+    let found = problems(sale(&t, "Order: A-1\nOrder: A-2"));
+    assert!(found[0].contains("two different values"), "{found:?}");
+}
+
+#[test]
+fn two_spellings_of_one_amount_agree_but_two_amounts_conflict() {
+    let fields = "[fields.order_id]\npattern = 'Order: (?P<value>\\S+)'\n[fields.total]\n\
+                  pattern = '(?m)^Total: (?P<value>.+)$'\n";
+    let t = templates_with(fields);
+    let outcome = sale(&t, "Order: A-1\nTotal: $5.00\nTotal: 5.00 USD");
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.total.as_ref().unwrap().hundredths == 500));
+    assert!(problems(sale(&t, "Order: A-1\nTotal: $5.00\nTotal: $500.00"))[0].starts_with("total: two different"));
+}
+
+#[test]
+fn a_section_keeps_buyer_written_text_from_supplying_fields() {
+    let fields = r#"
+[sections.details]
+start = '(?m)^--- Order details ---$'
+end = '(?m)^--- Note from buyer ---$'
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+section = "details"
+[fields.total]
+pattern = '(?m)^Total: (?P<value>.+)$'
+section = "details"
+[items]
+pattern = '(?m)^Item: (?P<sku>\S+) x(?P<quantity>\d+) (?P<price>\S+)$'
+section = "details"
+"#;
+    let t = templates_with(fields);
+    let text = "--- Order details ---\nOrder: A-1\nItem: PRO x1 $10.00\nTotal: $10.00\n--- Note from buyer ---\n\
+                Item: PRO x100 $0.00\nOrder: EVIL-1\n";
+    let outcome = sale(&t, text);
+    let Outcome::Order { order, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!((order.id.as_str(), order.items.len(), order.items[0].quantity), ("A-1", 1, 1));
+    let forged = text.replace("Order: EVIL-1", "--- Order details ---\nOrder: EVIL-1");
+    let found = problems(sale(&t, &forged));
+    assert!(found.iter().any(|p| p.contains("start anchor is found more than once")), "{found:?}");
+}
+
+#[test]
+fn items_that_do_not_add_up_to_the_total_make_the_reading_broken() {
+    let fields = r#"
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+[fields.total]
+pattern = '(?m)^Total: (?P<value>.+)$'
+[fields.tax]
+pattern = '(?m)^VAT: (?P<value>.+)$'
+[fields.discount]
+pattern = '(?m)^Coupon: (?P<value>.+)$'
+[items]
+pattern = '(?m)^Item: (?P<sku>\S+) x(?P<quantity>\d+) (?P<price>\S+)$'
+"#;
+    let t = templates_with(fields);
+    let ok = "Order: A-1\nItem: PRO x2 $10.00\nVAT: $3.80\nCoupon: -$2.00\nTotal: $21.80";
+    assert!(matches!(sale(&t, ok), Outcome::Order { .. }), "{:?}", sale(&t, ok));
+    let extra = ok.replace("Item: PRO x2 $10.00", "Item: PRO x2 $10.00\nItem: PRO x100 $10.00");
+    let found = problems(sale(&t, &extra));
+    assert!(found[0].starts_with("total: the items add up to 1021.80 USD but the total is 21.80 USD"), "{found:?}");
+    let other_currency = ok.replace("Item: PRO x2 $10.00", "Item: PRO x2 €10.00");
+    assert!(problems(sale(&t, &other_currency))[0].contains("another currency"));
+}
+
+#[test]
+fn fields_can_come_from_the_subject_the_links_or_a_header() {
+    let fields = r#"
+[fields.order_id]
+pattern = 'https://shop\.example/orders/(?P<value>[A-Z0-9-]+)'
+from = "links"
+[fields.buyer_name]
+pattern = 'for (?P<value>.+)$'
+from = "subject"
+[fields.buyer_email]
+pattern = '(?P<value>\S+@\S+)'
+from = "header:X-Buyer"
+"#;
+    let t = templates_with(fields);
+    let mut mail = email("orders@shop.example", "New order for Jo Doe", "Thanks!");
+    mail.links = vec!["mailto:help@shop.example".into(), "https://shop.example/orders/A-7".into()];
+    mail.headers = vec![("x-buyer".into(), "jo@example.com".into())];
+    let outcome = t.classify(&mail);
+    let Outcome::Order { order, .. } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(order.id.as_str(), "A-7");
+    assert_eq!(order.buyer_name.as_deref(), Some("Jo Doe"));
+    assert_eq!(order.buyer_email.unwrap().as_str(), "jo@example.com");
+}
+
+#[test]
+fn a_rule_requires_the_fields_of_its_layout() {
+    let text = SHOP.replace(
+        "[[rule]]\nsubject = '^New order'\nkind = \"sale\"",
+        "[[rule]]\nsubject = '^New order \\(short\\)'\nkind = \"sale\"\nrequire = [\"buyer_email\"]\n\
+         [[rule]]\nsubject = '^New order'\nkind = \"sale\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop.toml"), text).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    let t = Templates::load(&config, Path::new("/")).unwrap_or_else(|p| panic!("{p:#?}"));
+    // The short layout has no name and no items, but must have the email.
+    let short = t.classify(&email("orders@shop.example", "New order (short)", "Order: A-1\nEmail: a@example.com"));
+    assert!(matches!(short, Outcome::Order { .. }), "{short:?}");
+    let found = problems(t.classify(&email("orders@shop.example", "New order (short)", "Order: A-1")));
+    assert!(found[0].starts_with("buyer_email: required"), "{found:?}");
+    // The full layout keeps the fields' own requirements.
+    let found = problems(t.classify(&email("orders@shop.example", "New order", "Order: A-1\nEmail: a@example.com")));
+    assert!(found.iter().any(|p| p.starts_with("buyer_name: required")), "{found:?}");
+}
+
+#[test]
+fn unknown_sections_sources_and_required_names_are_template_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SHOP
+        .replace("kind = \"refund\"", "kind = \"refund\"\nrequire = [\"nmae\"]")
+        .replace("pattern = 'Name: (?P<value>[^\\n]+)'", "pattern = 'Name: (?P<value>[^\\n]+)'\nsection = \"nope\"")
+        .replace("pattern = 'Email: (?P<value>\\S+)'", "pattern = 'Email: (?P<value>\\S+)'\nfrom = \"footer\"");
+    std::fs::write(dir.path().join("shop.toml"), text).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    let problems = Templates::load(&config, Path::new("/")).unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in ["rule[1].require[0]", "fields.buyer_name.section", "fields.buyer_email.from"] {
+        assert!(keys.contains(&key), "missing {key} in {problems:#?}");
+    }
+}
+
+#[test]
+fn templates_are_tried_by_priority_then_vendor_before_built_in_then_id() {
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir(base.path().join("t")).unwrap();
+    let catch_all = |id: &str, priority: i32| {
+        format!(
+            "id = \"{id}\"\npriority = {priority}\nname = \"{id}\"\n[match]\nsenders = [\"@paypal.com\"]\n\
+             [[rule]]\nsubject = '.*'\nkind = \"not_order\"\nreason = \"{id}\"\n"
+        )
+    };
+    std::fs::write(base.path().join("t/b-mine.toml"), catch_all("b-mine", 0)).unwrap();
+    std::fs::write(base.path().join("t/a-mine.toml"), catch_all("a-mine", 0)).unwrap();
+    std::fs::write(base.path().join("t/z-first.toml"), catch_all("z-first", 5)).unwrap();
+    let config = TemplatesConfig { dir: Some("t".into()), ..TemplatesConfig::default() };
+    let templates = Templates::load(&config, base.path()).unwrap();
+    let order: Vec<&str> = templates.iter().map(|t| t.id.as_str()).take(4).collect();
+    assert_eq!(order[..3], ["z-first", "a-mine", "b-mine"]);
+    let outcome = templates.classify(&email("service@paypal.com", "You received a payment", "x"));
+    assert!(matches!(&outcome, Outcome::NotAnOrder { template, .. } if template == "z-first"), "{outcome:?}");
+    let warnings = templates.shadowing_warnings();
+    assert!(warnings.iter().any(|w| w.contains("\"a-mine\" can never win: \"z-first\"")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.contains("\"b-mine\" can never win")), "{warnings:?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Wherever two different order ids appear, in whatever order and with whatever text around them, the
+    /// reading is broken: never one of them.
+    #[test]
+    fn two_different_order_ids_anywhere_are_always_broken(
+        a in "[A-Z0-9]{4,10}", b in "[A-Z0-9]{4,10}", before in "[a-z \n]{0,20}", between in "[a-z \n]{0,20}",
+    ) {
+        proptest::prop_assume!(a != b);
+        let text = format!("{before}\nOrder: {a}\n{between}\nOrder: {b}\nName: Jo\nItem: PRO x1 $1.00\n");
+        let outcome = shop_templates().classify(&email("orders@shop.example", "New order", &text));
+        let broken = matches!(&outcome, Outcome::Broken { problems, .. }
+            if problems.iter().any(|p| p.starts_with("order_id: two different values")));
+        proptest::prop_assert!(broken, "{:?}", outcome);
+    }
 }

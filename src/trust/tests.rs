@@ -24,6 +24,7 @@ fn email(from: &str) -> Email {
         attached_original: None,
         authentication_results: Vec::new(),
         content_hash: String::new(),
+        ..Email::default()
     }
 }
 

@@ -93,3 +93,27 @@ serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff"
         assert!(stdout.contains(&format!(": {key}: ")), "{key} missing from:\n{stdout}");
     }
 }
+
+#[test]
+fn check_warns_that_paypal_and_a_shop_paid_through_paypal_both_answer_one_sale_until_one_is_disabled() {
+    let product = r#"
+[[product]]
+id = "pro"
+name = "Pro"
+serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
+"#;
+    let (code, stdout) = check(product);
+    assert_eq!(code, 0, "stdout: {stdout}");
+    let warning = stdout.lines().find(|l| l.contains("\"ejunkie\" and \"paypal\" are both enabled")).unwrap_or("");
+    assert!(warning.starts_with("warning: parsers/ejunkie.toml: "), "{stdout}");
+    assert!(warning.contains("add \"paypal\" to `disable` in [templates]"), "{stdout}");
+    assert!(stdout.contains("\"woocommerce\" and \"paypal\" are both enabled"), "{stdout}");
+
+    let (code, stdout) = check(&format!("[templates]\ndisable = [\"paypal\"]\n{product}"));
+    assert_eq!(code, 0, "stdout: {stdout}");
+    assert!(!stdout.contains("both enabled"), "{stdout}");
+
+    let (code, stdout) = check(&format!("[templates]\ndisable = [\"paypall\"]\n{product}"));
+    assert_eq!(code, 2, "stdout: {stdout}");
+    assert!(stdout.contains("templates.disable[0]: no template \"paypall\""), "{stdout}");
+}

@@ -2,6 +2,7 @@
 mod check;
 mod control;
 mod daemon;
+mod download;
 mod fuzz;
 mod imap;
 mod pipeline;

@@ -366,3 +366,39 @@ async fn a_refund_that_arrives_while_the_reply_waits_for_a_retry_cancels_the_rep
     let line = daemon.core.store.order_line("shop", "A-1", 0).unwrap().unwrap();
     assert!(matches!(line.reply, ReplyState::Cancelled { .. }), "{:?}", line.reply);
 }
+
+/// A message in the shape real provider mail has (headers, a blank line, a text body).
+fn provider_mail(from: &str, dkim_domain: Option<&str>, subject: &str) -> Vec<u8> {
+    let signature =
+        dkim_domain.map_or(String::new(), |d| format!("DKIM-Signature: v=1; a=rsa-sha256; d={d}; s=s1; b=AAAA\r\n"));
+    format!(
+        "{signature}From: {from}\r\nTo: vendor@acme.example\r\nSubject: {subject}\r\nMessage-ID: <{}@x>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nA layout no template knows.\r\n",
+        subject.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn provider_mail_no_rule_classifies_is_set_aside_with_an_alert_and_unknown_senders_are_ignored_but_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = fakes::real_daemon(dir.path());
+    let subject = "Zq unfamiliar layout 1";
+    daemon.source.deliver("1-paypal-unknown-layout", &provider_mail("service@paypal.com", None, subject));
+    let signed_elsewhere =
+        provider_mail("service@paypal.example-country", Some("paypal.com"), "Zq unfamiliar layout 22");
+    daemon.source.deliver("2-signed-by-paypal", &signed_elsewhere);
+    daemon.source.deliver("3-unknown-sender", &provider_mail("news@unknown.example", None, "Our newsletter"));
+    let outcome = daemon.poll_once().await.unwrap();
+
+    assert_eq!((outcome.set_aside, outcome.ignored, outcome.unknown_senders), (2, 1, 1), "{outcome}");
+    assert!(outcome.to_string().contains("ignored 1 (1 from unknown senders)"), "{outcome}");
+    assert_eq!(daemon.source.disposition("1-paypal-unknown-layout"), Some(Disposition::SetAside));
+    assert_eq!(daemon.source.disposition("2-signed-by-paypal"), Some(Disposition::SetAside));
+    assert_eq!(daemon.source.disposition("3-unknown-sender"), Some(Disposition::Ignored));
+    let alerts = daemon.mailer.vendor_only();
+    assert_eq!(alerts.len(), 2, "one alert per set-aside message: {alerts:#?}");
+    let first = alerts.iter().find(|a| a.contains("Zq unfamiliar layout 1\"")).expect("an alert for the first");
+    assert!(first.contains("unrecognised mail from PayPal"), "{first}");
+    assert!(first.contains("closest template paypal: rule["), "{first}");
+}

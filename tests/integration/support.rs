@@ -48,8 +48,8 @@ pub fn copy_demo(to: &Path) {
 }
 
 /// The Debian packages the real-server tests need (Dovecot, Postfix's smtp-sink, aiosmtpd, openssl for their
-/// certificates); `.ci/test-all` installs them.
-pub const SERVER_PACKAGES: &str = "dovecot-imapd postfix python3-aiosmtpd openssl";
+/// certificates, nginx for download links); `.ci/test-all` installs them.
+pub const SERVER_PACKAGES: &str = "dovecot-imapd postfix python3-aiosmtpd openssl nginx";
 
 /// Fails with the package to install when a server binary is missing.
 pub fn require(binary: &str, package: &str) -> PathBuf {

@@ -19,13 +19,15 @@ fn builtin() -> Templates {
 
 #[test]
 fn every_golden_fixture_gives_its_expected_result() {
-    let bless = std::env::var_os(golden::BLESS_VAR).is_some_and(|v| v == "1");
+    let bless = golden::Mode::from_env();
     let cases = golden::run(&builtin(), &fixtures(), None, bless).unwrap();
     assert!(!cases.is_empty(), "no fixture ran: is fixtures/ empty?");
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| match &case.status {
-            golden::Status::Failed(diff) => Some(format!("{}:\n{diff}", case.eml.display())),
+            golden::Status::Failed(diff) | golden::Status::Refused(diff) => {
+                Some(format!("{}:\n{diff}", case.eml.display()))
+            }
             _ => None,
         })
         .collect();
@@ -35,7 +37,7 @@ fn every_golden_fixture_gives_its_expected_result() {
 #[test]
 fn every_builtin_template_has_a_sale_and_a_non_order_fixture() {
     let templates = builtin();
-    let cases = golden::run(&templates, &fixtures(), None, false).unwrap();
+    let cases = golden::run(&templates, &fixtures(), None, golden::Mode::Compare).unwrap();
     for template in templates.iter() {
         let outcomes: Vec<Outcome> = cases
             .iter()
@@ -201,4 +203,21 @@ fn template_test_with_config_uses_the_configured_template_dir() {
     assert!(out.contains("template:  shop\nresult:    sale S-7"), "{out}");
     let (code, out) = keypost(&["template", "test", "m.eml"], &dir.path().join("templates"));
     assert_eq!(code, 1, "without the config the shop template is unknown:\n{out}");
+}
+
+#[test]
+fn bless_refuses_to_record_no_match_for_a_fixture_named_as_a_sale_unless_forced() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("paypal")).unwrap();
+    let mail = "From: someone@unknown.example\r\nSubject: Hello\r\n\r\nNothing to see.\r\n";
+    std::fs::write(root.path().join("paypal/sale_new_layout.eml"), mail).unwrap();
+    std::fs::write(root.path().join("paypal/newsletter_not_an_order.eml"), mail).unwrap();
+    let cases = golden::run(&builtin(), root.path(), None, golden::Mode::Bless).unwrap();
+    let status = |name: &str| cases.iter().find(|c| c.eml.ends_with(name)).map(|c| c.status.clone()).unwrap();
+    assert!(matches!(status("sale_new_layout.eml"), golden::Status::Refused(why) if why.contains("named as a sale")));
+    assert_eq!(status("newsletter_not_an_order.eml"), golden::Status::Blessed);
+    assert!(!root.path().join("paypal/sale_new_layout.expected.json").exists(), "nothing recorded");
+    let cases = golden::run(&builtin(), root.path(), None, golden::Mode::ForceBless).unwrap();
+    assert!(cases.iter().all(|c| c.status == golden::Status::Blessed));
+    assert!(root.path().join("paypal/sale_new_layout.expected.json").exists());
 }

@@ -49,6 +49,7 @@ fn parsed(from: &str) -> Email {
         attached_original: None,
         authentication_results: Vec::new(),
         content_hash: String::new(),
+        ..Email::default()
     }
 }
 

@@ -128,3 +128,36 @@ fn export_into_a_closed_pipe_stops_quietly_like_export_piped_into_head() {
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert_eq!(stderr, "", "nothing to say about a reader that went away");
 }
+
+#[test]
+fn one_pass_on_the_demo_counts_config_warnings_and_logs_no_progress_or_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    let output = support::keypost(dir.path(), &["--config", "demo.toml", "run", "--once"])
+        .env_remove("KEYPOST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("warnings; `keypost check` lists them."), "{stderr}");
+    assert!(!stderr.contains("trust.sender_only[0]"), "counted, not listed: {stderr}");
+    assert!(!stderr.contains(" INFO "), "a one-pass run logs warnings only by default: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr}");
+}
+
+#[test]
+fn the_man_page_and_completions_are_generated_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |what: &str| {
+        let output = support::keypost(dir.path(), &["generate", what]).output().unwrap();
+        assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let man = run("man");
+    assert!(man.contains(".TH keypost 1"), "{man}");
+    assert!(man.contains("keypost\\-lookup"), "every subcommand is listed: {man}");
+    assert!(!man.contains("keypost\\-generate"), "the packaging command stays hidden: {man}");
+    assert!(run("bash").contains("complete -F _keypost"));
+    assert!(run("zsh").starts_with("#compdef keypost"));
+    assert!(run("fish").contains("complete -c keypost"));
+}

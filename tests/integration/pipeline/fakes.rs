@@ -133,6 +133,7 @@ impl Reader for TestReader {
             attached_original: None,
             authentication_results: vec![],
             content_hash: format!("{:x}", fnv(original.lines().map(str::trim).filter(|l| !l.is_empty()))),
+            ..Email::default()
         };
         match fields.get("kind").copied() {
             None if text.contains("broken") => {
