@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod aside;
 mod check;
 mod generate;
 mod orders;
@@ -56,6 +57,9 @@ pub enum Command {
     Issue(orders::IssueArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
+    /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
+    #[command(subcommand)]
+    Aside(aside::AsideCommand),
     /// Print the man page or shell completions (for packaging)
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
+        Command::Aside(command) => aside::run(command, &globals),
         Command::Generate(args) => generate::run(args),
     }
 }

@@ -1,9 +1,9 @@
-//! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`) reach a running
+//! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`, `aside`) reach a running
 //! `keypost run`, which holds the state database (sled allows one process per database).
 //!
 //! The daemon listens on `<state.dir>/control.sock` (mode 0600, in the state folder; only its user and root can
 //! connect). One connection carries one request line and one response line, both JSON ([`protocol`]). Reads
-//! (`lookup`, `export`) are answered by the server task from the daemon's open store; anything that changes the
+//! (`lookup`, `export`, `aside list`) are answered by the server task from the daemon's open store; anything that changes the
 //! state or sends is handed to the daemon's loop as a [`Job`] and carried out between passes by its own
 //! core and mailer (`daemon/manual.rs`), so the loop stays the only writer and every action follows the same
 //! commit-flush-send protocol as a message. [`answer`] writes what the tool prints, the same code whether the

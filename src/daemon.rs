@@ -10,11 +10,12 @@ use crate::backoff::Backoff;
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
 use crate::service::ShutdownSignal;
-use crate::store::Pending;
+use crate::store::{Pending, SourceRecord};
 use crate::trust::Verifier;
 
 mod alerts;
 pub mod any;
+mod aside;
 pub mod build;
 mod core;
 mod jobs;
@@ -271,7 +272,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             }
             Settle::Now(disposition) => {
                 // Step 2: the outcome, the source's disposition and the outbox entries, as one change.
-                change.settle_source(source, &raw.key, disposition, self.core.now().unix_timestamp(), &note);
+                let at = self.core.now().unix_timestamp();
+                // Set-aside mail keeps its digest: `keypost aside` finds it again in the set-aside folder.
+                let sha256 = (disposition == Disposition::SetAside).then(|| raw.sha256()).flatten();
+                change.put_source(source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
                 pending.apply(change).context("Failed to record a message's outcome")?;
                 settled.push((raw.key.clone(), disposition));
             }

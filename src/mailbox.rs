@@ -13,6 +13,7 @@ use crate::endpoint::{Security, validate_server};
 use crate::problems::Problems;
 use crate::secret::SecretSource;
 
+pub mod aside;
 pub mod imap;
 pub mod maildir;
 
@@ -194,6 +195,22 @@ pub struct RawMail {
     /// Unique within its source and stable across restarts (IMAP: `UIDVALIDITY:UID`; Maildir: the file name).
     pub key: String,
     pub content: MailContent,
+}
+
+impl RawMail {
+    /// The SHA-256 (hex) of its bytes; `None` when they were not fetched.
+    pub fn sha256(&self) -> Option<String> {
+        match &self.content {
+            MailContent::Bytes(bytes) => Some(sha256_hex(bytes)),
+            MailContent::TooLarge { .. } => None,
+        }
+    }
+}
+
+/// The SHA-256 of a message's bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// A place order emails arrive.

@@ -317,6 +317,23 @@ impl Store {
         self.get(&records::key(SOURCES, &[source, key]))
     }
 
+    /// Every message set aside and not released or dropped since, as (source, key, record), in key order.
+    pub fn set_aside(&self) -> Result<Vec<(String, String, SourceRecord)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.db.scan_prefix(SOURCES) {
+            let (key, value) = item?;
+            let record: SourceRecord = decode(&key, &value)?;
+            if record.disposition != crate::mailbox::Disposition::SetAside {
+                continue;
+            }
+            let name = String::from_utf8_lossy(key.get(SOURCES.len()..).unwrap_or_default()).into_owned();
+            if let Some((source, message_key)) = name.split_once('\0') {
+                found.push((source.to_owned(), message_key.to_owned(), record));
+            }
+        }
+        Ok(found)
+    }
+
     /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.
     pub fn retrying_since(&self, label: &str) -> Result<Option<i64>, StoreError> {
         self.get(&records::key(RETRYING, &[label]))

@@ -83,7 +83,7 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
-fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
+pub(super) fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(globals)?;
     let answer = match build::store(&loaded) {
         Ok(store) => directly(&loaded, store, &request)?,

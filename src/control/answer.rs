@@ -12,8 +12,73 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
     match request {
         Request::Lookup { query } => Some(lookup(store, query)),
         Request::Export { format } => Some(export(store, *format)),
-        Request::Resend { .. } | Request::Revoke { .. } | Request::Issue { .. } => None,
+        Request::AsideList { json } => Some(aside_list(store, *json)),
+        // `aside show` reads the mailbox, which only the daemon's loop (or the tool itself) does.
+        Request::Resend { .. }
+        | Request::Revoke { .. }
+        | Request::Issue { .. }
+        | Request::AsideShow { .. }
+        | Request::AsideRelease { .. }
+        | Request::AsideDrop { .. } => None,
     }
+}
+
+/// One set-aside message, as `aside list --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AsideEntry {
+    /// What `aside show|release|drop` take: the message's key in its source.
+    pub id: String,
+    pub source: String,
+    /// When it was set aside (RFC 3339).
+    pub at: String,
+    pub reason: String,
+}
+
+/// `aside list`: every set-aside message the state knows, in source and key order.
+pub fn aside_list(store: &Store, json: bool) -> anyhow::Result<Answer> {
+    let entries: Vec<AsideEntry> = store
+        .set_aside()?
+        .into_iter()
+        .map(|(source, key, record)| AsideEntry { id: key, source, at: rfc3339(record.at), reason: record.note })
+        .collect();
+    if json {
+        return Ok(Answer::success(serde_json::to_string_pretty(&entries)? + "\n"));
+    }
+    if entries.is_empty() {
+        return Ok(Answer::success("nothing is set aside\n".to_owned()));
+    }
+    let mut out = String::new();
+    for entry in &entries {
+        writeln!(out, "{}  {}  {}  {}", entry.id, entry.at, entry.source, entry.reason)?;
+    }
+    Ok(Answer::success(out))
+}
+
+/// What `aside show` prints: the record, then the message as it is in the set-aside folder.
+pub fn aside_shown(entry: &AsideEntry, message: Option<&[u8]>) -> Answer {
+    let mut out = format!(
+        "id:     {}\nsource: {}\nset aside: {}\nreason: {}\n\n",
+        entry.id, entry.source, entry.at, entry.reason
+    );
+    match message {
+        Some(bytes) => out.push_str(&String::from_utf8_lossy(bytes)),
+        None => out.push_str("(the message is no longer in the set-aside folder)\n"),
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Answer::success(out)
+}
+
+/// What `aside release` prints.
+pub fn aside_released(id: &str) -> Answer {
+    Answer::success(format!("{id} put back in the inbox; keypost reads it again on its next pass\n"))
+}
+
+/// What `aside drop` prints; `moved` says whether the message was still in the set-aside folder.
+pub fn aside_dropped(id: &str, moved: bool) -> Answer {
+    let where_ = if moved { "moved to the ignored folder" } else { "it was no longer in the set-aside folder" };
+    Answer::success(format!("{id} filed as ignored ({where_})\n"))
 }
 
 /// What `resend` prints once its replies were queued and tried.

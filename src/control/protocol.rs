@@ -21,11 +21,43 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    Lookup { query: String },
-    Export { format: ExportFormat },
-    Resend { provider: String, order_id: String },
-    Revoke { provider: String, order_id: String, reason: String },
-    Issue { product: String, name: String, email: String, seats: u32 },
+    Lookup {
+        query: String,
+    },
+    Export {
+        format: ExportFormat,
+    },
+    Resend {
+        provider: String,
+        order_id: String,
+    },
+    Revoke {
+        provider: String,
+        order_id: String,
+        reason: String,
+    },
+    Issue {
+        product: String,
+        name: String,
+        email: String,
+        seats: u32,
+    },
+    /// `keypost aside list`: the set-aside messages the state knows.
+    AsideList {
+        #[serde(default)]
+        json: bool,
+    },
+    /// `keypost aside show|release|drop ID`: `id` is a message key, or `source/key` where keys repeat.
+    AsideShow {
+        id: String,
+    },
+    AsideRelease {
+        id: String,
+    },
+    AsideDrop {
+        id: String,
+        reason: String,
+    },
 }
 
 /// `keypost export --format`.
@@ -45,6 +77,10 @@ impl Request {
             Self::Resend { .. } => "resend",
             Self::Revoke { .. } => "revoke",
             Self::Issue { .. } => "issue",
+            Self::AsideList { .. } => "aside list",
+            Self::AsideShow { .. } => "aside show",
+            Self::AsideRelease { .. } => "aside release",
+            Self::AsideDrop { .. } => "aside drop",
         }
     }
 

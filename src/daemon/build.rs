@@ -13,11 +13,9 @@ use crate::reply::Renderer;
 use crate::store::Store;
 use crate::trust::Verifier;
 
-/// Opens the state database named by `[state] dir`.
+/// Opens the state database named by `[state] dir`; the store creates the folder itself, private (0700).
 pub fn store(loaded: &Loaded) -> anyhow::Result<Store> {
-    let dir = state_dir(loaded);
-    std::fs::create_dir_all(&dir).with_context(|| format!("Failed to create the state folder {}", dir.display()))?;
-    Ok(Store::open(&dir)?)
+    Ok(Store::open(&state_dir(loaded))?)
 }
 
 /// The reply renderer for the `[reply]` section and the products' templates.
@@ -30,12 +28,18 @@ pub fn renderer(loaded: &Loaded) -> Result<Renderer, ConfigError> {
 pub fn core(loaded: &Loaded) -> anyhow::Result<Core> {
     let renderer = renderer(loaded)?;
     let licenser = licenser(loaded)?;
-    Ok(Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser))
+    Ok(with_aside(loaded, Core::new(store(loaded)?, loaded.config.clone(), renderer, licenser)))
 }
 
 /// The same around a store the caller already opened (it is opened once per process).
 pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
-    Ok(Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?))
+    Ok(with_aside(loaded, Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?)))
+}
+
+/// Gives the core the mailbox's set-aside folder, when a mailbox is configured.
+fn with_aside(loaded: &Loaded, mut core: Core) -> Core {
+    core.aside = crate::mailbox::aside::AsideFolder::from_config(loaded).ok();
+    core
 }
 
 /// The state folder named by `[state] dir`, resolved.

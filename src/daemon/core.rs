@@ -18,6 +18,8 @@ pub struct Core {
     pub config: Config,
     pub renderer: Renderer,
     pub licenser: Box<dyn Licenser>,
+    /// The mailbox's set-aside folder, for `keypost aside` (none where no mailbox is configured).
+    pub aside: Option<crate::mailbox::aside::AsideFolder>,
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
     /// Alerts past `limits.alerts_per_hour` wait here for the digest.
     alerts: Mutex<super::alerts::Throttle>,
@@ -85,7 +87,7 @@ pub struct Assessed {
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
         let alerts = Mutex::new(super::alerts::Throttle::new(config.limits.alerts_per_hour));
-        Self { store, config, renderer, licenser, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
+        Self { store, config, renderer, licenser, aside: None, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).

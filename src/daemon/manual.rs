@@ -36,6 +36,10 @@ impl Core {
                 let outcome = self.send_queued(mailer, &queued).await?;
                 answer::issued(&format!("{MANUAL_PROVIDER}/{order_id}"), outcome.sent, outcome.send_failures)
             }
+            Request::AsideList { json } => answer::aside_list(&self.store, *json)?,
+            Request::AsideShow { id } => self.aside_show(id).await?,
+            Request::AsideRelease { id } => self.aside_release(id).await?,
+            Request::AsideDrop { id, reason } => self.aside_drop(id, reason).await?,
         })
     }
 

@@ -36,6 +36,7 @@ use self::session::{Conn, FolderState, IdleEnd};
 use super::{Disposition, ImapConfig, MailContent, RawMail, Source};
 use crate::backoff::Backoff;
 
+pub mod aside;
 mod connect;
 mod session;
 mod uids;

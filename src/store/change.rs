@@ -56,9 +56,18 @@ impl Change {
 
     /// Records a source message's final disposition (and forgets that it was waiting for a retry).
     pub fn settle_source(&mut self, source: &str, message_key: &str, disposition: Disposition, at: i64, note: &str) {
-        let record = SourceRecord { disposition, at, note: note.to_owned() };
-        self.put_json(key(SOURCES, &[source, message_key]), &record);
+        self.put_source(source, message_key, &SourceRecord { disposition, at, note: note.to_owned(), sha256: None });
+    }
+
+    /// Records a source message's final disposition with the digest of its bytes (set-aside mail).
+    pub fn put_source(&mut self, source: &str, message_key: &str, record: &SourceRecord) {
+        self.put_json(key(SOURCES, &[source, message_key]), record);
         self.removes.push(key(RETRYING, &[&format!("{source}/{message_key}")]));
+    }
+
+    /// Forgets a source message (`keypost aside release`): when it comes round again it is read as new.
+    pub fn forget_source(&mut self, source: &str, message_key: &str) {
+        self.removes.push(key(SOURCES, &[source, message_key]));
     }
 
     /// Notes when a message (by its label `source/key`) was first left waiting for a later pass. Not final:

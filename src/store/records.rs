@@ -97,6 +97,10 @@ pub struct SourceRecord {
     pub disposition: Disposition,
     pub at: i64,
     pub note: String,
+    /// A set-aside message's SHA-256 (hex), so `keypost aside` finds it again in an IMAP set-aside folder,
+    /// where the move gave it a new UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Why a queued message is sent.

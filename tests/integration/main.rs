@@ -1,4 +1,5 @@
 //! Integration tests, built as one binary (ripgrep's `tests/tests.rs` shape). `support` spawns real servers.
+mod aside;
 mod check;
 mod control;
 mod daemon;
