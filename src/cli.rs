@@ -6,6 +6,17 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod aside;
+/// `println!` for a command's output that stops the process quietly when stdout's reader has gone away
+/// (`keypost template check | head`), as ripgrep does, where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` with the same care as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
+
 mod check;
 mod generate;
 mod orders;
@@ -87,6 +98,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
         Command::Generate(args) => generate::run(args),
+    }
+}
+
+/// Writes a command's output; a reader that went away ends the process with success and nothing said, any other
+/// failure with the error and [`EXIT_ERROR`]. Everything durable was committed before output is written.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(err) = std::io::stdout().lock().write_fmt(args) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: Failed to write the output: {err}");
+        std::process::exit(i32::from(EXIT_ERROR));
     }
 }
 

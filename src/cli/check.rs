@@ -30,9 +30,9 @@ fn check_config(path: &Path) -> bool {
             check_replies(&loaded, &mut problems);
             if !problems.has_errors() {
                 for warning in problems.items() {
-                    println!("{warning}");
+                    outln!("{warning}");
                 }
-                println!("{}: OK ({} product(s))", path.display(), loaded.config.products.len());
+                outln!("{}: OK ({} product(s))", path.display(), loaded.config.products.len());
                 return true;
             }
             problems.into_items()
@@ -40,10 +40,10 @@ fn check_config(path: &Path) -> bool {
         Err(err) => err.0,
     };
     for problem in &problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
     let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
-    println!("{}: {errors} error(s)", path.display());
+    outln!("{}: {errors} error(s)", path.display());
     false
 }
 

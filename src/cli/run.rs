@@ -25,10 +25,10 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         let mut daemon = build::daemon(&loaded)?;
         if args.once {
             let outcome = daemon.drain().await?;
-            println!("{}", summary(&outcome));
+            outln!("{}", summary(&outcome));
             let waiting = daemon.core.store.outbox_len();
             if waiting > 0 {
-                println!("{waiting} message(s) wait in the outbox for a retry.");
+                outln!("{waiting} message(s) wait in the outbox for a retry.");
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -82,7 +82,7 @@ pub fn serial(args: SerialArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let serial = maker
         .issue(&args.name, &licence)
         .with_context(|| format!("Failed to make a serial for product {:?}", args.product))?;
-    println!("{serial}");
+    outln!("{serial}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -91,7 +91,7 @@ pub fn verify(args: VerifyArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let (maker, terms) = product_maker(&loaded, &args.product)?;
     match maker.verify_at(&args.name, &args.serial, args.at.unwrap_or_else(today)) {
         Ok(verified) => {
-            println!("valid: {}", describe(&args.product, &verified, &terms));
+            outln!("valid: {}", describe(&args.product, &verified, &terms));
             Ok(ExitCode::SUCCESS)
         }
         Err(reason) => invalid(&reason),
@@ -108,7 +108,7 @@ pub fn activate(args: ActivateArgs, globals: &Globals) -> anyhow::Result<ExitCod
     }
     match maker.activation_code(&args.serial, &args.machine) {
         Ok(code) => {
-            println!("{code}");
+            outln!("{code}");
             Ok(ExitCode::SUCCESS)
         }
         Err(reason) => invalid(&reason),
@@ -116,7 +116,7 @@ pub fn activate(args: ActivateArgs, globals: &Globals) -> anyhow::Result<ExitCod
 }
 
 fn invalid(reason: &VerifyError) -> anyhow::Result<ExitCode> {
-    println!("invalid: {reason}");
+    outln!("invalid: {reason}");
     Ok(ExitCode::from(super::EXIT_ERROR))
 }
 

@@ -74,9 +74,9 @@ fn test(args: TestArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let raw = std::fs::read(&args.file).with_context(|| format!("Failed to read {}", args.file.display()))?;
     let report = test_message(&templates, &raw, args.template.as_deref());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.render(args.show_text));
+        out!("{}", report.render(args.show_text));
     }
     Ok(if report.is_classified() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ERROR) })
 }
@@ -133,29 +133,29 @@ pub(super) fn check_templates(
         for case in cases {
             covered.insert(case.provider.clone());
             if let Some(warning) = taken_by_another(&templates, &case) {
-                println!("warning: {warning}");
+                outln!("warning: {warning}");
             }
             match case.status {
                 golden::Status::Failed(diff) => {
                     failed += 1;
-                    println!("error: {}: fixture does not match\n{diff}", case.eml.display());
+                    outln!("error: {}: fixture does not match\n{diff}", case.eml.display());
                 }
                 golden::Status::Refused(why) => {
                     failed += 1;
-                    println!("error: {why}");
+                    outln!("error: {why}");
                 }
                 golden::Status::Passed | golden::Status::Blessed => passed += 1,
             }
         }
     }
     for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
-        println!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
+        outln!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
     for warning in templates.shadowing_warnings().into_iter().chain(templates.double_notice_warnings()) {
-        println!("warning: {warning}");
+        outln!("warning: {warning}");
     }
     let verb = if how.mode == golden::Mode::Compare { "passed" } else { "written" };
-    println!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
+    outln!("{} template(s) OK; {passed} fixture(s) {verb}, {failed} failed", templates.iter().count());
     Ok(failed == 0)
 }
 
@@ -217,8 +217,8 @@ fn load_templates(loaded: Option<&Loaded>) -> Result<Templates, Vec<Problem>> {
 
 fn print_problems(problems: &[Problem]) -> ExitCode {
     for problem in problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
-    println!("{} problem(s) in the templates", problems.len());
+    outln!("{} problem(s) in the templates", problems.len());
     ExitCode::from(EXIT_INVALID_CONFIG)
 }

@@ -38,7 +38,8 @@ pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
 
 /// Gives the core the mailbox's set-aside folder, when a mailbox is configured.
 fn with_aside(loaded: &Loaded, mut core: Core) -> Core {
-    core.aside = crate::mailbox::aside::AsideFolder::from_config(loaded).ok();
+    let (mailbox, max_bytes) = (loaded.config.mailbox.as_ref(), loaded.config.templates.max_message_bytes);
+    core.aside = crate::mailbox::aside::AsideFolder::from_config(mailbox, &loaded.base_dir, max_bytes).ok();
     core
 }
 

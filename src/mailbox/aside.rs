@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{Disposition, ImapConfig, maildir};
-use crate::config::Loaded;
+use super::{Disposition, ImapConfig, MailboxConfig, maildir};
 
 /// Where the configured mailbox keeps its set-aside mail.
 pub enum AsideFolder {
@@ -23,15 +22,14 @@ pub struct Named<'a> {
 }
 
 impl AsideFolder {
-    pub fn from_config(loaded: &Loaded) -> anyhow::Result<Self> {
-        let mailbox = loaded.config.mailbox.as_ref().context("keypost aside needs a [mailbox] section")?;
+    /// From `[mailbox]`, with paths relative to `base_dir`; `max_bytes` is the largest message read.
+    pub fn from_config(mailbox: Option<&MailboxConfig>, base_dir: &Path, max_bytes: u64) -> anyhow::Result<Self> {
+        let mailbox = mailbox.context("keypost aside needs a [mailbox] section")?;
         match (&mailbox.maildir, &mailbox.imap) {
-            (Some(dir), _) => Ok(Self::Maildir { root: loaded.base_dir.join(&dir.path) }),
-            (None, Some(imap)) => Ok(Self::Imap {
-                config: Box::new(imap.clone()),
-                base_dir: loaded.base_dir.clone(),
-                max_bytes: loaded.config.templates.max_message_bytes,
-            }),
+            (Some(dir), _) => Ok(Self::Maildir { root: base_dir.join(&dir.path) }),
+            (None, Some(imap)) => {
+                Ok(Self::Imap { config: Box::new(imap.clone()), base_dir: base_dir.to_owned(), max_bytes })
+            }
             (None, None) => anyhow::bail!("[mailbox] needs [mailbox.maildir] or [mailbox.imap]"),
         }
     }

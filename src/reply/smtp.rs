@@ -181,7 +181,8 @@ impl Endpoint {
     /// TCP with `TCP_NODELAY`, then TLS or STARTTLS as configured, EHLO, and AUTH when credentials are set.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let transient = |err: anyhow::Error| SendError::Transient(format!("{}: {err:#}", self.server));
-        let tcp = stream::tcp(&self.host, self.port, self.security == Security::Plain).await.map_err(transient)?;
+        let tcp =
+            crate::net::connect(&self.host, self.port, self.security == Security::Plain).await.map_err(transient)?;
         let stream: Box<dyn smtp::client::AsyncTokioStream> = match self.security {
             Security::Tls => Box::new(stream::tls(&self.tls, &self.host, tcp).await.map_err(transient)?),
             Security::Starttls | Security::Plain => Box::new(tcp),

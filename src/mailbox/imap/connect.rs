@@ -5,7 +5,6 @@
 //! command, CRLF) and flushes after each command, so the buffer makes one segment of them and NODELAY sends it
 //! at once instead of holding the tail for the server's ACK.
 use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,22 +76,7 @@ impl Endpoint {
         if plain && !(self.allow_plaintext && is_loopback_host(&self.host)) {
             bail!("refusing plaintext IMAP to {}: only to a loopback host with allow_plaintext = true", self.host);
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .with_context(|| format!("Failed to resolve {}", self.host))?
-            .filter(|addr| !plain || addr.ip().is_loopback())
-            .collect();
-        let mut last_err = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
-                    stream.set_nodelay(true).with_context(|| format!("Failed to set TCP_NODELAY towards {addr}"))?;
-                    return Ok(stream);
-                }
-                Err(err) => last_err = Some(anyhow::Error::new(err).context(format!("Failed to connect to {addr}"))),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("{} resolved to no usable address", self.host)))
+        crate::net::connect(&self.host, self.port, plain).await
     }
 
     async fn handshake(&self, tcp: TcpStream) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {

@@ -161,3 +161,19 @@ fn the_man_page_and_completions_are_generated_from_the_binary() {
     assert!(run("zsh").starts_with("#compdef keypost"));
     assert!(run("fish").contains("complete -c keypost"));
 }
+
+#[test]
+fn commands_that_print_stop_quietly_into_a_closed_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    for args in [&["template", "check"][..], &["check"], &["serial", "--product", "acme-pro", "--name", "Jane Doe"]] {
+        // The reading end is gone before keypost writes: every write fails with EPIPE, deterministically.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output =
+            support::keypost(dir.path(), &["--config", "demo.toml"]).args(args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {:?}: {stderr}", output.status);
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
