@@ -44,6 +44,7 @@ use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
 mod change;
+mod rate;
 mod records;
 
 pub use change::Change;
@@ -146,6 +147,7 @@ fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
     {
         let db = open_sled(&staging)?;
         db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        db.insert(rate::META_COUNTED, b"1")?;
         db.flush()?;
     }
     std::fs::rename(&staging, dir).map_err(io)
@@ -229,6 +231,8 @@ impl Pending<'_> {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Held while a commit raises rate counters (see `rate.rs`).
+    counting: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -243,8 +247,9 @@ impl Store {
         if !dir.exists() {
             create(state_dir, &dir)?;
         }
-        let store = Self { db: open_sled(&dir)? };
+        let store = Self { db: open_sled(&dir)?, counting: Default::default() };
         store.check_schema(&dir)?;
+        rate::build_once(&store.db)?;
         keep_private(&dir);
         Ok(store)
     }
@@ -301,7 +306,18 @@ impl Store {
 
     /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
     fn commit(&self, change: Change) -> Result<(), StoreError> {
-        let batch = change.into_batch(|| self.db.generate_id())?;
+        if change.counted().is_empty() {
+            let batch = change.into_batch(|| self.db.generate_id())?;
+            self.db.apply_batch(batch)?;
+            return Ok(());
+        }
+        // Read-count-write of the rate counters must not interleave with another commit's.
+        let _counting = self.counting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counters = rate::increments(&self.db, change.counted())?;
+        let mut batch = change.into_batch(|| self.db.generate_id())?;
+        for (key, value) in counters {
+            batch.insert(key, value);
+        }
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -361,32 +377,20 @@ impl Store {
     }
 
     /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
-    /// `since`.
+    /// the start of the minute `since` falls in (per-minute counters: the cost does not grow with the orders in
+    /// the window, and the count is never less than the exact one).
     pub fn recent_counts(
         &self,
         provider: &str,
         buyer: Option<&BuyerEmail>,
         since: i64,
     ) -> Result<(u32, u32), StoreError> {
-        let provider_count = self.count_since(&records::key(BY_PROVIDER_TIME, &[provider, ""]), since)?;
+        let provider_count = rate::count_since(&self.db, BY_PROVIDER_TIME, provider, since)?;
         let buyer_count = match buyer {
-            Some(buyer) => self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.rate_key(), ""]), since)?,
+            Some(buyer) => rate::count_since(&self.db, BY_BUYER_TIME, &buyer.rate_key(), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))
-    }
-
-    fn count_since(&self, prefix: &[u8], since: i64) -> Result<u32, StoreError> {
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(time_part(since).as_bytes());
-        let mut end = prefix.to_vec();
-        end.push(0xff);
-        let mut count = 0u32;
-        for item in self.db.range(start..end) {
-            item?;
-            count = count.saturating_add(1);
-        }
-        Ok(count)
     }
 
     /// Outbox entries whose next try is due, oldest first.
