@@ -416,14 +416,36 @@ impl Store {
 
     /// Every order line, sorted by provider, order id and line.
     pub fn orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
-        self.scan(ORDERS.as_bytes())
+        self.orders_iter().collect()
+    }
+
+    /// Every order line in the same order, read one at a time: what `export` streams in constant memory.
+    pub fn orders_iter(&self) -> impl Iterator<Item = Result<OrderRecord, StoreError>> + '_ {
+        self.db.scan_prefix(ORDERS).map(|item| item.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+    }
+
+    /// The lines with this order id, from any provider: one seek per provider, not a read of every order.
+    fn lines_with_order_id(&self, order_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found = Vec::new();
+        let mut from = ORDERS.as_bytes().to_vec();
+        while let Some(item) = self.db.range(from.as_slice()..).next() {
+            let (key, _) = item?;
+            let Some(rest) = key.strip_prefix(ORDERS.as_bytes()) else { break };
+            let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
+            let mut prefix = [ORDERS.as_bytes(), provider, b"\0", order_id.as_bytes(), b"\0"].concat();
+            found.extend(self.scan::<OrderRecord>(&prefix)?);
+            // The next provider: keys of this one are `provider NUL ...`, all below `provider 0x01`.
+            prefix.truncate(ORDERS.len() + provider.len());
+            prefix.push(1);
+            from = prefix;
+        }
+        Ok(found)
     }
 
     /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
-        let mut found: Vec<OrderRecord> =
-            self.orders()?.into_iter().filter(|record| record.order_id.as_str() == query.trim()).collect();
+        let mut found = if query.trim().is_empty() { Vec::new() } else { self.lines_with_order_id(query.trim())? };
         for prefix in [BY_BUYER, BY_LICENSEE] {
             for item in self.db.scan_prefix(records::key(prefix, &[&needle, ""])) {
                 let (_, order) = item?;
