@@ -92,7 +92,12 @@ fn order_change(i: u64, n: u64, now: i64) -> Change {
     };
     let mut change = Change::new();
     change.put_order(&record);
-    change.index_email(Some(&message_id), &format!("{:064x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15), "paypal", &order_id);
+    change.index_email(
+        Some(&message_id),
+        &format!("{:064x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15),
+        "paypal",
+        &order_id,
+    );
     let source = SourceRecord { disposition: Disposition::Done, at, note: "fulfilled".into(), sha256: None };
     change.put_source("imap:orders@mail.example/INBOX", &format!("1796017430:{i}"), &source);
     change.audit(at, "decided", &record.label(), "issue: 1 license(s)");
@@ -133,16 +138,17 @@ fn keypost(dir: &Path, args: &[&str]) -> Command {
 fn start_up(dir: &Path) -> f64 {
     let log = dir.join("run.log");
     let started = Instant::now();
-    let mut child = keypost(dir, &["run"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child =
+        keypost(dir, &["run"]).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let ready = loop {
         if std::fs::read_to_string(&log).unwrap_or_default().contains("keypost is running.") {
             break started.elapsed().as_secs_f64();
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "never ready:\n{}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never ready:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         assert!(child.try_wait().unwrap().is_none(), "exited:\n{}", std::fs::read_to_string(&log).unwrap());
         std::thread::sleep(Duration::from_millis(2));
     };

@@ -3,7 +3,7 @@
 //! # Layout
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
-//! provider and buyer with time (rate limits); one record per source message with its final disposition; the
+//! provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one record per source message with its final disposition; the
 //! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
@@ -153,6 +153,10 @@ fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
     std::fs::rename(&staging, dir).map_err(io)
 }
 
+/// sled's page cache. Its default (1 GiB) lets a large state fill the daemon's memory with pages it rarely reads
+/// again; the hot records (outbox, recent orders, counters) fit in far less.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Opens sled at `dir`, mapping its failures to what the vendor needs to know. sled releases its file lock from
 /// a background thread, so a database this process (or a process that just exited) closed a moment ago may still
 /// read as locked: that is retried for up to two seconds before it counts as another process holding it.
@@ -160,7 +164,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     let mut attempts = 0;
     loop {
         // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open());
         return match opened {
             Ok(Ok(db)) => Ok(db),
             Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
@@ -222,7 +226,7 @@ impl Pending<'_> {
 
     /// Flushes everything applied; returns what the batch put into the outbox, which may be sent now.
     pub async fn durable(self) -> Result<Queued, StoreError> {
-        self.store.db.flush_async().await?;
+        self.store.flush_durable().await?;
         Ok(Queued(self.queued))
     }
 }
@@ -233,6 +237,9 @@ pub struct Store {
     db: sled::Db,
     /// Held while a commit raises rate counters (see `rate.rs`).
     counting: std::sync::Arc<std::sync::Mutex<()>>,
+    /// One flush at a time: sled 0.34's concurrent `flush_async` calls can wait on each other for ever (seen with
+    /// twenty replies sent at once, each recording its send durably).
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -247,7 +254,7 @@ impl Store {
         if !dir.exists() {
             create(state_dir, &dir)?;
         }
-        let store = Self { db: open_sled(&dir)?, counting: Default::default() };
+        let store = Self { db: open_sled(&dir)?, counting: Default::default(), flushing: Default::default() };
         store.check_schema(&dir)?;
         rate::build_once(&store.db)?;
         keep_private(&dir);
@@ -285,7 +292,7 @@ impl Store {
             queued.extend_from_slice(change.queued());
             self.commit(change)?;
         }
-        self.db.flush_async().await?;
+        self.flush_durable().await?;
         Ok(Queued(queued))
     }
 
@@ -302,6 +309,14 @@ impl Store {
     pub fn commit_waiting(&self, change: Change) -> Result<(), StoreError> {
         debug_assert!(change.queued().is_empty(), "a change that queues mail must be committed durably");
         self.commit(change)
+    }
+
+    /// Waits until everything applied so far is on disk. Flushes queue behind each other; one that starts after a
+    /// write was applied covers it, so waiting for the lock never weakens durability.
+    async fn flush_durable(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
