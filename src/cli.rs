@@ -20,6 +20,8 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod pool;
+mod replay;
 mod run;
 mod serial;
 mod template;
@@ -60,6 +62,9 @@ pub enum Command {
     Template(template::TemplateCommand),
     /// Find orders and licenses by order id, buyer email or licensee
     Lookup(orders::LookupArgs),
+    /// Whether the daemon runs, its last contact with the mail servers and last pass, the outbox, set-aside and
+    /// review counts (exit 0 running, 3 not running)
+    Status(orders::StatusArgs),
     /// Send an order's reply again (same serial)
     Resend(orders::ResendArgs),
     /// Mark an order's license revoked
@@ -68,9 +73,14 @@ pub enum Command {
     Issue(orders::IssueArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
+    /// Read past order mail (an mbox, a Maildir, an IMAP folder) against the state; --apply fulfils the orders never answered
+    Replay(replay::ReplayArgs),
     /// List, show, release (read again) or drop (file as ignored) the messages keypost set aside
     #[command(subcommand)]
     Aside(aside::AsideCommand),
+    /// Fill a product's pool of pre-made codes, and see each pool's stock
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Print the man page or shell completions (for packaging)
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -92,11 +102,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activate(args) => serial::activate(args, &globals),
         Command::Template(command) => template::run(command, &globals),
         Command::Lookup(args) => orders::lookup(args, &globals),
+        Command::Status(args) => orders::status(args, &globals),
         Command::Resend(args) => orders::resend(args, &globals),
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
+        Command::Pool(command) => pool::run(command, &globals),
+        Command::Replay(args) => replay::run(args, &globals),
         Command::Generate(args) => generate::run(args),
     }
 }
@@ -153,7 +166,9 @@ fn load_config_quietly(globals: &Globals) -> anyhow::Result<crate::config::Loade
 /// command, a cron job); the daemon logs each decision, for the journal.
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let one_pass = matches!(&cli.command, Command::Run(args) if args.once);
+    // `run --once` and `replay` print their results; their logs are warnings unless asked for more.
+    let one_pass =
+        matches!(&cli.command, Command::Run(args) if args.once) || matches!(&cli.command, Command::Replay(_));
     let default = match cli.verbose {
         0 if one_pass => "warn",
         0 => "info",

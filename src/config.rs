@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub use crate::problems::{ConfigError, Problem, Problems, Severity};
 use crate::product::{self, ProductConfig};
-use crate::{fulfil, mailbox, reply, store, template, trust};
+use crate::{digest, fulfil, mailbox, reply, selfservice, store, template, trust};
 
 /// Where the config file is looked for when `--config` is not given, in order.
 pub const DEFAULT_PATHS: [&str; 2] = ["keypost.toml", "/etc/keypost/keypost.toml"];
@@ -42,6 +42,15 @@ pub struct Config {
     /// Rate limits and other checks every order must pass.
     #[serde(default)]
     pub limits: fulfil::LimitsConfig,
+    /// The periodic summary mail to the vendor; off unless the section is present.
+    #[serde(default)]
+    pub digest: Option<digest::DigestConfig>,
+    /// Buyers' lost-license requests answered from the state (on by default).
+    #[serde(default)]
+    pub self_service: selfservice::SelfServiceConfig,
+    /// The Prometheus endpoint (off by default).
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// A configuration that loaded and validated, with the folder its relative paths are taken from.
@@ -134,6 +143,9 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
         "reply" => check_as::<reply::ReplyConfig>(key, value, problems),
         "trust" => check_as::<trust::TrustConfig>(key, value, problems),
         "limits" => check_as::<fulfil::LimitsConfig>(key, value, problems),
+        "digest" => check_as::<digest::DigestConfig>(key, value, problems),
+        "self_service" => check_as::<selfservice::SelfServiceConfig>(key, value, problems),
+        "metrics" => check_as::<crate::metrics::MetricsConfig>(key, value, problems),
         "product" => match value.as_array() {
             Some(products) => products.iter().enumerate().fold(true, |fits, (index, product)| {
                 check_as::<ProductConfig>(&format!("product[{index}]"), product, problems) && fits
@@ -144,7 +156,7 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
             }
         },
         _ => {
-            problems.error(key, "unknown key");
+            problems.error(key, crate::keys::unknown_key_message::<Config>(&[crate::keys::Step::Key(key.to_owned())]));
             true
         }
     }
@@ -152,12 +164,12 @@ fn check_section(key: &str, value: &toml::Value, problems: &mut Problems) -> boo
 
 /// Deserializes one section on its own, naming each unknown key and the first bad value by its dotted key.
 fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, problems: &mut Problems) -> bool {
-    let mut unknown: Vec<String> = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(dotted(&path));
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(crate::keys::steps(&path));
     let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut record);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
-    for path in unknown {
-        problems.error(join_key(prefix, &path), "unknown key");
+    for steps in unknown {
+        problems.error(join_key(prefix, &crate::keys::dotted(&steps)), crate::keys::unknown_key_message::<T>(&steps));
     }
     match result {
         Ok(_) => true,
@@ -165,18 +177,6 @@ fn check_as<T: serde::de::DeserializeOwned>(prefix: &str, value: &toml::Value, p
             problems.error(join_key(prefix, &dotted_error_path(err.path())), err.inner().message());
             false
         }
-    }
-}
-
-/// The dotted key a person wrote (`mailbox.imap.idel`): serde's inner steps for optional and newtype values,
-/// which `serde_ignored` shows as `?`, are not keys in the file.
-fn dotted(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", dotted(parent)),
-        Path::Map { parent, key } => join_key(&dotted(parent), key),
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => dotted(parent),
     }
 }
 
@@ -223,6 +223,11 @@ impl Config {
         self.trust.validate(problems);
         self.trust.validate_recipients(self.mailbox.is_some(), problems);
         self.limits.validate(problems);
+        if let Some(digest) = &self.digest {
+            digest.validate(problems);
+        }
+        self.self_service.validate(problems);
+        self.metrics.validate(problems);
         product::validate_all(&self.products, problems);
     }
 }
@@ -257,6 +262,24 @@ mod tests {
         parse(text, &mut problems);
         let keys: Vec<_> = problems.items().iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["mailbox.imap.idel"], "{problems:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_suggests_the_closest_known_key_in_its_table() {
+        let mut problems = Problems::new("k.toml");
+        let text = "stat = 1\n[mailbox.imap]\nhost = \"h\"\nuser = \"u\"\npassword = { env = \"P\" }\nidel = true\n\n\
+                    [[product]]\nid = \"a\"\nname = \"A\"\nskus = [\"A\"]\nserial = { scheme = \"block\", produkt_code = 1 }\n";
+        parse(text, &mut problems);
+        let found: Vec<_> = problems.items().iter().map(|p| format!("{}: {}", p.key, p.message)).collect();
+        for expected in [
+            "stat: unknown key; did you mean `state`?",
+            "mailbox.imap.idel: unknown key; did you mean `idle`?",
+            "product[0].serial.produkt_code: unknown key; did you mean `product_code`?",
+        ] {
+            assert!(found.iter().any(|f| f == expected), "{expected:?} not in {found:?}");
+        }
+        assert!(found.iter().all(|f| !f.contains('?') || f.ends_with("`?")), "no `?` segment in a key: {found:?}");
+        assert_eq!(found.iter().filter(|f| f.contains("unknown key")).count(), 3, "{problems:?}");
     }
 
     #[test]

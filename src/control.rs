@@ -14,6 +14,7 @@ pub mod answer;
 mod client;
 pub mod protocol;
 mod server;
+pub mod status;
 
 pub use client::ask;
 pub use protocol::{Answer, ExportFormat, Request, Response};

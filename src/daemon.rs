@@ -18,12 +18,17 @@ pub mod any;
 mod aside;
 pub mod build;
 mod core;
+mod digest;
 mod jobs;
+mod linked;
 mod manual;
 mod message;
 mod outbox;
+mod pool;
 mod real;
+pub mod replay;
 mod seams;
+mod selfservice;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;
@@ -57,6 +62,8 @@ pub struct Outcome {
     pub retrying: usize,
     pub sent: usize,
     pub send_failures: usize,
+    /// Buyers' lost-license requests answered (their licenses resent to the address on file).
+    pub self_service: usize,
 }
 
 impl From<Effect> for Outcome {
@@ -75,6 +82,7 @@ impl From<Effect> for Outcome {
             }
             Effect::SetAside => &mut outcome.set_aside,
             Effect::Retrying => &mut outcome.retrying,
+            Effect::SelfService => &mut outcome.self_service,
         };
         *count = 1;
         outcome
@@ -95,6 +103,7 @@ impl Outcome {
         self.retrying += other.retrying;
         self.sent += other.sent;
         self.send_failures += other.send_failures;
+        self.self_service += other.self_service;
     }
 
     /// Nothing happened.
@@ -116,7 +125,7 @@ impl fmt::Display for Outcome {
         write!(
             f,
             "fulfilled {}, ignored {} ({} from unknown senders), set aside {}, for review {}, revoked {}, duplicates \
-             {}, retrying {}, sent {}, send failures {}",
+             {}, retrying {}, sent {}, send failures {}, lost-license requests answered {}",
             self.fulfilled,
             self.ignored,
             self.unknown_senders,
@@ -126,7 +135,8 @@ impl fmt::Display for Outcome {
             self.skipped,
             self.retrying,
             self.sent,
-            self.send_failures
+            self.send_failures,
+            self.self_service
         )
     }
 }
@@ -137,6 +147,26 @@ enum Step {
     Decided(Outcome),
     /// It would revoke a license whose reply this batch queued and has not sent: send the batch's replies first.
     SendFirst,
+}
+
+impl From<&Outcome> for crate::telemetry::Counts {
+    fn from(o: &Outcome) -> Self {
+        let n = |count: usize| u64::try_from(count).unwrap_or(u64::MAX);
+        Self {
+            messages: n(o.messages),
+            fulfilled: n(o.fulfilled),
+            ignored: n(o.ignored),
+            unknown_senders: n(o.unknown_senders),
+            set_aside: n(o.set_aside),
+            review: n(o.review),
+            revoked: n(o.revoked),
+            duplicates: n(o.skipped),
+            settled_again: n(o.resettled),
+            retrying: n(o.retrying),
+            sent: n(o.sent),
+            send_failures: n(o.send_failures),
+        }
+    }
 }
 
 /// The daemon: a source, a mailer, and the core they feed.
@@ -153,6 +183,7 @@ pub struct Daemon<S: Source, M: Mailer> {
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
+        core.telemetry.set_source(source.name());
         Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
     }
 
@@ -175,12 +206,23 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     /// moved in the source with as few commands as it allows (step 4). A single new message is a batch of one:
     /// nothing waits for a batch to fill.
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
+        let result = self.pass_unrecorded(shutdown).await;
+        let at = self.core.now().unix_timestamp();
+        let counts = result.as_ref().map(crate::telemetry::Counts::from).map_err(|err| format!("{err:#}"));
+        self.core.telemetry.pass_done(at, counts);
+        result
+    }
+
+    async fn pass_unrecorded(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
+        // Orders waiting for pool codes that an import (or a crash right after one) left unanswered.
+        outcome.add(&self.core.answer_waiting(&self.mailer).await?);
         let batch = self
             .source
             .fetch_new(BATCH)
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
+        self.core.telemetry.mailbox_reached(self.core.now().unix_timestamp());
         let source = self.source.name();
         let mut pending = self.core.store.pending();
         let mut settled = Vec::with_capacity(batch.len());
@@ -213,7 +255,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
         self.settle_all(&settled).await;
         self.core.queue_alert_digest().await?;
-        // Alerts queued by failed sends, and a due digest of held alerts, go out in the same pass.
+        self.core.queue_digest().await?;
+        // Alerts queued by failed sends, a due digest of held alerts and the periodic digest go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
         Ok(outcome)
     }

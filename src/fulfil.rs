@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::order::Recipient;
-use crate::order::{Licensee, LineItem, Order, OrderKind};
+use crate::order::{Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::problems::Problems;
 use crate::product::ProductConfig;
 
@@ -88,6 +88,32 @@ pub struct History {
     /// A refund or chargeback (or cancellation) recorded for this order before any sale: its sale must never
     /// be fulfilled.
     pub revoked_ahead: Option<OrderKind>,
+    /// Another provider's order that answers the same payment: the one this order is recorded as linked to,
+    /// or, for an order not recorded yet, the one recorded under its payment id (a shop's notice and its
+    /// processor's notice of one sale). See `link.rs`.
+    pub answered_by: Option<Related>,
+}
+
+/// Another provider's order for the same payment, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    pub order: OrderRef,
+    pub lines: Vec<KnownLine>,
+    /// Only a refund, chargeback or cancellation is recorded for it, before any sale.
+    pub revoked_ahead: Option<OrderKind>,
+}
+
+/// One order: provider + order id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OrderRef {
+    pub provider: String,
+    pub order_id: OrderId,
+}
+
+impl std::fmt::Display for OrderRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.order_id)
+    }
 }
 
 /// One recorded line of an order.
@@ -120,8 +146,17 @@ pub struct Grant {
 pub enum Decision {
     /// Make a license per grant and reply.
     Issue { grants: Vec<Grant>, recipient: Recipient },
-    /// Take back these lines' licenses and tell the vendor.
-    Revoke { lines: Vec<u32>, reason: String },
+    /// Take back these lines' licenses and tell the vendor. The lines are `linked`'s when the mail is another
+    /// provider's notice of the payment that order answered, else the mail's own order's.
+    Revoke {
+        lines: Vec<u32>,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linked: Option<OrderRef>,
+    },
+    /// Another provider's notice of a payment already answered under `to`: recorded as linked to it, with no
+    /// license and no reply of its own.
+    Link { to: OrderRef, reason: String },
     /// A refund or chargeback for an order not recorded (yet): remember it and tell the vendor, so that its
     /// sale, should its mail come later, is never fulfilled.
     RevokeAhead { reason: String },
@@ -138,6 +173,7 @@ impl Decision {
         match self {
             Decision::Issue { .. } => "issue",
             Decision::Revoke { .. } => "revoke",
+            Decision::Link { .. } => "link",
             Decision::RevokeAhead { .. } => "revoke-ahead",
             Decision::SaleRevoked { .. } => "sale-revoked",
             Decision::Skip { .. } => "skip",
@@ -155,6 +191,7 @@ impl Decision {
                 )
             }
             Decision::Revoke { reason, .. }
+            | Decision::Link { reason, .. }
             | Decision::RevokeAhead { reason }
             | Decision::SaleRevoked { reason }
             | Decision::Skip { reason }
@@ -174,6 +211,9 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
     if !history.lines.is_empty() {
         return Decision::Skip { reason: format!("order {} is already recorded", order.id) };
     }
+    if let Some(related) = &history.answered_by {
+        return link::sale(related);
+    }
     match check_sale(order, history, products, limits) {
         Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },
@@ -181,6 +221,9 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
 }
 
 fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
+    if let Some(related) = &history.answered_by {
+        return link::revocation(kind, related);
+    }
     if history.lines.is_empty() {
         return Decision::RevokeAhead { reason: format!("{} for an order keypost has not recorded", kind.as_str()) };
     }
@@ -188,7 +231,7 @@ fn decide_revocation(kind: OrderKind, history: &History) -> Decision {
     if lines.is_empty() {
         return Decision::Skip { reason: format!("{}: no active license left to revoke", kind.as_str()) };
     }
-    Decision::Revoke { lines, reason: kind.as_str().to_owned() }
+    Decision::Revoke { lines, reason: kind.as_str().to_owned(), linked: None }
 }
 
 /// Every check a sale must pass; the first failure is the review reason.
@@ -298,5 +341,6 @@ fn describe(item: &LineItem) -> String {
     }
 }
 
+mod link;
 #[cfg(test)]
 pub(crate) mod tests;

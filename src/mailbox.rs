@@ -13,6 +13,7 @@ use crate::endpoint::{Security, validate_server};
 use crate::problems::Problems;
 use crate::secret::SecretSource;
 
+pub mod archive;
 pub mod aside;
 pub mod imap;
 pub mod maildir;

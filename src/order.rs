@@ -131,6 +131,11 @@ text_newtype!(
     /// A provider's product code or product name for a line item.
     Sku, "sku", 200
 );
+text_newtype!(
+    /// The payment's id at the processor that took it, namespaced by that processor (`paypal:8DE45678FG901234H`):
+    /// a shop's notice and the processor's own notice of one payment carry the same one ([`crate::fulfil`]).
+    PaymentId, "payment id", 200
+);
 
 /// A buyer's address: one `local@domain` with no display name, no spaces and no header-breaking characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -276,6 +281,10 @@ pub struct Order {
     pub items: Vec<LineItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    /// The payment's id at its processor, when the template reads one: links this order with another
+    /// provider's notice of the same payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
 }
 
 impl Order {

@@ -16,8 +16,12 @@ pub struct ProductConfig {
     /// Every SKU, product code or product name under which providers sell it (compared case-insensitively).
     #[serde(default)]
     pub skus: Vec<String>,
-    /// How serials for this product are made.
-    pub serial: serial::SerialConfig,
+    /// How serials for this product are made. A product has this or `pool`, not both.
+    #[serde(default)]
+    pub serial: Option<serial::SerialConfig>,
+    /// Hand out pre-made codes from a pool (`keypost pool import`) instead of computed serials.
+    #[serde(default)]
+    pub pool: Option<crate::pool::PoolConfig>,
     /// Lowest unit price accepted per currency; an order below it goes to review.
     #[serde(default)]
     pub min_price: Vec<PriceFloor>,
@@ -60,6 +64,11 @@ impl PriceFloor {
 }
 
 impl ProductConfig {
+    /// Whether its licences are codes from a pool rather than computed serials.
+    pub fn is_pool(&self) -> bool {
+        self.pool.is_some()
+    }
+
     /// What the reply renderer needs of this product.
     pub fn reply_view(&self) -> ProductReply<'_> {
         ProductReply {
@@ -97,8 +106,21 @@ pub fn validate_all(products: &[ProductConfig], problems: &mut Problems) {
                 problems.error(format!("{key}.min_price[{i}].amount"), "must be a decimal like \"9.00\"");
             }
         }
-        product.serial.validate(&format!("{key}.serial"), problems);
-        product.serial.validate_term_skus(&format!("{key}.serial"), &product.skus, problems);
+        match (&product.serial, &product.pool) {
+            (Some(serial), None) => {
+                serial.validate(&format!("{key}.serial"), problems);
+                serial.validate_term_skus(&format!("{key}.serial"), &product.skus, problems);
+            }
+            (None, Some(pool)) => pool.validate(&format!("{key}.pool"), problems),
+            (None, None) => problems.error(
+                format!("{key}.serial"),
+                "is required: how the product's serials are made (or [product.pool] for pre-made codes)",
+            ),
+            (Some(_), Some(_)) => problems.error(
+                format!("{key}.pool"),
+                "a product hands out serials ([product.serial]) or pool codes ([product.pool]), not both",
+            ),
+        }
         if let Some(reply) = &product.reply {
             reply.validate(&format!("{key}.reply"), problems);
         }

@@ -8,6 +8,7 @@ use crate::problems::Problems;
 use crate::secret::SecretSource;
 
 mod alert;
+pub mod digest;
 pub mod files;
 pub mod link;
 pub mod placeholder;

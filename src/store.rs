@@ -44,13 +44,18 @@ use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
 mod change;
+mod pool;
 mod rate;
 mod records;
 
 pub use change::Change;
+pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
-pub use records::{AuditEntry, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SourceRecord};
+pub use records::{
+    AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
+    SourceRecord, UNKNOWN_SENDER_NOTE,
+};
 
 /// The layout version this build writes. A database with a higher one is refused.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -365,6 +370,36 @@ impl Store {
         Ok(found)
     }
 
+    /// Every source message's record, in key order.
+    pub fn source_records(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.scan(SOURCES.as_bytes())
+    }
+
+    /// The digest of this period, if it was queued.
+    pub fn digest(&self, period: &str) -> Result<Option<DigestRecord>, StoreError> {
+        self.get(&records::key(DIGESTS, &[period]))
+    }
+
+    /// The lost-licence requests from this address (any case) at or after `since`, oldest first.
+    pub fn self_service(&self, address: &str, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> =
+            self.scan(&records::key(SELF_SERVICE, &[&address.to_lowercase(), ""]))?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
+    }
+
+    /// Every lost-licence request at or after `since` (the digest's count).
+    pub fn self_service_since(&self, since: i64) -> Result<Vec<SelfServiceRecord>, StoreError> {
+        let mut requests: Vec<SelfServiceRecord> = self.scan(SELF_SERVICE.as_bytes())?;
+        requests.retain(|request| request.at >= since);
+        Ok(requests)
+    }
+
+    /// Every outbox entry, in Message-ID order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.scan(OUTBOX.as_bytes())
+    }
+
     /// Since when a message (by its label `source/key`) has been left waiting for a retry, if it is.
     pub fn retrying_since(&self, label: &str) -> Result<Option<i64>, StoreError> {
         self.get(&records::key(RETRYING, &[label]))
@@ -389,6 +424,19 @@ impl Store {
 
     pub fn order_line(&self, provider: &str, order_id: &str, line: u32) -> Result<Option<OrderRecord>, StoreError> {
         self.get(&order_key(provider, order_id, line))
+    }
+
+    /// Every order line recorded under this payment id (each provider's notice of the payment), in key order.
+    pub fn payment_lines(&self, payment_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.db.scan_prefix(records::key(BY_PAYMENT, &[payment_id, ""])) {
+            let (_, order) = item?;
+            if let Some(record) = self.get::<OrderRecord>(&order)? {
+                found.push(record);
+            }
+        }
+        found.sort_by_key(OrderRecord::key);
+        Ok(found)
     }
 
     /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
@@ -468,6 +516,12 @@ impl Store {
                     found.push(record);
                 }
             }
+        }
+        // One purchase, two notifications: the other provider's notice of each payment found is part of it.
+        let payments: Vec<String> =
+            found.iter().filter_map(|record| record.payment_id.as_ref().map(|p| p.as_str().to_owned())).collect();
+        for payment in payments {
+            found.extend(self.payment_lines(&payment)?);
         }
         found.sort_by_key(OrderRecord::key);
         found.dedup_by_key(|record| record.key());

@@ -169,14 +169,23 @@ impl Templates {
     }
 
     /// Pairs of enabled templates that both announce one sale: a shop platform and a processor it can be paid
-    /// through (its `paid_through`). Both would be answered, so one purchase would get two serials.
+    /// through (its `paid_through`). Both would be answered, so one purchase would get two serials, unless both
+    /// read the payment's id (`fields.payment_id`, for the same processor): then the second notice is linked to
+    /// the first and not answered again.
     pub fn double_notice_warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for shop in &self.templates {
             for processor in shop.paid_through.iter().filter_map(|id| self.get(id)) {
+                let linked = shop.payment_id.is_some()
+                    && processor.payment_id.is_some()
+                    && shop.payment_processor == processor.payment_processor;
+                if linked {
+                    continue;
+                }
                 warnings.push(format!(
-                    "{}: templates {:?} and {:?} are both enabled, and {} can take {}'s payments: each such sale \
-                     arrives twice (two serials for one purchase); keep {:?} (it names the product) and add \
+                    "{}: templates {:?} and {:?} are both enabled, and {} can take {}'s payments, but the two \
+                     cannot be linked (one reads no payment id): each such sale arrives twice (two serials for \
+                     one purchase); keep {:?} (it names the product) and add \
                      {:?} to `disable` in [templates] of the config, or remove {:?} from `paid_through` if \
                      {} never pays through {}",
                     shop.file.display(),

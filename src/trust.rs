@@ -13,6 +13,7 @@ use crate::problems::Problems;
 
 mod auth_results;
 mod binding;
+pub mod buyer;
 mod dkim;
 mod domain;
 mod signed;

@@ -28,6 +28,7 @@ fn check_config(path: &Path) -> bool {
             check_secrets(&loaded, &mut problems);
             check_provider_ids(&loaded, &mut problems);
             check_replies(&loaded, &mut problems);
+            super::pool::check_stock(&loaded, &mut problems);
             if !problems.has_errors() {
                 for warning in problems.items() {
                     outln!("{warning}");
@@ -51,7 +52,7 @@ fn check_config(path: &Path) -> bool {
 /// file shows up now rather than at start-up. Only where each comes from is printed, never a value.
 fn check_secrets(loaded: &Loaded, problems: &mut Problems) {
     for (index, product) in loaded.config.products.iter().enumerate() {
-        if let Err(err) = product.serial.maker(&loaded.base_dir) {
+        if let Some(Err(err)) = product.serial.as_ref().map(|serial| serial.maker(&loaded.base_dir)) {
             problems.error(format!("product[{index}].serial"), err);
         }
     }

@@ -17,6 +17,16 @@ use crate::store::{Store, StoreError};
 pub struct LookupArgs {
     /// An order id, a buyer email address or a licensee name (the last two case-insensitive)
     pub query: String,
+    /// One JSON array of the order lines (the fields `export` writes) instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object with stable field names instead of lines
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -62,7 +72,11 @@ pub struct ExportArgs {
 }
 
 pub fn lookup(args: LookupArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    carry_out(globals, Request::Lookup { query: args.query })
+    carry_out(globals, Request::Lookup { query: args.query, json: args.json })
+}
+
+pub fn status(args: StatusArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    carry_out(globals, Request::Status { json: args.json })
 }
 
 pub fn resend(args: ResendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
@@ -96,11 +110,15 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 
 /// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
 pub(super) fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
-    let answer = match build::store(&loaded) {
-        Ok(store) => directly(&loaded, store, &request)?,
+    carry_out_with(&super::load_config(globals)?, request)
+}
+
+/// The same with the configuration already loaded.
+pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Result<ExitCode> {
+    let answer = match build::store(loaded) {
+        Ok(store) => directly(loaded, store, &request)?,
         Err(err) if locked(&err) => {
-            let state = build::state_dir(&loaded);
+            let state = build::state_dir(loaded);
             let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
                 format!("The state {} is in use by a running keypost, which could not be asked", state.display())
             })?;

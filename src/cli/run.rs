@@ -8,6 +8,7 @@ use clap::Args;
 use super::Globals;
 use crate::control::ControlServer;
 use crate::daemon::{Outcome, build};
+use crate::metrics::MetricsServer;
 use crate::service::{Notifier, ShutdownSignal};
 
 #[derive(Debug, Args)]
@@ -35,7 +36,11 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         let shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
         // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
         // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
-        let control = match ControlServer::start(&build::state_dir(&loaded), daemon.core.store.clone()) {
+        let control = match ControlServer::start(
+            &build::state_dir(&loaded),
+            daemon.core.store.clone(),
+            daemon.core.telemetry.clone(),
+        ) {
             Ok((control, jobs)) => {
                 daemon.serve_jobs(jobs);
                 Some(control)
@@ -44,6 +49,17 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 tracing::error!("{err:#}; the order tools cannot reach keypost while it runs");
                 None
             }
+        };
+        // Dropped when this returns. Without it keypost still fulfils orders; the scrape's `up` shows it is gone.
+        let metrics = match loaded.config.metrics.address() {
+            Some(address) => {
+                let (store, telemetry) = (daemon.core.store.clone(), daemon.core.telemetry.clone());
+                MetricsServer::start(address, store, telemetry)
+                    .await
+                    .inspect_err(|err| tracing::error!("{err:#}; keypost goes on without its metrics endpoint"))
+                    .ok()
+            }
+            None => None,
         };
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
@@ -66,6 +82,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         daemon.run(shutdown, on_pass).await?;
         notifier.stopping();
         drop(control);
+        drop(metrics);
         tracing::info!("keypost stopped.");
         Ok(ExitCode::SUCCESS)
     })
@@ -86,6 +103,7 @@ pub fn summary(outcome: &Outcome) -> String {
         ("retrying", outcome.retrying),
         ("replies sent", outcome.sent),
         ("send failures", outcome.send_failures),
+        ("lost licenses", outcome.self_service),
     ];
     rows.iter().map(|(name, count)| format!("{name:>15}: {count}")).collect::<Vec<_>>().join("\n")
 }

@@ -151,9 +151,12 @@ fn product_maker(loaded: &Loaded, id: &str) -> anyhow::Result<(Maker, Terms)> {
         let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
         anyhow::bail!("unknown product {id:?} in {}; known products: {known}", loaded.path.display());
     };
+    let Some(serial) = &product.serial else {
+        anyhow::bail!("product {id:?} hands out pool codes, not serials (see keypost pool status)");
+    };
     let context = || format!("Failed to load the serial settings of product {id:?} ({})", loaded.path.display());
-    let maker = product.serial.maker(&loaded.base_dir).with_context(context)?;
-    let terms = product.serial.terms().with_context(context)?;
+    let maker = serial.maker(&loaded.base_dir).with_context(context)?;
+    let terms = serial.terms().with_context(context)?;
     Ok((maker, terms))
 }
 

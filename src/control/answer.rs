@@ -10,16 +10,20 @@ use crate::store::{OrderRecord, ReplyState, Store};
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
 pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> {
     match request {
-        Request::Lookup { query } => Some(lookup(store, query)),
+        Request::Lookup { query, json } => Some(lookup(store, query, *json)),
+        // Answered here only when no daemon runs; a running one answers with its own facts (`server.rs`).
+        Request::Status { json } => Some(status(store, None, *json)),
         Request::Export { format } => Some(export(store, *format)),
         Request::AsideList { json } => Some(aside_list(store, *json)),
+        Request::PoolStatus { pools, json } => Some(pool_status(store, pools, *json)),
         // `aside show` reads the mailbox, which only the daemon's loop (or the tool itself) does.
         Request::Resend { .. }
         | Request::Revoke { .. }
         | Request::Issue { .. }
         | Request::AsideShow { .. }
         | Request::AsideRelease { .. }
-        | Request::AsideDrop { .. } => None,
+        | Request::AsideDrop { .. }
+        | Request::PoolImport { .. } => None,
     }
 }
 
@@ -52,6 +56,27 @@ pub fn aside_list(store: &Store, json: bool) -> anyhow::Result<Answer> {
         writeln!(out, "{}  {}  {}  {}", entry.id, entry.at, entry.source, entry.reason)?;
     }
     Ok(Answer::success(out))
+}
+
+/// `pool status`: each configured pool (product id, low-water mark), then any other product with codes.
+pub fn pool_status(store: &Store, pools: &[(String, u32)], json: bool) -> anyhow::Result<Answer> {
+    let mut stocks = Vec::new();
+    let waiting = store.waiting_orders()?;
+    let configured = pools.iter().map(|(product, mark)| (product.clone(), Some(*mark)));
+    let others = store.pool_products()?.into_iter().filter(|p| !pools.iter().any(|(id, _)| id == p));
+    for (product, low_water) in configured.chain(others.map(|p| (p, None))) {
+        let counts = store.pool_counts(&product)?;
+        let waiting = waiting.iter().filter(|w| w.grants.iter().any(|g| g.product == product)).count();
+        stocks.push(crate::pool::Stock {
+            available: counts.available,
+            handed_out: counts.handed_out,
+            revoked: counts.revoked,
+            low_water,
+            waiting,
+            product,
+        });
+    }
+    Ok(Answer::success(crate::pool::render_status(&stocks, json)))
 }
 
 /// What `aside show` prints: the record, then the message as it is in the set-aside folder.
@@ -96,13 +121,30 @@ pub fn issued(order: &str, sent: usize, failed: usize) -> Answer {
     Answer::success(format!("issued {order}: {sent} sent, {failed} failed\n"))
 }
 
-/// `lookup`: every order line found, or exit 1 when none is.
-pub fn lookup(store: &Store, query: &str) -> anyhow::Result<Answer> {
+/// `status`, with the daemon's facts when it runs.
+pub fn status(store: &Store, facts: Option<&crate::telemetry::Facts>, json: bool) -> anyhow::Result<Answer> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    super::status::answer(&super::status::gather(store, facts, now)?, json)
+}
+
+/// `lookup`: every order line found, or exit 1 when none is. `--json`: one array of the order lines, with the
+/// field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
+pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> {
     let found = store.lookup(query)?;
-    if found.is_empty() {
+    if json {
+        let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
+        return Ok(Answer { stdout: serde_json::to_string_pretty(&found)? + "\n", exit });
+    }
+    // A buyer address also shows the lost-license requests from it (`[self_service]`), answered or not.
+    let requests = store.self_service(query.trim(), 0)?;
+    if found.is_empty() && requests.is_empty() {
         return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
     }
-    let stdout = found.iter().map(|record| describe(record) + "\n").collect();
+    let mut stdout: String = found.iter().map(|record| describe(record) + "\n").collect();
+    for request in &requests {
+        stdout +=
+            &format!("lost-license request {} from {}: {}\n", rfc3339(request.at), request.origin, request.outcome);
+    }
     Ok(Answer::success(stdout))
 }
 
@@ -113,8 +155,15 @@ fn describe(record: &OrderRecord) -> String {
     );
     let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
     let revoked = record.revoked.as_ref().map(|r| format!(" REVOKED ({})", r.reason)).unwrap_or_default();
+    // One purchase, two notifications: the payment they share, and which one answers it.
+    let payment = match (&record.payment_id, &record.linked_to) {
+        (Some(payment), Some(to)) => format!("; payment {payment}, one purchase with {to} (answered there)"),
+        (Some(payment), None) => format!("; payment {payment}"),
+        (None, Some(to)) => format!("; one purchase with {to} (answered there)"),
+        (None, None) => String::new(),
+    };
     format!(
-        "{} {} {}: {license}; buyer {buyer}; reply {}{revoked}",
+        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}{revoked}",
         record.label(),
         record.kind.as_str(),
         record.decision,

@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn a_missing_socket_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let request = Request::Lookup { query: "x".into() };
+        let request = Request::Lookup { query: "x".into(), json: false };
         let err = ask(&dir.path().join("control.sock"), &request).unwrap_err();
         assert!(format!("{err:#}").starts_with("no control socket"), "{err:#}");
     }
@@ -65,7 +65,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("control.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        let err = ask(&path, &Request::Lookup { query: "x".into() }).unwrap_err();
+        let err = ask(&path, &Request::Lookup { query: "x".into(), json: false }).unwrap_err();
         assert!(format!("{err:#}").starts_with("nothing listens"), "{err:#}");
     }
 }

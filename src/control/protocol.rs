@@ -14,8 +14,9 @@ pub const EXIT_ERROR: u8 = 1;
 /// The exit code when the configuration or a template has problems.
 pub const EXIT_INVALID_CONFIG: u8 = 2;
 
-/// The longest request line the daemon reads (requests are a few hundred bytes).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// The longest request line the daemon reads (requests are a few hundred bytes; a `pool import` carries its
+/// codes, some 200,000 of a platform's usual length).
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a vendor tool asks for: one variant per command, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,14 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub enum Request {
     Lookup {
         query: String,
+        /// A JSON array of the order lines (the fields `export` writes) instead of lines of text.
+        #[serde(default)]
+        json: bool,
+    },
+    /// `keypost status`: the daemon's own facts and what the state says.
+    Status {
+        #[serde(default)]
+        json: bool,
     },
     Export {
         format: ExportFormat,
@@ -58,6 +67,23 @@ pub enum Request {
         id: String,
         reason: String,
     },
+    /// `keypost pool import PRODUCT FILE`: the file's codes (read, trimmed and de-duplicated by the tool, which
+    /// counted its blank and repeated lines).
+    PoolImport {
+        product: String,
+        codes: Vec<String>,
+        #[serde(default)]
+        blank: usize,
+        #[serde(default)]
+        repeated: usize,
+    },
+    /// `keypost pool status`: the stock of these pools (product id and low-water mark, from the tool's
+    /// configuration) and of any other product with codes in the state.
+    PoolStatus {
+        pools: Vec<(String, u32)>,
+        #[serde(default)]
+        json: bool,
+    },
 }
 
 /// `keypost export --format`.
@@ -73,6 +99,7 @@ impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Lookup { .. } => "lookup",
+            Self::Status { .. } => "status",
             Self::Export { .. } => "export",
             Self::Resend { .. } => "resend",
             Self::Revoke { .. } => "revoke",
@@ -81,6 +108,8 @@ impl Request {
             Self::AsideShow { .. } => "aside show",
             Self::AsideRelease { .. } => "aside release",
             Self::AsideDrop { .. } => "aside drop",
+            Self::PoolImport { .. } => "pool import",
+            Self::PoolStatus { .. } => "pool status",
         }
     }
 

@@ -15,6 +15,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::answer;
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
 use crate::store::Store;
+use crate::telemetry::Telemetry;
+
+/// What the server task answers reads from: the daemon's open store and its in-memory facts.
+#[derive(Clone)]
+struct Readers {
+    store: Store,
+    telemetry: Arc<Telemetry>,
+}
 
 /// The socket's file name in the state folder.
 pub const SOCKET_NAME: &str = "control.sock";
@@ -48,14 +56,18 @@ pub struct ControlServer {
 impl ControlServer {
     /// Binds `<state_dir>/control.sock` (replacing a stale one: only the process holding the store's lock gets
     /// here) and serves it in a task. Returns the jobs for the daemon's loop. Needs a tokio runtime.
-    pub fn start(state_dir: &Path, store: Store) -> anyhow::Result<(Self, mpsc::Receiver<Job>)> {
+    pub fn start(
+        state_dir: &Path,
+        store: Store,
+        telemetry: Arc<Telemetry>,
+    ) -> anyhow::Result<(Self, mpsc::Receiver<Job>)> {
         let path = socket_path(state_dir);
         let listener = bind_private(&path)
             .with_context(|| format!("Failed to listen on the control socket {}", path.display()))?;
         // The socket was created by this process, so its owner is the daemon's own (effective) user.
         let own_uid = std::fs::metadata(&path).context("Failed to read the control socket's owner")?.uid();
         let (jobs, receiver) = mpsc::channel(MAX_QUEUED_JOBS);
-        let task = tokio::spawn(accept_loop(listener, store, jobs, own_uid));
+        let task = tokio::spawn(accept_loop(listener, Readers { store, telemetry }, jobs, own_uid));
         tracing::info!(socket = %path.display(), "Vendor tools can reach keypost over its control socket.");
         Ok((Self { path, task }, receiver))
     }
@@ -104,7 +116,7 @@ fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
     peer_uid == 0 || peer_uid == own_uid
 }
 
-async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Job>, own_uid: u32) {
+async fn accept_loop(listener: UnixListener, readers: Readers, jobs: mpsc::Sender<Job>, own_uid: u32) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Dropped with this task on shutdown, which aborts the connections still open.
     let mut connections = JoinSet::new();
@@ -112,10 +124,10 @@ async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Jo
         let Ok(permit) = limit.clone().acquire_owned().await else { return };
         match listener.accept().await {
             Ok((stream, _)) => {
-                let (store, jobs) = (store.clone(), jobs.clone());
+                let (readers, jobs) = (readers.clone(), jobs.clone());
                 connections.spawn(async move {
                     match stream.peer_cred().map(|cred| cred.uid()) {
-                        Ok(uid) if peer_allowed(uid, own_uid) => serve(stream, &store, &jobs).await,
+                        Ok(uid) if peer_allowed(uid, own_uid) => serve(stream, &readers, &jobs).await,
                         Ok(uid) => refuse(stream, &format!("user id {uid} is neither root nor keypost's user")).await,
                         Err(err) => refuse(stream, &format!("cannot tell who is connecting: {err}")).await,
                     }
@@ -133,12 +145,12 @@ async fn accept_loop(listener: UnixListener, store: Store, jobs: mpsc::Sender<Jo
 }
 
 /// One connection: one request, one response. A bad request gets an error response; nothing here panics.
-async fn serve(stream: UnixStream, store: &Store, jobs: &mpsc::Sender<Job>) {
+async fn serve(stream: UnixStream, readers: &Readers, jobs: &mpsc::Sender<Job>) {
     let (reader, mut writer) = stream.into_split();
     let response = match tokio::time::timeout(IO_TIMEOUT, read_request(reader)).await {
         Err(_) => Response::error(format!("no complete request within {} s", IO_TIMEOUT.as_secs())),
         Ok(Err(message)) => Response::error(message),
-        Ok(Ok(request)) => respond(request, store, jobs).await,
+        Ok(Ok(request)) => respond(request, readers, jobs).await,
     };
     if let Response::Error { message } = &response {
         tracing::debug!("Control request failed: {message}");
@@ -187,9 +199,13 @@ async fn read_request(reader: tokio::net::unix::OwnedReadHalf) -> Result<Request
     Request::parse(&line)
 }
 
-async fn respond(request: Request, store: &Store, jobs: &mpsc::Sender<Job>) -> Response {
+async fn respond(request: Request, readers: &Readers, jobs: &mpsc::Sender<Job>) -> Response {
     tracing::info!(command = request.name(), "Control request.");
-    if let Some(result) = answer::read(store, &request) {
+    // Answered here, not by the loop, so `status` answers even while a pass is long or stuck.
+    if let Request::Status { json } = request {
+        return answer::status(&readers.store, Some(&readers.telemetry.snapshot()), json).into();
+    }
+    if let Some(result) = answer::read(&readers.store, &request) {
         return result.into();
     }
     let (reply, response) = oneshot::channel();

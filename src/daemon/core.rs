@@ -23,6 +23,8 @@ pub struct Core {
     clock: Arc<dyn Fn() -> time::OffsetDateTime + Send + Sync>,
     /// Alerts past `limits.alerts_per_hour` wait here for the digest.
     alerts: Mutex<super::alerts::Throttle>,
+    /// What the daemon knows about itself in memory (last contacts, passes, latency): `status` and metrics.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -63,6 +65,8 @@ pub enum Effect {
     SetAside,
     /// The trust check could not finish: checked again on a later pass.
     Retrying,
+    /// A buyer's lost-license request, answered (licenses resent to the address on file).
+    SelfService,
 }
 
 impl Effect {
@@ -71,7 +75,9 @@ impl Effect {
             Effect::Retrying => Settle::Later,
             Effect::Ignored | Effect::UnknownSender => Settle::Now(Disposition::Ignored),
             Effect::SetAside => Settle::Now(Disposition::SetAside),
-            Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate => Settle::Now(Disposition::Done),
+            Effect::Fulfilled | Effect::Review | Effect::Revoked | Effect::Duplicate | Effect::SelfService => {
+                Settle::Now(Disposition::Done)
+            }
         }
     }
 }
@@ -87,7 +93,10 @@ pub struct Assessed {
 impl Core {
     pub fn new(store: Store, config: Config, renderer: Renderer, licenser: Box<dyn Licenser>) -> Self {
         let alerts = Mutex::new(super::alerts::Throttle::new(config.limits.alerts_per_hour));
-        Self { store, config, renderer, licenser, aside: None, clock: Arc::new(time::OffsetDateTime::now_utc), alerts }
+        let started = time::OffsetDateTime::now_utc().unix_timestamp();
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(started, String::new()));
+        let clock = Arc::new(time::OffsetDateTime::now_utc);
+        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry }
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).
@@ -104,18 +113,38 @@ impl Core {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
         let note = decision.reason();
+        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
+        if order.kind.revokes()
+            && let Some(effect) =
+                self.stop_waiting(&order.provider, order.id.as_str(), order.kind.as_str(), &mut change)?
+        {
+            return Ok(Assessed {
+                effect,
+                change,
+                note: format!("{}: it no longer waits for codes", order.kind.as_str()),
+            });
+        }
         let effect = match decision {
-            Decision::Issue { grants, recipient } => match self.issue(origin, order, &grants, recipient, &mut change) {
-                Ok(()) => Effect::Fulfilled,
-                Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
-            },
+            Decision::Issue { grants, recipient } => {
+                match self.issue_or_wait(origin, order, grants, recipient, &mut change)? {
+                    Ok(effect) => effect,
+                    Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
+                }
+            }
             Decision::Review { reason } => {
                 self.review(origin, order, &reason, &mut change)?;
                 Effect::Review
             }
-            Decision::Revoke { lines, reason } => {
-                self.revoke_lines(order.provider.as_str(), &order.id, &lines, &reason, &mut change)?;
+            Decision::Revoke { lines, reason, linked } => {
+                let (provider, id) = linked
+                    .as_ref()
+                    .map_or((order.provider.as_str(), &order.id), |to| (to.provider.as_str(), &to.order_id));
+                self.revoke_lines(provider, id, &lines, &reason, &mut change)?;
                 Effect::Revoked
+            }
+            Decision::Link { to, reason } => {
+                self.link(origin, order, to, &reason, &mut change);
+                Effect::Duplicate
             }
             Decision::RevokeAhead { reason } => {
                 self.revoke_ahead(origin, order, &reason, &mut change)?;
@@ -134,19 +163,38 @@ impl Core {
         Ok(Assessed { effect, change, note })
     }
 
-    /// Makes a license per grant and queues its reply. An error is a review reason.
-    fn issue(
+    /// Records another provider's notice of a payment `to` answers, linked to it: no license, no reply, no
+    /// alert (it is how such a sale always arrives). `keypost lookup` shows the two as one purchase.
+    fn link(&self, origin: &Origin, order: &Order, to: crate::fulfil::OrderRef, reason: &str, change: &mut Change) {
+        let now = self.now().unix_timestamp();
+        tracing::info!(order = %format!("{}/{}", order.provider, order.id), linked_to = %to, "Same payment as an order answered before; linked.");
+        let mut record = self.record(origin, order, 0, "link", reason);
+        record.linked_to = Some(to);
+        change.audit(now, "linked", &record.label(), reason);
+        change.put_order(&record);
+    }
+
+    /// Makes a license per grant (a pool grant's is its code from `codes`, taken in the same change) and
+    /// queues its reply. An error is a review reason.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue(
         &self,
         origin: &Origin,
         order: &Order,
         grants: &[Grant],
         recipient: Recipient,
+        codes: &super::pool::Codes,
+        received_at: i64,
         change: &mut Change,
     ) -> Result<(), String> {
         let now = self.now();
         let buyer = order.buyer_email.as_ref().ok_or("no buyer email")?;
         for grant in grants {
-            let serial = self.serial(grant, now.date())?;
+            let code = codes.get(&grant.line);
+            let serial = match code {
+                Some(taken) => taken.code.clone(),
+                None => self.serial(grant, now.date())?,
+            };
             let reply = LicenseReply {
                 provider: &order.provider,
                 order_id: order.id.as_str(),
@@ -163,6 +211,10 @@ impl Core {
             let (main, notice) =
                 self.renderer.license(&reply).map_err(|err| format!("cannot render the reply: {err}"))?;
             let mut record = self.record(origin, order, grant.line, "issue", &format!("license for {}", grant.product));
+            record.received_at = received_at;
+            if let Some(taken) = code {
+                change.pool_take(&grant.product, taken, &record.label(), now.unix_timestamp());
+            }
             record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string() });
             record.reply = ReplyState::Queued { message_id: main.message_id.clone() };
             let purpose =
@@ -185,7 +237,13 @@ impl Core {
             .map_err(|err| format!("cannot make a serial for {}: {err}", grant.product))
     }
 
-    fn review(&self, origin: &Origin, order: &Order, reason: &str, change: &mut Change) -> anyhow::Result<()> {
+    pub(super) fn review(
+        &self,
+        origin: &Origin,
+        order: &Order,
+        reason: &str,
+        change: &mut Change,
+    ) -> anyhow::Result<()> {
         let now = self.now().unix_timestamp();
         let subject = format!("{}/{}", order.provider, order.id);
         tracing::warn!(order = %subject, reason, "Order needs review.");
@@ -267,6 +325,7 @@ impl Core {
                 record.reply = ReplyState::Cancelled { reason: format!("revoked before it was sent ({reason})") };
             }
             if let Some(license) = &record.license {
+                self.revoke_pool_code(license, &record.label(), reason, change)?;
                 revoked.push(RevokedLine {
                     line: *line,
                     product: license.grant.product.clone(),
@@ -328,6 +387,22 @@ impl Core {
             reply: ReplyState::None,
             revoked: None,
             resends: 0,
+            amount: line_amount(order, line),
+            payment_id: order.payment_id.clone(),
+            linked_to: None,
         }
+    }
+}
+
+/// What one line sold for: its quantity times its unit price, else the order's total when it has one line.
+fn line_amount(order: &Order, line: u32) -> Option<crate::order::Money> {
+    let item = order.items.get(usize::try_from(line).ok()?);
+    match item.and_then(|item| Some((item, item.unit_price.as_ref()?))) {
+        Some((item, price)) => Some(crate::order::Money {
+            hundredths: price.hundredths.checked_mul(i64::from(item.quantity))?,
+            currency: price.currency.clone().or_else(|| order.total.as_ref()?.currency.clone()),
+        }),
+        None if order.items.len() <= 1 => order.total.clone(),
+        None => None,
     }
 }

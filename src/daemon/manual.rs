@@ -9,7 +9,7 @@ use crate::fulfil::{Decision, Grant, Recipient};
 use crate::order::{BuyerEmail, Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::reply::LicenseReply;
 use crate::reply::Mailer;
-use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
+use crate::store::{Change, OrderRecord, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The provider name of orders issued by hand.
 pub const MANUAL_PROVIDER: &str = "manual";
@@ -19,7 +19,8 @@ impl Core {
     /// formatted by [`crate::control::answer`].
     pub async fn execute<M: Mailer>(&self, mailer: &M, request: &Request) -> anyhow::Result<Answer> {
         Ok(match request {
-            Request::Lookup { query } => answer::lookup(&self.store, query)?,
+            Request::Lookup { query, json } => answer::lookup(&self.store, query, *json)?,
+            Request::Status { json } => answer::status(&self.store, Some(&self.telemetry.snapshot()), *json)?,
             Request::Export { format } => answer::export(&self.store, *format)?,
             Request::Resend { provider, order_id } => {
                 let queued = self.resend(provider, order_id).await?;
@@ -40,51 +41,74 @@ impl Core {
             Request::AsideShow { id } => self.aside_show(id).await?,
             Request::AsideRelease { id } => self.aside_release(id).await?,
             Request::AsideDrop { id, reason } => self.aside_drop(id, reason).await?,
+            Request::PoolImport { product, codes, blank, repeated } => {
+                let mut imported = self.pool_import(product, codes).await?;
+                let answered = self.answer_waiting(mailer).await?;
+                imported.answered = answered.fulfilled;
+                let file = crate::pool::ImportFile { codes: Vec::new(), blank: *blank, repeated: *repeated };
+                let available = self.store.pool_available_count(product);
+                Answer::success(crate::pool::render_imported(product, &file, &imported, available))
+            }
+            Request::PoolStatus { pools, json } => answer::pool_status(&self.store, pools, *json)?,
         })
     }
 
     /// Queues a fresh copy of each active license of an order (same serial, new Message-ID), durably. Returns
     /// what was queued, for the caller to send.
     pub async fn resend(&self, provider: &str, order_id: &str) -> anyhow::Result<Queued> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
-        let now = self.now().unix_timestamp();
         let mut change = Change::new();
-        for mut record in lines.into_iter().filter(|r| r.revoked.is_none()) {
-            let (Some(license), Some(buyer)) = (&record.license, &record.buyer_email) else { continue };
-            let recipient = self.config.limits.test_orders.recipient(record.test);
-            let reply = LicenseReply {
-                provider,
-                order_id,
-                line: record.line,
-                product: &license.grant.product,
-                licensee: license.grant.licensee.as_str(),
-                serial: &license.serial,
-                seats: license.grant.seats,
-                buyer_name: record.buyer_name.as_deref(),
-                buyer_email: buyer,
-                recipient,
-                resend: record.resends + 1,
-            };
-            let (main, _) = self.renderer.license(&reply).context("Failed to render the reply")?;
-            record.resends += 1;
-            record.reply = ReplyState::Queued { message_id: main.message_id.clone() };
-            let purpose =
-                Purpose::Reply { provider: provider.to_owned(), order_id: record.order_id.clone(), line: record.line };
-            change.queue(&OutboxEntry::new(main, purpose, now));
-            change.audit(now, "resend", &record.label(), "asked for by the vendor");
-            change.put_order(&record);
+        for record in lines.into_iter().filter(|r| r.revoked.is_none()) {
+            self.queue_resend(record, "asked for by the vendor", &mut change)?;
         }
         anyhow::ensure!(change.queues_mail(), "order {provider}/{order_id} has no active license to send");
         Ok(self.store.commit_durable(change).await?)
     }
 
+    /// Queues a fresh copy of one order line's license (same serial, new Message-ID) to the buyer address on
+    /// file, into `change`; a line without a license or a buyer address is left alone. `why` goes to the audit.
+    pub fn queue_resend(&self, mut record: OrderRecord, why: &str, change: &mut Change) -> anyhow::Result<()> {
+        let now = self.now().unix_timestamp();
+        let (Some(license), Some(buyer)) = (&record.license, &record.buyer_email) else { return Ok(()) };
+        let recipient = self.config.limits.test_orders.recipient(record.test);
+        let reply = LicenseReply {
+            provider: &record.provider,
+            order_id: record.order_id.as_str(),
+            line: record.line,
+            product: &license.grant.product,
+            licensee: license.grant.licensee.as_str(),
+            serial: &license.serial,
+            seats: license.grant.seats,
+            buyer_name: record.buyer_name.as_deref(),
+            buyer_email: buyer,
+            recipient,
+            resend: record.resends + 1,
+        };
+        let (main, _) = self.renderer.license(&reply).context("Failed to render the reply")?;
+        record.resends += 1;
+        record.reply = ReplyState::Queued { message_id: main.message_id.clone() };
+        let purpose =
+            Purpose::Reply { provider: record.provider.clone(), order_id: record.order_id.clone(), line: record.line };
+        change.queue(&OutboxEntry::new(main, purpose, now));
+        change.audit(now, "resend", &record.label(), why);
+        change.put_order(&record);
+        Ok(())
+    }
+
     /// Marks every active license of an order revoked. Returns how many were.
     pub async fn revoke(&self, provider: &str, order_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let (provider, order_id) = &self.answering(provider, order_id)?;
         let lines = self.store.order_lines(provider, order_id)?;
         let active: Vec<u32> =
             lines.iter().filter(|r| r.license.is_some() && r.revoked.is_none()).map(|r| r.line).collect();
         anyhow::ensure!(!lines.is_empty(), "no order {provider}/{order_id}");
         if active.is_empty() {
+            // A sale waiting for pool codes has no licence yet: it stops waiting.
+            let mut change = Change::new();
+            if self.stop_waiting(provider, order_id, reason, &mut change)?.is_some() {
+                self.store.commit_durable(change).await?;
+            }
             return Ok(0);
         }
         let id = OrderId::parse(order_id)?;
@@ -126,6 +150,7 @@ impl Core {
                 unit_price: None,
             }],
             total: None,
+            payment_id: None,
         };
         let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };

@@ -11,7 +11,7 @@ use crate::fulfil::{self, History, KnownLine};
 use crate::mailbox::{MailContent, RawMail};
 use crate::order::Order;
 use crate::reply::Alert;
-use crate::store::Change;
+use crate::store::{Change, UNKNOWN_SENDER_NOTE};
 use crate::trust::{Verdict, Verifier};
 
 /// Seconds in the rate-limit window.
@@ -43,13 +43,24 @@ pub(super) async fn assess(
             set_aside(core, &label, "template match failed", note)
         }
         Reading::Unrecognised { near_misses } => {
+            // A buyer writing that they lost their serial: answered from the state, never counted as unknown.
+            if let Some(assessed) = super::selfservice::request(core, &label, bytes)? {
+                return Ok(assessed);
+            }
             let note = match near_misses.is_empty() {
-                true => "not recognised as an order".to_owned(),
-                false => format!("not recognised (near misses: {})", near_misses.join(", ")),
+                true => format!("{UNKNOWN_SENDER_NOTE} as an order"),
+                false => format!("{UNKNOWN_SENDER_NOTE} (near misses: {})", near_misses.join(", ")),
             };
             Ok(Assessed { effect: Effect::UnknownSender, ..ignored(core, &label, note) })
         }
         Reading::Unclassified { provider, subject, closest } => {
+            // A buyer whose address shares a provider's domain: their request is answered when licenses are on
+            // file for them; otherwise the mail stays provider mail, set aside for the vendor as before.
+            if let Some(assessed) = super::selfservice::request(core, &label, bytes)?
+                && assessed.effect == Effect::SelfService
+            {
+                return Ok(assessed);
+            }
             let note = format!("unrecognised mail from {provider}: subject {subject:?}, closest template {closest}");
             set_aside(core, &label, "unrecognised provider mail", note)
         }
@@ -125,20 +136,22 @@ fn retry_later(core: &Core, label: &str, order: &Order, reason: String) -> anyho
     Ok(Assessed { effect: Effect::Retrying, change, note: reason })
 }
 
-fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
+pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
     let lines =
         core.store.order_lines(&order.provider, order.id.as_str()).context("Failed to read the order's history")?;
     let since = core.now().unix_timestamp() - HOUR;
     let (provider, buyer) = core.store.recent_counts(&order.provider, order.buyer_email.as_ref(), since)?;
     Ok(History {
-        lines: lines
-            .iter()
-            .map(|r| KnownLine { line: r.line, licensed: r.license.is_some(), revoked: r.revoked.is_some() })
-            .collect(),
+        lines: lines.iter().map(known_line).collect(),
         buyer_orders_last_hour: buyer,
         provider_orders_last_hour: provider,
         revoked_ahead: lines.iter().map(|r| r.kind).find(|kind| kind.revokes()),
+        answered_by: super::linked::answered_by(&core.store, order, &lines)?,
     })
+}
+
+pub(super) fn known_line(record: &crate::store::OrderRecord) -> KnownLine {
+    KnownLine { line: record.line, licensed: record.license.is_some(), revoked: record.revoked.is_some() }
 }
 
 fn ignored(core: &Core, label: &str, note: String) -> Assessed {

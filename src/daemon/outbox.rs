@@ -71,8 +71,12 @@ impl Core {
         let id = &entry.outgoing.message_id;
         change.unqueue(id);
         change.audit(now, "sent", id, format!("{} recipient(s)", entry.outgoing.to.len()));
+        self.telemetry.smtp_reached(now);
         if let Purpose::Reply { provider, order_id, line } = &entry.purpose {
             if let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? {
+                // From the order's record to the server's acceptance; a resend by hand is not a reply's latency.
+                let since_recorded = self.now() - time::OffsetDateTime::from_unix_timestamp(record.received_at)?;
+                self.telemetry.reply_sent((record.resends == 0).then(|| since_recorded.as_seconds_f64()));
                 record.reply = ReplyState::Sent { message_id: id.clone(), at: now };
                 change.put_order(&record);
             }
@@ -103,6 +107,9 @@ impl Core {
             return Ok(());
         }
         tracing::error!(attempts = entry.attempts, "Send failed; giving up.");
+        if matches!(entry.purpose, Purpose::Reply { .. }) {
+            self.telemetry.reply_failed();
+        }
         tracing::debug!("Send failure: {err}");
         change.unqueue(&id);
         change.audit(now, "send-failed", &id, err.to_string());

@@ -55,12 +55,12 @@ pub struct SerialLicenser {
 impl SerialLicenser {
     pub fn load(loaded: &Loaded) -> anyhow::Result<Self> {
         let mut makers = HashMap::new();
-        for product in &loaded.config.products {
-            let maker = product
-                .serial
+        // A pool product has no serial settings: its codes come from the store (`daemon/pool.rs`).
+        for (product, serial) in loaded.config.products.iter().filter_map(|p| Some((p, p.serial.as_ref()?))) {
+            let maker = serial
                 .maker(&loaded.base_dir)
                 .with_context(|| format!("Failed to set up serials for product {:?}", product.id))?;
-            let terms = product.serial.terms().with_context(|| format!("Bad terms for product {:?}", product.id))?;
+            let terms = serial.terms().with_context(|| format!("Bad terms for product {:?}", product.id))?;
             makers.insert(product.id.clone(), (maker, terms));
         }
         Ok(Self { makers })

@@ -52,6 +52,7 @@ fn sale(items: Vec<LineItem>) -> Order {
         buyer_email: Some(BuyerEmail::parse("asa@example.com").unwrap()),
         items,
         total: None,
+        payment_id: None,
     }
 }
 

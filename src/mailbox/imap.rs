@@ -36,11 +36,13 @@ use self::session::{Conn, FolderState, IdleEnd};
 use super::{Disposition, ImapConfig, MailContent, RawMail, Source};
 use crate::backoff::Backoff;
 
+mod archive;
 pub mod aside;
 mod connect;
 mod session;
 mod uids;
 
+pub use self::archive::ArchiveFolder;
 pub use self::connect::tls_connector;
 use self::uids::MAX_UIDS_PER_COMMAND;
 pub use self::uids::{key as mail_key, parse_key};

@@ -34,6 +34,14 @@ pub enum Alert {
     SaleAfterRevocation { order: String, origin: String, reason: String },
     /// A license reply could not be sent; keypost gave up on it.
     SendFailed { provider: String, order_id: String, line: u32, attempts: u32, error: String, message_id: String },
+    /// A sale left a product's code pool below its low-water mark (or empty).
+    PoolLow {
+        product: String,
+        available: usize,
+        low_water: u32,
+        /// The order line whose code crossed the mark (`provider/order#line`).
+        order: String,
+    },
     /// Alerts held past `limits.alerts_per_hour`, merged into one message (`daemon/alerts.rs`).
     Digest {
         /// How many were held.
@@ -89,6 +97,7 @@ impl Alert {
             Alert::RevokedAhead { order, .. } => format!("revoke-ahead\0{order}"),
             Alert::SaleAfterRevocation { order, .. } => format!("sale-after-revocation\0{order}"),
             Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
+            Alert::PoolLow { product, order, .. } => format!("pool-low\0{product}\0{order}"),
             Alert::Digest { at, .. } => format!("digest\0{at}"),
         }
     }
@@ -102,6 +111,8 @@ impl Alert {
             Alert::RevokedAhead { kind, order, .. } => format!("{kind} before its sale: {order}"),
             Alert::SaleAfterRevocation { order, reason, .. } => format!("revoked: {order} ({reason})"),
             Alert::SendFailed { provider, order_id, .. } => format!("send failed: {provider}/{order_id}"),
+            Alert::PoolLow { product, available: 0, .. } => format!("pool empty: {product}"),
+            Alert::PoolLow { product, available, .. } => format!("pool low: {product} ({available} left)"),
             Alert::Digest { total, .. } => format!("{total} more alerts (digest)"),
         }
     }
@@ -131,6 +142,12 @@ impl Alert {
             Alert::SendFailed { provider, order_id, line, attempts, error, .. } => format!(
                 "keypost could not send the license for {provider}/{order_id} line {line} after {attempts} \
                  attempt(s): {error}\n\nAfter fixing the cause: keypost resend {provider} {order_id}\n"
+            ),
+            Alert::PoolLow { product, available, low_water, order } => format!(
+                "The code pool of {product} has {available} code(s) left (low-water mark {low_water}), after \
+                 order {order}.\n\nAn order that finds the pool empty waits for review and is answered as soon \
+                 as codes are imported:\n  keypost pool import {product} FILE   (one code per line)\n  \
+                 keypost pool status\n"
             ),
             Alert::Digest { total, limit, titles, .. } => digest_body(*total, *limit, titles),
         }

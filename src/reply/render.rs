@@ -245,6 +245,22 @@ impl Renderer {
         self.build(&id, self.vendor.clone(), false, &subject, alert.body(), None)
     }
 
+    /// A plain message from `from` to one address (the answer to a writer with no license on file).
+    pub fn plain(&self, id: &str, to: &str, subject: &str, text: &str) -> Result<Outgoing, RenderError> {
+        let to = to.parse().map_err(|_| RenderError::Address(to.to_owned()))?;
+        self.build(id, to, false, &clean(subject), text.to_owned(), None)
+    }
+
+    /// The periodic digest, to `to` (default the vendor); one Message-ID per period.
+    pub fn digest(&self, report: &super::digest::Report, to: Option<&str>) -> Result<Outgoing, RenderError> {
+        let to = match to {
+            Some(to) => to.parse().map_err(|_| RenderError::Address(to.to_owned()))?,
+            None => self.vendor.clone(),
+        };
+        let id = self.message_id("digest", &[&report.period]);
+        self.build(&id, to, false, &clean(&report.subject()), report.body(), None)
+    }
+
     fn build(
         &self,
         id: &str,

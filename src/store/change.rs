@@ -42,6 +42,9 @@ impl Change {
             let licensee = license.grant.licensee.as_str().to_lowercase();
             self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
         }
+        if let Some(payment) = &record.payment_id {
+            self.put(key(BY_PAYMENT, &[payment.as_str(), &label]), order_key.clone());
+        }
         self.put_json(order_key, record);
     }
 
@@ -88,6 +91,17 @@ impl Change {
         self.removes.push(key(OUTBOX, &[message_id]));
     }
 
+    /// Records a period's digest as queued (with its outbox entry, in the same change).
+    pub fn digest(&mut self, period: &str, record: &DigestRecord) {
+        self.put_json(key(DIGESTS, &[period]), record);
+    }
+
+    /// Records a buyer's lost-licence request.
+    pub fn self_service(&mut self, record: &SelfServiceRecord) {
+        let address = record.address.to_lowercase();
+        self.put_json(key(SELF_SERVICE, &[&address, &time_part(record.at), &record.origin]), record);
+    }
+
     pub fn audit(&mut self, at: i64, event: &str, subject: &str, detail: impl Into<String>) {
         self.audit.push(AuditEntry { at, event: event.to_owned(), subject: subject.to_owned(), detail: detail.into() });
     }
@@ -112,14 +126,18 @@ impl Change {
         self.counted.push(entry);
     }
 
-    fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    pub(super) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         // Records are plain data (strings, numbers, enums): serialising them cannot fail.
         let bytes = serde_json::to_vec(value).unwrap_or_default();
         self.put(key, bytes);
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+    pub(super) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.puts.push((key, value));
+    }
+
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
+        self.removes.push(key);
     }
 
     pub(super) fn into_batch(

@@ -2,9 +2,9 @@
 //! Key fields are joined with NUL, which no order field can contain (`order.rs` refuses control characters).
 use serde::{Deserialize, Serialize};
 
-use crate::fulfil::Grant;
+use crate::fulfil::{Grant, OrderRef};
 use crate::mailbox::Disposition;
-use crate::order::{BuyerEmail, OrderId, OrderKind};
+use crate::order::{BuyerEmail, Money, OrderId, OrderKind, PaymentId};
 use crate::reply::Outgoing;
 
 /// One line of one order: the unit keypost answers once. Keyed by provider + order id + line, never by buyer.
@@ -38,6 +38,16 @@ pub struct OrderRecord {
     /// Replies sent again by hand (`keypost resend`); each gets its own Message-ID.
     #[serde(default)]
     pub resends: u32,
+    /// What the line sold for, when the mail says (for the digest's revenue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    /// The payment's id at its processor, when the template read one (indexed: another provider's notice of
+    /// the same payment finds this order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    /// Another provider's notice of a payment that this order answers: recorded without a license or reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_to: Option<OrderRef>,
 }
 
 impl OrderRecord {
@@ -103,6 +113,47 @@ pub struct SourceRecord {
     pub sha256: Option<String>,
 }
 
+/// A periodic digest, recorded in the commit that queues it: one per period, across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRecord {
+    /// Unix seconds when it was queued.
+    pub at: i64,
+    pub message_id: String,
+}
+
+/// A buyer's lost-licence request, kept per address for its rate limit and for `keypost lookup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfServiceRecord {
+    pub at: i64,
+    /// The address on file the request came from (and any resend went to).
+    pub address: String,
+    /// The source message, `source/key`.
+    pub origin: String,
+    /// What was done: `resent`, `no order on file`, `rate limited`, ...
+    pub outcome: String,
+    /// Licenses resent for it.
+    #[serde(default)]
+    pub resent: u32,
+}
+
+impl SelfServiceRecord {
+    /// Whether the writer was sent something (licenses, or the answer for writers with none): what the rate
+    /// limit counts.
+    pub fn answered(&self) -> bool {
+        self.resent > 0 || self.outcome.ends_with("; answered")
+    }
+}
+
+/// How the note of mail from a sender no template knows begins (`daemon/message.rs` writes it; `status` counts it).
+pub const UNKNOWN_SENDER_NOTE: &str = "not recognised";
+
+impl SourceRecord {
+    /// Ignored because no template knows its sender.
+    pub fn is_unknown_sender(&self) -> bool {
+        self.disposition == Disposition::Ignored && self.note.starts_with(UNKNOWN_SENDER_NOTE)
+    }
+}
+
 /// Why a queued message is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "purpose")]
@@ -151,9 +202,15 @@ pub(super) const BY_BUYER: &str = "b/";
 pub(super) const BY_LICENSEE: &str = "l/";
 pub(super) const BY_PROVIDER_TIME: &str = "tp/";
 pub(super) const BY_BUYER_TIME: &str = "tb/";
+/// Order lines by payment id: the notices of one payment from different providers.
+pub(super) const BY_PAYMENT: &str = "p/";
 pub(super) const SOURCES: &str = "s/";
 pub(super) const OUTBOX: &str = "q/";
 pub(super) const AUDIT: &str = "a/";
+/// Periodic digests sent, by period id.
+pub(super) const DIGESTS: &str = "d/";
+/// Lost-licence requests, by buyer address (lower case) and time.
+pub(super) const SELF_SERVICE: &str = "ss/";
 /// A message left waiting for a later pass (its trust check could not finish): since when, by its label.
 pub(super) const RETRYING: &str = "r/";
 

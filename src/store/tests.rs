@@ -32,6 +32,9 @@ fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
         reply: ReplyState::None,
         revoked: None,
         resends: 0,
+        amount: None,
+        payment_id: None,
+        linked_to: None,
     }
 }
 

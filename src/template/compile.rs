@@ -42,6 +42,8 @@ pub enum Source {
     Links,
     /// Every value of this header (name compared case-insensitively), one per line.
     Header(String),
+    /// The order id as read (`payment_id` only: a provider whose order id is the payment's id).
+    OrderId,
 }
 
 /// A clean-up applied to an extracted value.
@@ -70,9 +72,12 @@ pub struct Field {
 
 #[derive(Debug, Clone)]
 pub struct Items {
-    pub place: Place,
+    /// Every match in every place is an item (overlapping matches in one place count once).
+    pub places: Vec<Place>,
     pub quantity: Option<Regex>,
     pub required: bool,
+    /// Every item must have a price or amount above zero.
+    pub priced: bool,
     pub clean: Vec<Clean>,
 }
 
@@ -106,8 +111,19 @@ impl Adjustment {
 }
 
 /// The names a rule's `require` may list.
-pub const FIELD_NAMES: &[&str] =
-    &["order_id", "licensee", "buyer_name", "buyer_email", "total", "tax", "shipping", "fee", "discount", "items"];
+pub const FIELD_NAMES: &[&str] = &[
+    "order_id",
+    "licensee",
+    "buyer_name",
+    "buyer_email",
+    "total",
+    "tax",
+    "shipping",
+    "fee",
+    "discount",
+    "payment_id",
+    "items",
+];
 
 /// A template ready to match messages.
 #[derive(Debug, Clone)]
@@ -139,6 +155,10 @@ pub struct Template {
     pub total: Option<Field>,
     pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
+    pub payment_id: Option<Field>,
+    /// Whose payment ids `payment_id` reads: the one processor of `paid_through`, else the template itself. The
+    /// order's payment id is `processor:value`.
+    pub payment_processor: String,
 }
 
 /// Parses and compiles one template's text; `file` names it in problems and gives the default id.
@@ -158,7 +178,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         .filter_map(|(kind, spec)| Some((kind, c.field(kind.name(), spec.as_ref(), &["value"])?)))
         .collect();
     let template = Template {
-        id,
+        id: id.clone(),
         name: spec.name.clone(),
         description: spec.description.clone(),
         file: file.to_owned(),
@@ -180,7 +200,18 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         total: c.field("total", f.total.as_ref(), &["value"]),
         adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
+        payment_id: c.field("payment_id", f.payment_id.as_ref(), &["value"]),
+        payment_processor: match spec.paid_through.as_slice() {
+            [one] => one.clone(),
+            _ => id.clone(),
+        },
     };
+    if template.payment_id.is_some() && template.paid_through.len() > 1 {
+        problems.error(
+            "fields.payment_id",
+            "cannot tell whose payment id it is: `paid_through` names more than one processor",
+        );
+    }
     let order_rules_without_id =
         template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_)) && r.order_id.is_empty());
     if template.order_id.is_none() && order_rules_without_id {
@@ -196,9 +227,12 @@ fn problems_of(problems: &mut Problems) -> Vec<Problem> {
 /// Parses the TOML, reporting every unknown key (not just the first) and a syntax error with its line.
 fn parse_toml(text: &str, problems: &mut Problems) -> Option<TemplateFile> {
     let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(toml::Deserializer::new(text), |path| unknown.push(path.to_string()));
-    for key in unknown {
-        problems.error(key, "unknown key");
+    let result = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+        unknown.push(crate::keys::steps(&path));
+    });
+    for steps in unknown {
+        let message = crate::keys::unknown_key_message::<TemplateFile>(&steps);
+        problems.error(crate::keys::dotted(&steps), message);
     }
     match result {
         Ok(spec) => Some(spec),
@@ -388,6 +422,9 @@ impl Compiler<'_> {
             let key = format!("{key}.also[{i}]");
             places.push(self.place(&key, &also.pattern, also.from.as_deref(), also.section.as_deref(), groups));
         }
+        if name != "payment_id" && places.iter().any(|p| p.source == Source::OrderId) {
+            self.problems.error(format!("{key}.from"), "\"order_id\" is a source for fields.payment_id only");
+        }
         Some(Field { places, required: spec.required || name == "order_id", clean })
     }
 
@@ -396,6 +433,7 @@ impl Compiler<'_> {
             None | Some("body") => Source::Body,
             Some("subject") => Source::Subject,
             Some("links") => Source::Links,
+            Some("order_id") => Source::OrderId,
             Some(other) => match other.strip_prefix("header:").map(str::trim) {
                 Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic() && c != ':') => {
                     Source::Header(name.to_ascii_lowercase())
@@ -413,21 +451,32 @@ impl Compiler<'_> {
 
     fn items(&mut self, spec: &ItemsSpec) -> Option<Items> {
         let clean = self.clean("items.clean", spec.clean.as_deref());
-        let place = self.place("items", &spec.pattern, spec.from.as_deref(), spec.section.as_deref(), &[]);
+        let mut places = vec![self.place("items", &spec.pattern, spec.from.as_deref(), spec.section.as_deref(), &[])];
+        for (i, also) in spec.also.iter().enumerate() {
+            let key = format!("items.also[{i}]");
+            places.push(self.place(&key, &also.pattern, also.from.as_deref(), also.section.as_deref(), &[]));
+        }
         let quantity = self.optional("items.quantity", spec.quantity.as_deref());
         if quantity.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
             self.problems.error("items.quantity", "needs a named group (?P<value>...)");
         }
-        for (i, pattern) in place.patterns.iter().enumerate() {
-            let names: Vec<&str> = pattern.capture_names().flatten().collect();
-            if !names.contains(&"sku") && !names.contains(&"name") {
-                self.problems.error(format!("items.pattern[{i}]"), "needs a named group (?P<sku>...) or (?P<name>...)");
+        for (p, place) in places.iter().enumerate() {
+            let key = if p == 0 { "items".to_owned() } else { format!("items.also[{}]", p - 1) };
+            if place.source == Source::OrderId {
+                self.problems.error(format!("{key}.from"), "\"order_id\" is a source for fields.payment_id only");
+            }
+            for (i, pattern) in place.patterns.iter().enumerate() {
+                let names: Vec<&str> = pattern.capture_names().flatten().collect();
+                if !names.contains(&"sku") && !names.contains(&"name") {
+                    self.problems
+                        .error(format!("{key}.pattern[{i}]"), "needs a named group (?P<sku>...) or (?P<name>...)");
+                }
             }
         }
-        if place.patterns.is_empty() {
+        if places.iter().all(|place| place.patterns.is_empty()) {
             return None;
         }
-        Some(Items { place, quantity, required: spec.required, clean })
+        Some(Items { places, quantity, required: spec.required, priced: spec.priced, clean })
     }
 
     fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {

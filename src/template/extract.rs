@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::compile::{Adjustment, Clean, Field, Items, Place, Rule, RuleKind, Template};
 use super::money;
 use crate::email::Email;
-use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
+use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sku};
 
 /// At most this many line items are read from one message.
 pub const MAX_ITEMS: usize = 100;
@@ -40,7 +40,8 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let RuleKind::Order(kind) = rule.kind else {
         return Err(vec!["not an order rule".to_owned()]);
     };
-    let mut x = Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new() };
+    let mut x =
+        Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new(), order_id: None };
     let id_field = match (rule.order_id.as_slice(), &t.order_id) {
         ([], field) => field.clone(),
         (patterns, field) => Some(Field {
@@ -50,6 +51,10 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
         }),
     };
     let id = x.text("order_id", id_field.as_ref()).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
+    x.order_id = id.as_ref().map(|id| id.as_str().to_owned());
+    let payment_id = x.text("payment_id", t.payment_id.as_ref());
+    let payment_id =
+        payment_id.and_then(|v| x.valid("payment_id", PaymentId::parse(&format!("{}:{v}", t.payment_processor))));
     let buyer_name = x.text("buyer_name", t.buyer_name.as_ref());
     let buyer_name = buyer_name.and_then(|v| x.valid("buyer_name", Licensee::parse(&v))).map(String::from);
     let licensee = x.text("licensee", t.licensee.as_ref()).or_else(|| buyer_name.clone());
@@ -66,9 +71,18 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let test = t.test_subject.as_ref().is_some_and(|p| p.is_match(&email.subject))
         || t.test_body.as_ref().is_some_and(|p| p.is_match(&email.text));
     match id {
-        Some(id) if x.problems.is_empty() => {
-            Ok(Order { provider: t.id.clone(), kind, id, test, licensee, buyer_name, buyer_email, items, total })
-        }
+        Some(id) if x.problems.is_empty() => Ok(Order {
+            provider: t.id.clone(),
+            kind,
+            id,
+            test,
+            licensee,
+            buyer_name,
+            buyer_email,
+            items,
+            total,
+            payment_id,
+        }),
         _ => Err(x.problems),
     }
 }
@@ -80,6 +94,8 @@ pub fn haystack<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<Cow
         Source::Body => Cow::Borrowed(email.text.as_str()),
         Source::Subject => Cow::Borrowed(email.subject.as_str()),
         Source::Links => Cow::Owned(email.links.join("\n")),
+        // Read by `Extraction::candidates` from the order id; nothing of the message.
+        Source::OrderId => Cow::Borrowed(""),
         Source::Header(name) => Cow::Owned(
             email
                 .headers
@@ -127,6 +143,8 @@ struct Extraction<'a> {
     problems: Vec<String>,
     /// Per item found, the line amount its pattern printed.
     line_amounts: Vec<Option<Money>>,
+    /// The order id once read: the text of a `payment_id` place with `from = "order_id"`.
+    order_id: Option<String>,
 }
 
 impl Extraction<'_> {
@@ -147,13 +165,14 @@ impl Extraction<'_> {
     fn candidates(&mut self, name: &str, field: &Field) -> Option<Vec<Candidate>> {
         let mut found = Vec::new();
         for place in &field.places {
-            let text = match haystack(self.t, self.email, place) {
-                Ok(text) => text,
-                Err(why) if why.contains("more than once") => {
+            let text = match (&place.source, haystack(self.t, self.email, place)) {
+                (super::compile::Source::OrderId, _) => Cow::Owned(self.order_id.clone().unwrap_or_default()),
+                (_, Ok(text)) => text,
+                (_, Err(why)) if why.contains("more than once") => {
                     self.fail(name, None, &why);
                     return None;
                 }
-                Err(_) => continue, // a missing section is a missing field
+                (_, Err(_)) => continue, // a missing section is a missing field
             };
             for pattern in &place.patterns {
                 for caps in pattern.captures_iter(&text).take(MAX_CANDIDATES) {
@@ -257,33 +276,40 @@ impl Extraction<'_> {
     }
 
     fn items(&mut self, items: &Items) -> Vec<LineItem> {
-        let text = match haystack(self.t, self.email, &items.place) {
-            Ok(text) => text,
-            Err(why) => {
-                if why.contains("more than once") || self.required("items", items.required) {
+        // Each place's text, in order; a section whose start anchor is there more than once makes the reading
+        // broken, one that is missing only means that layout's items are not in this message.
+        let mut texts = Vec::new();
+        for place in &items.places {
+            match haystack(self.t, self.email, place) {
+                Ok(text) => texts.push((place, text)),
+                Err(why) if why.contains("more than once") => {
                     self.fail("items", None, &why);
+                    return Vec::new();
                 }
-                return Vec::new();
+                Err(_) => {}
             }
-        };
-        // Alternative patterns may describe the same line: a match overlapping an earlier one is not a new item.
-        let mut spans: Vec<(usize, usize, Captures<'_>)> = Vec::new();
-        for pattern in &items.place.patterns {
-            for caps in pattern.captures_iter(&text).take(MAX_ITEMS + 1) {
-                let Some(whole) = caps.get(0) else { continue };
-                let overlaps = spans.iter().any(|(s, e, _)| whole.start() < *e && *s < whole.end());
-                if !overlaps && whole.end() > whole.start() {
-                    spans.push((whole.start(), whole.end(), caps));
+        }
+        // Alternative patterns may describe the same line: a match overlapping an earlier one of the same place
+        // is not a new item.
+        let mut spans: Vec<(usize, usize, usize, Captures<'_>)> = Vec::new();
+        for (p, (place, text)) in texts.iter().enumerate() {
+            for pattern in &place.patterns {
+                for caps in pattern.captures_iter(text).take(MAX_ITEMS + 1) {
+                    let Some(whole) = caps.get(0) else { continue };
+                    let overlaps = spans.iter().any(|(q, s, e, _)| *q == p && whole.start() < *e && *s < whole.end());
+                    if !overlaps && whole.end() > whole.start() {
+                        spans.push((p, whole.start(), whole.end(), caps));
+                    }
                 }
             }
         }
-        spans.sort_by_key(|(start, _, _)| *start);
+        spans.sort_by_key(|(place, start, _, _)| (*place, *start));
         if spans.len() > MAX_ITEMS {
             self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
             return Vec::new();
         }
         let mut found = Vec::new();
-        for (index, (_, _, caps)) in spans.iter().enumerate() {
+        for (index, (_, _, _, caps)) in spans.iter().enumerate() {
             if let Some((item, amount)) = self.item(index, caps, items) {
                 found.push(item);
                 self.line_amounts.push(amount);
@@ -295,7 +321,7 @@ impl Extraction<'_> {
                 places: vec![Place {
                     patterns: vec![pattern.clone()],
                     source: super::compile::Source::Body,
-                    section: items.place.section.clone(),
+                    section: items.places.first().and_then(|place| place.section.clone()),
                 }],
                 required: false,
                 clean: items.clean.clone(),
@@ -309,7 +335,22 @@ impl Extraction<'_> {
         if found.is_empty() && self.required("items", items.required) {
             self.fail("items", None, "required but no line item found (has the provider changed its layout?)");
         }
+        if items.priced && self.kind == OrderKind::Sale {
+            self.check_priced(&found);
+        }
         found
+    }
+
+    /// `priced`: every item has a price or line amount above zero, so a line written into buyer text among the
+    /// items cannot add up to the total by costing nothing.
+    fn check_priced(&mut self, found: &[LineItem]) {
+        for (index, item) in found.iter().enumerate() {
+            let amount = self.line_amounts.get(index).cloned().flatten().or_else(|| item.unit_price.clone());
+            if amount.is_none_or(|m| m.hundredths <= 0) {
+                let why = "no price above zero: a line the provider did not print (text the buyer wrote?)";
+                self.fail(&format!("items[{index}]"), None, why);
+            }
+        }
     }
 
     /// One line item, and its line amount when the pattern has an `amount` group (quantity x unit price, as

@@ -135,6 +135,10 @@ pub struct FieldsSpec {
     pub fee: Option<FieldSpec>,
     #[serde(default)]
     pub discount: Option<FieldSpec>,
+    /// The payment's id at the processor that took it (`from = "order_id"` reads it from the order id), so a
+    /// shop's notice and its processor's own notice of one payment are answered once.
+    #[serde(default)]
+    pub payment_id: Option<FieldSpec>,
 }
 
 /// Where and how a field is found.
@@ -143,7 +147,7 @@ pub struct FieldSpec {
     /// Regex (or a list of alternative regexes) with a `(?P<value>...)` group; money fields may add
     /// `(?P<currency>...)`.
     pub pattern: Patterns,
-    /// `body` (default), `subject`, `links` or `header:NAME`.
+    /// `body` (default), `subject`, `links`, `header:NAME`, or (`payment_id` only) `order_id`.
     #[serde(default)]
     pub from: Option<String>,
     /// Only the text of this section (of the body).
@@ -188,7 +192,14 @@ pub struct ItemsSpec {
     /// A sale must have at least one item.
     #[serde(default)]
     pub required: bool,
+    /// Every item must carry a price or line amount above zero: where text the buyer wrote can sit among the
+    /// items, a line made up in it then cannot add up to the total.
+    #[serde(default)]
+    pub priced: bool,
     /// Clean-ups for `sku` and `name`.
     #[serde(default)]
     pub clean: Option<Vec<String>>,
+    /// More places to look (another layout's item table), each with its own patterns, source and section.
+    #[serde(default)]
+    pub also: Vec<PlaceSpec>,
 }

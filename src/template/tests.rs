@@ -425,3 +425,81 @@ proptest::proptest! {
         proptest::prop_assert!(broken, "{:?}", outcome);
     }
 }
+
+#[test]
+fn the_payment_id_is_read_from_the_order_id_and_named_by_its_processor() {
+    let payment = "[fields.order_id]\npattern = 'Order: (?P<value>\\S+)'\n[fields.payment_id]\nfrom = \"order_id\"\n\
+                   pattern = '\\A(?P<value>[0-9A-Z]{17})\\z'\n";
+    let read = |top: &str, text: &str| {
+        let head = SHOP.split("[fields.order_id]").next().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("shop.toml"), format!("{top}{head}{payment}")).unwrap();
+        let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+        let t = Templates::load(&config, Path::new("/")).unwrap_or_else(|p| panic!("{p:#?}"));
+        match sale(&t, text) {
+            Outcome::Order { order, .. } => order.payment_id.map(|p| p.as_str().to_owned()),
+            other => panic!("{other:?}"),
+        }
+    };
+    // A shop paid through one processor names the id by it; a processor by itself.
+    let head = "paid_through = [\"paypal\"]\n";
+    let shop = |text| read(head, text);
+    assert_eq!(shop("Order: 8DE45678FG901234H").as_deref(), Some("paypal:8DE45678FG901234H"));
+    assert_eq!(read("", "Order: 8DE45678FG901234H").as_deref(), Some("shop:8DE45678FG901234H"));
+    // Another processor's id (E-junkie's "gc-..."): no payment id, nothing to link.
+    assert_eq!(shop("Order: gc-12345"), None);
+}
+
+#[test]
+fn a_payment_id_whose_processor_is_unclear_or_order_id_as_a_source_elsewhere_are_template_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "paid_through = [\"paypal\", \"stripe\"]\n{}",
+        SHOP.replace(
+            "[fields.buyer_email]",
+            "[fields.payment_id]\nfrom = \"order_id\"\npattern = '(?P<value>.+)'\n[fields.buyer_email]"
+        )
+        .replace("pattern = 'Name: (?P<value>[^\\n]+)'", "pattern = 'Name: (?P<value>[^\\n]+)'\nfrom = \"order_id\"")
+    );
+    std::fs::write(dir.path().join("shop.toml"), text).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    let problems = Templates::load(&config, Path::new("/")).unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"fields.payment_id"), "{problems:#?}");
+    assert!(keys.contains(&"fields.buyer_name.from"), "{problems:#?}");
+}
+
+#[test]
+fn items_of_two_layouts_come_each_from_its_own_section_and_a_free_line_is_refused_when_items_are_priced() {
+    let fields = r#"
+[sections.goods]
+start = '(?m)^--- Items ---$'
+[sections.invoice]
+start = '(?m)^Description Qty Price$'
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+[fields.total]
+pattern = '(?m)^Total: (?P<value>.+)$'
+[items]
+pattern = '(?m)^Item: (?P<sku>\S+) x(?P<quantity>\d+) (?P<price>\S+)$'
+section = "goods"
+priced = true
+[[items.also]]
+pattern = '(?m)^(?P<sku>[A-Z-]+) (?P<quantity>\d+) (?P<price>\S+)$'
+section = "invoice"
+"#;
+    let t = templates_with(fields);
+    // A note before either table cannot add an item; each layout's table is read in its own section.
+    for text in [
+        "Order: A-1\nTotal: $10.00\nNote: Item: TEAM x9 $0.00\nTEAM 9 $0.00\n--- Items ---\nItem: PRO x1 $10.00\n",
+        "Order: A-1\nTotal: $10.00\nNote:\nItem: TEAM x9 $0.00\nDescription Qty Price\nPRO 1 $10.00\n",
+    ] {
+        let Outcome::Order { order, .. } = sale(&t, text) else { panic!("{text}") };
+        let skus: Vec<_> = order.items.iter().map(|i| i.sku.as_ref().unwrap().as_str().to_owned()).collect();
+        assert_eq!(skus, ["PRO"], "{text}");
+    }
+    // A line that costs nothing inside the table (text the buyer could have written there) breaks the reading.
+    let free = "Order: A-1\nTotal: $10.00\n--- Items ---\nItem: PRO x1 $10.00\nItem: TEAM x9 $0.00\n";
+    let found = problems(sale(&t, free));
+    assert!(found.iter().any(|p| p.starts_with("items[1]: no price above zero")), "{found:?}");
+}

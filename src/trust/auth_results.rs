@@ -11,7 +11,7 @@ use mail_auth::dkim::Signature;
 use super::domain::{self, quote};
 use super::signed::{self, Context, Signed};
 
-mod syntax;
+pub(crate) mod syntax;
 
 /// Why the vendor's Authentication-Results did not prove the message came from the provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

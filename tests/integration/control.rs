@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::{self, copy_demo};
 
 /// A tool on the demo configuration.
-fn keypost(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn keypost(dir: &Path, args: &[&str]) -> Output {
     support::keypost(dir, &["--config", "demo.toml"]).args(args).output().unwrap()
 }
 
@@ -24,10 +24,10 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The daemon, killed if a test fails before it stopped it.
-struct Daemon(Option<Child>);
+pub(crate) struct Daemon(Option<Child>);
 
 impl Daemon {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         let child = support::keypost(dir, &["--config", "demo.toml", "run"])
             .env("KEYPOST_LOG", "info")
             .stderr(std::process::Stdio::piped())
@@ -41,7 +41,7 @@ impl Daemon {
     }
 
     /// SIGTERM, then its exit status and log.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let child = self.0.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -64,7 +64,7 @@ fn socket(dir: &Path) -> PathBuf {
 }
 
 /// Until the sample orders are processed (every seed message settled) and the socket is there.
-fn wait_until_processed(dir: &Path, daemon: &mut Daemon) {
+pub(crate) fn wait_until_processed(dir: &Path, daemon: &mut Daemon) {
     let new = dir.join("demo-run/maildir/new");
     let set_aside = dir.join("demo-run/maildir/.keypost.set-aside/cur");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -174,7 +174,7 @@ fn the_vendor_tools_work_through_the_control_socket_while_the_daemon_runs() {
     assert!(garbage.starts_with(r#"{"status":"error","message":"malformed request"#), "{garbage}");
     let unknown = raw_request(&socket(dir), b"{\"command\":\"drop_everything\"}\n");
     assert!(unknown.contains(r#""status":"error""#) && unknown.contains("unknown variant"), "{unknown}");
-    let huge = raw_request(&socket(dir), &vec![b'x'; 1 << 20]);
+    let huge = raw_request(&socket(dir), &vec![b'x'; keypost::control::protocol::MAX_REQUEST_BYTES + 2]);
     assert!(huge.contains("longer than"), "{huge}");
     assert!(daemon.is_running(), "a bad request must not stop the daemon");
     assert!(ok(dir, &["lookup", "Bo Ek"]).contains("manual/M-"), "the daemon still answers");

@@ -1,7 +1,8 @@
 //! Integration tests: the keypost daemon binary (`keypost run`, as a user runs it) against real Dovecot and
 //! SMTP servers on loopback, with signed PayPal orders. Here: one order while it idles, and a backlog of 500.
 //! `fallbacks`: a Dovecot without IDLE and MOVE, and one restarted mid-run; `smtp`: 4xx for a while, and 5xx;
-//! `kill`: SIGKILLed 25 times while draining 300 orders; `sigterm`: a clean stop mid-batch, with sd_notify.
+//! `kill`: SIGKILLed 25 times while draining 300 orders; `sigterm`: a clean stop mid-batch, with sd_notify;
+//! `linked`: E-junkie's and PayPal's notices of one purchase answered once.
 use std::time::{Duration, Instant};
 
 use crate::support::binary::{assert_one_reply_each, config, order_ids};
@@ -9,6 +10,7 @@ use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestImap, done_folder};
 
 mod fallbacks;
 mod kill;
+mod linked;
 mod sigterm;
 mod smtp;
 

@@ -147,7 +147,7 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
     std::fs::write(
         dir.path().join("parsers/shop.toml"),
         "name = \"Shop\"\ncolour = 1\n[match]\nsenders = [\"shop.example\"]\n[[rule]]\nsubject = '(unclosed'\n\
-         kind = \"sale\"\n[fields.order_id]\npattern = 'Order: (\\d+)'\n",
+         kind = \"sale\"\n[fields.order_id]\npattern = 'Order: (\\d+)'\nrequried = true\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("keypost.toml"), "[templates]\ndir = \"parsers\"\n").unwrap();
@@ -158,6 +158,7 @@ fn template_check_reports_every_problem_with_file_and_key_and_exits_2() {
         "shop.toml: match.senders[0]:",
         "shop.toml: rule[0].subject: invalid regex",
         "shop.toml: fields.order_id.pattern: needs a named group (?P<value>...)",
+        "shop.toml: fields.order_id.requried: unknown key; did you mean `required`?",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
@@ -220,4 +221,34 @@ fn bless_refuses_to_record_no_match_for_a_fixture_named_as_a_sale_unless_forced(
     let cases = golden::run(&builtin(), root.path(), None, golden::Mode::ForceBless).unwrap();
     assert!(cases.iter().all(|c| c.status == golden::Status::Blessed));
     assert!(root.path().join("paypal/sale_new_layout.expected.json").exists());
+}
+
+/// The attack fixtures (`fixtures/*/buyer_note_*.eml` whose note carries lines marked FORGED or attacker): what
+/// the buyer wrote never becomes a value of the order. Each is read with the real values or set aside.
+#[test]
+fn a_buyer_note_never_supplies_an_item_a_total_an_address_or_an_id() {
+    let templates = builtin();
+    let mut attacks = 0;
+    for dir in std::fs::read_dir(fixtures()).unwrap() {
+        for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let raw = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&raw);
+            if !name.starts_with("buyer_note_") || !name.ends_with(".eml") || !text.contains("FORGED") {
+                continue;
+            }
+            attacks += 1;
+            match test_message(&templates, &raw, None).outcome {
+                Some(Outcome::Order { order, .. }) => {
+                    let json = serde_json::to_string(&order).unwrap();
+                    assert!(!json.contains("FORGED") && !json.contains("attacker"), "{name}: {json}");
+                    assert!(name.ends_with("_the_real_values_win.eml"), "{name}: read, so its name must say so");
+                }
+                Some(Outcome::Broken { .. }) => assert!(name.ends_with("_is_set_aside.eml"), "{name}: set aside"),
+                other => panic!("{name}: neither read nor set aside: {other:?}"),
+            }
+        }
+    }
+    assert!(attacks >= 6, "only {attacks} attack fixture(s) found");
 }

@@ -9,7 +9,7 @@ use keypost::daemon::{Core, Daemon, Licenser, Reader, Reading};
 use keypost::email::{Address, Email};
 use keypost::fulfil::Grant;
 use keypost::mailbox::{Disposition, MailContent, RawMail, Source};
-use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, Sku};
+use keypost::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sku};
 use keypost::reply::{Mailer, Outgoing, SendError};
 use keypost::store::Store;
 use keypost::trust::{ProviderTrust, Verifier};
@@ -24,7 +24,7 @@ send_attempts = 3
 
 [trust]
 dns = false
-sender_only = ["shop"]
+sender_only = ["shop", "processor"]
 
 [limits]
 per_provider_per_hour = 1000
@@ -191,6 +191,7 @@ fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
         buyer_email: fields.get("email").and_then(|e| BuyerEmail::parse(e).ok()),
         items,
         total: None,
+        payment_id: fields.get("payment").and_then(|p| PaymentId::parse(p).ok()),
     }
 }
 

@@ -211,6 +211,11 @@ impl TestImap {
         self.session.append(folder, None, None, message).await.unwrap();
     }
 
+    /// Creates a folder (e.g. an archive to replay).
+    pub async fn create(&mut self, folder: &str) {
+        self.session.create(folder).await.unwrap();
+    }
+
     /// Appends with flags, e.g. `(\\Deleted)`.
     pub async fn session_append_flagged(&mut self, folder: &str, message: &[u8], flags: &str) {
         self.session.append(folder, Some(flags), None, message).await.unwrap();

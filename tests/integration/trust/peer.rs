@@ -34,7 +34,7 @@ async fn a_control_connection_from_another_user_is_refused_by_its_user_id() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let store = Store::open(&state).unwrap();
-    let (server, _jobs) = ControlServer::start(&state, store).unwrap();
+    let (server, _jobs) = ControlServer::start(&state, store, Default::default()).unwrap();
     // Everything opened to everyone: only the user-id check stands between another user and the state.
     for (path, mode) in [(dir.path(), 0o755), (state.as_path(), 0o755), (server.path(), 0o666)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
