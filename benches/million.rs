@@ -89,6 +89,9 @@ fn order_change(i: u64, n: u64, now: i64) -> Change {
         reply: ReplyState::Sent { message_id: format!("keypost.reply.{i:024x}@acme.example"), at },
         revoked: None,
         resends: 0,
+        amount: None,
+        payment_id: None,
+        linked_to: None,
     };
     let mut change = Change::new();
     change.put_order(&record);

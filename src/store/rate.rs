@@ -17,6 +17,9 @@ pub(super) const COUNTS: &str = "c/";
 pub(super) const META_COUNTED: &[u8] = b"meta/rate-counters";
 const MINUTE: i64 = 60;
 
+/// A key and its value, to add to a sled batch.
+type Put = (Vec<u8>, Vec<u8>);
+
 /// A time-index entry a change writes, and the counter it adds one to if it is new.
 #[derive(Debug)]
 pub(super) struct Counted {
@@ -37,7 +40,7 @@ fn counter_key(index: &str, ident: &str, at: i64) -> Vec<u8> {
 
 /// The counter values to write with a batch that puts `entries`: each entry not yet in the database, and not
 /// repeated earlier in `entries`, adds one to its minute. Call under the counting lock, just before applying.
-pub(super) fn increments(db: &sled::Db, entries: &[Counted]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub(super) fn increments(db: &sled::Db, entries: &[Counted]) -> Result<Vec<Put>, StoreError> {
     let mut seen = HashSet::new();
     let mut counters: BTreeMap<&[u8], u64> = BTreeMap::new();
     for entry in entries {

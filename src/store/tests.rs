@@ -117,7 +117,7 @@ fn rate_counts_over_a_busy_hour_include_every_order_of_the_window_and_none_older
     let window_start = since - since.rem_euclid(60);
     let expected = (0..2000).filter(|&i| at(i) >= window_start).count() as u32;
     let expected_b3 = (0..2000).filter(|&i| at(i) >= window_start && i % 7 == 3).count() as u32;
-    assert!(expected >= 900 && expected <= 916, "the window holds an hour and at most a minute more: {expected}");
+    assert!((900..=916).contains(&expected), "the window holds an hour and at most a minute more: {expected}");
     let b3 = BuyerEmail::parse("b3@example.com").unwrap();
     assert_eq!(store.recent_counts("paypal", Some(&b3), since).unwrap(), (expected, expected_b3));
     // A limit one below the count holds the next order; the count never falls short of the exact one.
