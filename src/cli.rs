@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod owner;
 mod pool;
 mod replay;
 mod run;
@@ -60,7 +61,8 @@ pub enum Command {
     /// Try and check provider templates
     #[command(subcommand)]
     Template(template::TemplateCommand),
-    /// Find orders and licenses by order id, buyer email or licensee
+    /// Find orders and licenses by order id, buyer email or licensee (with the other provider's notice of the
+    /// same payment, shown as one purchase)
     Lookup(orders::LookupArgs),
     /// Whether the daemon runs, its last contact with the mail servers and last pass, the outbox, set-aside and
     /// review counts (exit 0 running, 3 not running)

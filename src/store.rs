@@ -3,8 +3,9 @@
 //! # Layout
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
-//! provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one record per source message with its final disposition; the
-//! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
+//! provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one record per
+//! source message with its final disposition; the outbox of rendered replies not yet sent; the audit trail; the
+//! code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
@@ -505,7 +506,8 @@ impl Store {
         Ok(found)
     }
 
-    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
+    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two), and
+    /// every line recorded under the same payment id as one found (the other notice of one purchase).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
         let mut found = if query.trim().is_empty() { Vec::new() } else { self.lines_with_order_id(query.trim())? };

@@ -26,8 +26,6 @@ pub(super) enum Pick {
     Codes(Codes),
     /// This product's pool has fewer codes than the decision needs: the order waits.
     Short { product: String, needed: usize, available: usize },
-    /// Not something a pool answers: review.
-    Refused(String),
 }
 
 impl Core {
@@ -35,17 +33,13 @@ impl Core {
         self.config.products.iter().find(|p| p.id == product)?.pool.as_ref()
     }
 
-    /// The codes for the pool grants among `grants`, oldest import first, from the state as committed.
+    /// The codes for the pool grants among `grants`, oldest import first, from the state as applied so far (a
+    /// code taken by an earlier change is out of the queue, so two orders never pick the same one).
     pub(super) fn pick_codes(&self, grants: &[Grant]) -> anyhow::Result<Pick> {
         let mut lines: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        // One code per line, whatever its seats: like a serial, the code is the line's licence (its seats are
+        // recorded with it).
         for grant in grants.iter().filter(|g| self.pool_config(&g.product).is_some()) {
-            if grant.seats != 1 {
-                // A code is one licence; how many a multi-seat sale should get is the vendor's call.
-                return Ok(Pick::Refused(format!(
-                    "{} seats of {}, which hands out one pool code per licence",
-                    grant.seats, grant.product
-                )));
-            }
             lines.entry(&grant.product).or_default().push(grant.line);
         }
         let mut codes = Codes::new();
@@ -72,7 +66,6 @@ impl Core {
     ) -> anyhow::Result<Result<Effect, String>> {
         let codes = match self.pick_codes(&grants)? {
             Pick::Codes(codes) => codes,
-            Pick::Refused(reason) => return Ok(Err(reason)),
             Pick::Short { product, needed, available } => {
                 let reason = format!(
                     "the code pool of {product} has {available} code(s), the order needs {needed}; it is answered \
@@ -218,7 +211,6 @@ impl Core {
                     blocked.insert(product);
                     continue;
                 }
-                Pick::Refused(_) => continue,
             };
             let Some(change) = self.answer_one(&waiting, &codes)? else { continue };
             let queued =
