@@ -97,15 +97,21 @@ pub fn issue(args: IssueArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 /// a running daemon answers with the whole export at once.
 pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(globals)?;
-    match build::store(&loaded) {
+    let request = Request::Export { format: args.format };
+    let state = build::state_dir(&loaded);
+    if super::owner::foreign_owner(&state)?.is_some() {
+        // Acting as the state's owner is `carry_out_with`'s business.
+        return carry_out_with(&loaded, request);
+    }
+    match Store::open(&state) {
         Ok(store) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             control::answer::export_to(&store, args.format, &mut out)?;
             out.flush().context("Failed to write the output")?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) if locked(&err) => carry_out(globals, Request::Export { format: args.format }),
-        Err(err) => Err(err),
+        Err(StoreError::Locked { .. }) => carry_out_with(&loaded, request),
+        Err(err) => Err(err.into()),
     }
 }
 
