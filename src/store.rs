@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
+mod chain;
 mod change;
 mod pool;
 mod rate;
@@ -54,8 +55,8 @@ pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
-    AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
-    SourceRecord, UNKNOWN_SENDER_NOTE,
+    AuditEntry, Cancelled, ChainState, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState,
+    Revocation, SelfServiceRecord, SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.

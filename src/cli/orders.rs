@@ -66,6 +66,17 @@ pub struct IssueArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The provider (template id) the order came through, or `manual`
+    pub provider: String,
+    /// The order id of the licence's first order (or of any of its renewals)
+    pub order_id: String,
+    /// Days past the licence's current expiry
+    #[arg(long)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -91,6 +102,10 @@ pub fn revoke(args: RevokeArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
 pub fn issue(args: IssueArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let IssueArgs { product, name, email, seats } = args;
     carry_out(globals, Request::Issue { product, name, email, seats })
+}
+
+pub fn extend(args: ExtendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    carry_out(globals, Request::Extend { provider: args.provider, order_id: args.order_id, days: args.days })
 }
 
 /// With the state free, rows are written as they are read (constant memory however many orders there are);
