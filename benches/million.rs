@@ -82,9 +82,12 @@ fn order_change(i: u64, n: u64, now: i64) -> Change {
                 seats: 1,
                 licensee: Licensee::parse(&format!("Buyer Number {i}")).unwrap(),
                 sku: Some("ACME-PRO".into()),
+                expires: None,
+                follows: None,
             },
             serial: "ABCDE-FGHIJ-KLMNO-PQRST-UVWXY-Z2345-67ABC".into(),
             issued: "2026-11-30".into(),
+            expires: None,
         }),
         reply: ReplyState::Sent { message_id: format!("keypost.reply.{i:024x}@acme.example"), at },
         revoked: None,
@@ -92,6 +95,7 @@ fn order_change(i: u64, n: u64, now: i64) -> Change {
         amount: None,
         payment_id: None,
         linked_to: None,
+        chain: Default::default(),
     };
     let mut change = Change::new();
     change.put_order(&record);
