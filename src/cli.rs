@@ -20,6 +20,7 @@ macro_rules! out {
 mod check;
 mod generate;
 mod orders;
+mod owner;
 mod pool;
 mod replay;
 mod run;
@@ -60,7 +61,8 @@ pub enum Command {
     /// Try and check provider templates
     #[command(subcommand)]
     Template(template::TemplateCommand),
-    /// Find orders and licenses by order id, buyer email or licensee
+    /// Find orders and licenses by order id, buyer email or licensee (with the other provider's notice of the
+    /// same payment, shown as one purchase)
     Lookup(orders::LookupArgs),
     /// Whether the daemon runs, its last contact with the mail servers and last pass, the outbox, set-aside and
     /// review counts (exit 0 running, 3 not running)
@@ -71,6 +73,8 @@ pub enum Command {
     Revoke(orders::RevokeArgs),
     /// Issue a license by hand (no order email)
     Issue(orders::IssueArgs),
+    /// Extend a licence with a term by N days: a new serial, mailed to the buyer, linked to the first order
+    Extend(orders::ExtendArgs),
     /// Export orders and licenses as JSON lines or CSV
     Export(orders::ExportArgs),
     /// Read past order mail (an mbox, a Maildir, an IMAP folder) against the state; --apply fulfils the orders never answered
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resend(args) => orders::resend(args, &globals),
         Command::Revoke(args) => orders::revoke(args, &globals),
         Command::Issue(args) => orders::issue(args, &globals),
+        Command::Extend(args) => orders::extend(args, &globals),
         Command::Export(args) => orders::export(args, &globals),
         Command::Aside(command) => aside::run(command, &globals),
         Command::Pool(command) => pool::run(command, &globals),

@@ -1,4 +1,4 @@
-//! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`, `aside`) reach a running
+//! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`, `aside`, `pool`) reach a running
 //! `keypost run`, which holds the state database (sled allows one process per database).
 //!
 //! The daemon listens on `<state.dir>/control.sock` (mode 0600, in the state folder; only its user and root can

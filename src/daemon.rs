@@ -29,6 +29,7 @@ mod real;
 pub mod replay;
 mod seams;
 mod selfservice;
+mod subscription;
 
 pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;

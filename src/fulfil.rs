@@ -8,6 +8,10 @@ use crate::order::{Licensee, LineItem, Order, OrderId, OrderKind};
 use crate::problems::Problems;
 use crate::product::ProductConfig;
 
+pub mod subscription;
+
+pub use subscription::{ChainView, FollowKind, Follows, HeldLicence, LineRef};
+
 /// `[limits]`: checks every order must pass. Above a rate limit an order goes to review instead of being
 /// fulfilled, so a leaked or looping provider account cannot mint licenses unattended.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +92,12 @@ pub struct History {
     /// A refund or chargeback (or cancellation) recorded for this order before any sale: its sale must never
     /// be fulfilled.
     pub revoked_ahead: Option<OrderKind>,
+    /// A renewal's or cancellation's subscription: the licence chain of its first order, when keypost has it.
+    pub chain: Option<ChainView>,
+    /// Why no chain was found when one was looked for (e.g. two subscriptions of the buyer could be meant).
+    pub chain_problem: Option<String>,
+    /// The buyer's active licences, for an upgrade SKU (`upgrade_from`) to find the one it replaces.
+    pub held: Vec<HeldLicence>,
     /// Another provider's order that answers the same payment: the one this order is recorded as linked to,
     /// or, for an order not recorded yet, the one recorded under its payment id (a shop's notice and its
     /// processor's notice of one sale). See `link.rs`.
@@ -138,6 +148,12 @@ pub struct Grant {
     /// The SKU the line was sold under: its edition and term come from `[product.serial.terms]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
+    /// The last valid day (`YYYY-MM-DD`) instead of the one the SKU's term gives: a renewal or an extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The licence this one renews, extends or upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<Follows>,
 }
 
 /// What to do with an order.
@@ -162,6 +178,9 @@ pub enum Decision {
     RevokeAhead { reason: String },
     /// A sale whose refund or chargeback came first: record it revoked, make no serial, send the buyer nothing.
     SaleRevoked { reason: String },
+    /// A subscription was cancelled: its licence (the chain of `of`) ends at the end of the paid period,
+    /// `ends`; no new serial, nothing to the buyer, the vendor is told.
+    Cancel { of: LineRef, ends: String },
     /// Nothing to do (a duplicate); no reply.
     Skip { reason: String },
     /// A person must look: vendor alert, no reply to the buyer.
@@ -176,6 +195,7 @@ impl Decision {
             Decision::Link { .. } => "link",
             Decision::RevokeAhead { .. } => "revoke-ahead",
             Decision::SaleRevoked { .. } => "sale-revoked",
+            Decision::Cancel { .. } => "cancel",
             Decision::Skip { .. } => "skip",
             Decision::Review { .. } => "review",
         }
@@ -190,6 +210,7 @@ impl Decision {
                     if *recipient == Recipient::Buyer { "buyer" } else { "vendor (test order)" }
                 )
             }
+            Decision::Cancel { of, ends } => format!("subscription of {of} cancelled; its licence ends after {ends}"),
             Decision::Revoke { reason, .. }
             | Decision::Link { reason, .. }
             | Decision::RevokeAhead { reason }
@@ -202,6 +223,9 @@ impl Decision {
 
 /// Decides what an order email asks for, against the vendor's products and limits.
 pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limits: &LimitsConfig) -> Decision {
+    if let Some(decision) = subscription::decide(order, history, products, limits) {
+        return decision;
+    }
     if order.kind.revokes() {
         return decide_revocation(order.kind, history);
     }
@@ -214,7 +238,9 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
     if let Some(related) = &history.answered_by {
         return link::sale(related);
     }
-    match check_sale(order, history, products, limits) {
+    match check_sale(order, history, products, limits)
+        .and_then(|grants| subscription::upgrades(grants, history, products))
+    {
         Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },
     }
@@ -269,7 +295,15 @@ fn check_sale(
         check_item(item, product, limits)?;
         floors.push((product, item.quantity));
         let sku = item.sku.as_ref().map(|sku| sku.as_str().to_owned());
-        grants.push(Grant { line, product: product.id.clone(), seats: item.quantity, licensee: licensee.clone(), sku });
+        grants.push(Grant {
+            line,
+            product: product.id.clone(),
+            seats: item.quantity,
+            licensee: licensee.clone(),
+            sku,
+            expires: None,
+            follows: None,
+        });
     }
     let seats = order.items.iter().fold(0u64, |sum, item| sum.saturating_add(u64::from(item.quantity)));
     if seats > u64::from(limits.max_order_seats) {

@@ -231,6 +231,8 @@ pub enum OrderKind {
     Refund,
     Chargeback,
     Cancellation,
+    /// A subscription's next paid period: extends the licence of its first order (`fulfil::subscription`).
+    Renewal,
 }
 
 impl OrderKind {
@@ -240,12 +242,14 @@ impl OrderKind {
             OrderKind::Refund => "refund",
             OrderKind::Chargeback => "chargeback",
             OrderKind::Cancellation => "cancellation",
+            OrderKind::Renewal => "renewal",
         }
     }
 
-    /// Refunds, chargebacks and cancellations take a license back.
+    /// Refunds, chargebacks and cancellations take a license back (a cancellation of a licence with a term
+    /// only at the end of its paid period: `fulfil::subscription`).
     pub fn revokes(self) -> bool {
-        !matches!(self, OrderKind::Sale)
+        matches!(self, OrderKind::Refund | OrderKind::Chargeback | OrderKind::Cancellation)
     }
 }
 
@@ -281,6 +285,14 @@ pub struct Order {
     pub items: Vec<LineItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    /// Renewals and cancellations: the provider's reference of the subscription (what ties them to its first
+    /// order when their own order id is another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<OrderId>,
+    /// Renewals: the last day the payment pays for (the mail's next billing date or period end), `YYYY-MM-DD`
+    /// (made by `template::date`, read back by [`parse_iso_date`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
     /// The payment's id at its processor, when the template reads one: links this order with another
     /// provider's notice of the same payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +304,11 @@ impl Order {
     pub fn license_name(&self) -> Option<&str> {
         self.licensee.as_ref().map(Licensee::as_str).or(self.buyer_name.as_deref())
     }
+}
+
+/// A `YYYY-MM-DD` date, as the state and the CLI write them.
+pub fn parse_iso_date(text: &str) -> Option<time::Date> {
+    time::Date::parse(text.trim(), time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
 #[cfg(test)]

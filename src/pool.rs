@@ -21,8 +21,8 @@ use crate::problems::Problems;
 pub const MAX_CODE_BYTES: usize = 256;
 
 /// `[product.pool]`: the product's licences are codes from a pool filled with `keypost pool import`.
+/// Unknown keys are reported by the config loader (with the others), not refused here.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// The vendor is alerted when a sale leaves fewer than this many codes (default 10; 0: only when empty).
     #[serde(default = "default_low_water")]

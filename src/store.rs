@@ -4,7 +4,7 @@
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
 //! provider and buyer with time (rate limits); one record per source message with its final disposition; the
-//! outbox of rendered replies not yet sent; the audit trail; the schema version. A [`Change`] is applied as one
+//! outbox of rendered replies not yet sent; the audit trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 use crate::order::BuyerEmail;
 use crate::problems::Problems;
 
+mod chain;
 mod change;
 mod pool;
 mod records;
@@ -49,8 +50,8 @@ pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 
 use records::*;
 pub use records::{
-    AuditEntry, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, SelfServiceRecord,
-    SourceRecord, UNKNOWN_SENDER_NOTE,
+    AuditEntry, Cancelled, ChainState, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState,
+    Revocation, SelfServiceRecord, SourceRecord, Superseded, UNKNOWN_SENDER_NOTE,
 };
 
 /// The layout version this build writes. A database with a higher one is refused.
@@ -425,7 +426,8 @@ impl Store {
         self.scan(ORDERS.as_bytes())
     }
 
-    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two).
+    /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two), and
+    /// every line recorded under the same payment id as one found (the other notice of one purchase).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
         let mut found: Vec<OrderRecord> =

@@ -14,6 +14,7 @@ use crate::problems::{Problem, Problems};
 use crate::trust::ProviderTrust;
 
 mod compile;
+pub mod date;
 mod extract;
 pub mod golden;
 mod model;

@@ -10,7 +10,8 @@ use clap::Args;
 use super::Globals;
 use crate::config::Loaded;
 use crate::control::{self, Answer, ExportFormat, Request};
-use crate::daemon::{any::AnyMailer, build};
+use crate::daemon::{Licenser, any::AnyMailer, build};
+use crate::reply::Renderer;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
@@ -65,6 +66,17 @@ pub struct IssueArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The provider (template id) the order came through, or `manual`
+    pub provider: String,
+    /// The order id of the licence's first order (or of any of its renewals)
+    pub order_id: String,
+    /// Days past the licence's current expiry
+    #[arg(long)]
+    pub days: u32,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Output format
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -92,44 +104,77 @@ pub fn issue(args: IssueArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     carry_out(globals, Request::Issue { product, name, email, seats })
 }
 
+pub fn extend(args: ExtendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    carry_out(globals, Request::Extend { provider: args.provider, order_id: args.order_id, days: args.days })
+}
+
 pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     carry_out(globals, Request::Export { format: args.format })
 }
 
-/// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code.
+/// Opens the state, or asks the running daemon when it holds it; prints the answer; returns its exit code. Run as
+/// root against a state folder another user owns (the service's), it acts as that user (`owner.rs`).
 pub(super) fn carry_out(globals: &Globals, request: Request) -> anyhow::Result<ExitCode> {
     carry_out_with(&super::load_config(globals)?, request)
 }
 
 /// The same with the configuration already loaded.
 pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Result<ExitCode> {
-    let answer = match build::store(loaded) {
-        Ok(store) => directly(loaded, store, &request)?,
-        Err(err) if locked(&err) => {
-            let state = build::state_dir(loaded);
+    let mut loaded = loaded.clone();
+    let shown = build::state_dir(&loaded);
+    let mut state = shown.clone();
+    let mut early = None;
+    if let Some(owner) = super::owner::foreign_owner(&state)? {
+        super::owner::absolute_paths(&mut loaded)?;
+        // Secrets may be root's to read: read now; kept as a result, since a read needs none of them.
+        early = Some(Parts::build(&loaded));
+        state = owner.become_owner(&state)?;
+    }
+    let answer = match Store::open(&state) {
+        Ok(store) => directly(&loaded, store, &request, early)?,
+        Err(StoreError::Locked { .. }) => {
             let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
-                format!("The state {} is in use by a running keypost, which could not be asked", state.display())
+                format!("The state {} is in use by a running keypost, which could not be asked", shown.display())
             })?;
             anyhow::Result::<Answer>::from(response)?
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(answer.stdout.as_bytes()).and_then(|()| out.flush()).context("Failed to write the output")?;
     Ok(ExitCode::from(answer.exit))
 }
 
-fn locked(err: &anyhow::Error) -> bool {
-    matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Locked { .. }))
+/// What a tool needs besides the state to change it: the reply renderer, the serial makers and the mailer.
+struct Parts {
+    renderer: Renderer,
+    licenser: Box<dyn Licenser>,
+    mailer: AnyMailer,
 }
 
-/// No daemon holds the state: this process carries the request out with its own core and mailer.
-fn directly(loaded: &Loaded, store: Store, request: &Request) -> anyhow::Result<Answer> {
+impl Parts {
+    fn build(loaded: &Loaded) -> anyhow::Result<Self> {
+        Ok(Self {
+            renderer: build::renderer(loaded)?,
+            licenser: build::licenser(loaded)?,
+            mailer: AnyMailer::from_config(loaded)?,
+        })
+    }
+}
+
+/// No daemon holds the state: this process carries the request out with its own core and mailer (built now,
+/// or `early`, before it became the state's owner).
+fn directly(
+    loaded: &Loaded,
+    store: Store,
+    request: &Request,
+    early: Option<anyhow::Result<Parts>>,
+) -> anyhow::Result<Answer> {
     if let Some(answer) = control::answer::read(&store, request) {
         return answer;
     }
-    let core = build::core_with(loaded, store)?;
-    let mailer = AnyMailer::from_config(loaded)?;
+    let Parts { renderer, licenser, mailer } = early.unwrap_or_else(|| Parts::build(loaded))?;
+    let core = build::core_from(loaded, store, renderer, licenser);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(core.execute(&mailer, request))
 }

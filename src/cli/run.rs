@@ -21,6 +21,7 @@ pub struct RunArgs {
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     // The daemon lists its configuration's warnings once, for the journal; one pass only counts them.
     let loaded = if args.once { super::load_config(globals)? } else { super::load_config_listing_warnings(globals)? };
+    super::owner::refuse_root_daemon(&build::state_dir(&loaded), args.once)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;

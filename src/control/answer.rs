@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::protocol::{Answer, EXIT_ERROR, ExportFormat, Request};
+use crate::fulfil::{FollowKind, LineRef};
 use crate::store::{OrderRecord, ReplyState, Store};
 
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
@@ -20,6 +21,7 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
         Request::Resend { .. }
         | Request::Revoke { .. }
         | Request::Issue { .. }
+        | Request::Extend { .. }
         | Request::AsideShow { .. }
         | Request::AsideRelease { .. }
         | Request::AsideDrop { .. }
@@ -121,19 +123,38 @@ pub fn issued(order: &str, sent: usize, failed: usize) -> Answer {
     Answer::success(format!("issued {order}: {sent} sent, {failed} failed\n"))
 }
 
+/// What `extend` prints for the extension (`provider/order_id (through DATE)`) it made.
+pub fn extended(order: &str, sent: usize, failed: usize) -> Answer {
+    Answer::success(format!(
+        "extended as {order}: {sent} sent, {failed} failed
+"
+    ))
+}
+
 /// `status`, with the daemon's facts when it runs.
 pub fn status(store: &Store, facts: Option<&crate::telemetry::Facts>, json: bool) -> anyhow::Result<Answer> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     super::status::answer(&super::status::gather(store, facts, now)?, json)
 }
 
-/// `lookup`: every order line found, or exit 1 when none is. `--json`: one array of the order lines, with the
-/// field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
+/// `lookup`: every order line found, with the rest of each licence chain it belongs to (a subscription's first
+/// order and its renewals and extensions), or exit 1 when none is. `--json`: one array of the order lines, with
+/// the field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
 pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> {
-    let found = store.lookup(query)?;
+    let mut found = store.lookup(query)?;
+    for record in found.clone() {
+        found.extend(chain_of(store, &record)?);
+    }
+    found.sort_by_key(OrderRecord::key);
+    found.dedup_by_key(|record| record.key());
     if json {
         let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
-        return Ok(Answer { stdout: serde_json::to_string_pretty(&found)? + "\n", exit });
+        return Ok(Answer {
+            stdout: serde_json::to_string_pretty(&found)?
+                + "
+",
+            exit,
+        });
     }
     // A buyer address also shows the lost-license requests from it (`[self_service]`), answered or not.
     let requests = store.self_service(query.trim(), 0)?;
@@ -148,13 +169,28 @@ pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> 
     Ok(Answer::success(stdout))
 }
 
+/// The other lines of the licence chain `record` is in: its first order, that order's renewals and extensions.
+fn chain_of(store: &Store, record: &OrderRecord) -> anyhow::Result<Vec<OrderRecord>> {
+    let follows = record.license.as_ref().and_then(|l| l.grant.follows.as_ref());
+    let root = match follows {
+        Some(f) if f.how != FollowKind::Upgrade => f.of.clone(),
+        _ => LineRef { provider: record.provider.clone(), order_id: record.order_id.clone(), line: record.line },
+    };
+    let mut chain = store.chain_members(&root)?;
+    if let Some(first) = store.order_line(&root.provider, root.order_id.as_str(), root.line)? {
+        chain.push(first);
+    }
+    Ok(chain)
+}
+
 fn describe(record: &OrderRecord) -> String {
     let license = record.license.as_ref().map_or_else(
         || "no license".to_owned(),
         |l| format!("{} x{} for {:?}: {}", l.grant.product, l.grant.seats, l.grant.licensee.as_str(), l.serial),
     );
     let buyer = record.buyer_email.as_ref().map_or("-", |b| b.as_str());
-    let revoked = record.revoked.as_ref().map(|r| format!(" REVOKED ({})", r.reason)).unwrap_or_default();
+    let follows = record.license.as_ref().and_then(|l| l.grant.follows.as_ref());
+    let follows = follows.map(|f| format!("; {} of {}", f.how.as_str(), f.of)).unwrap_or_default();
     // One purchase, two notifications: the payment they share, and which one answers it.
     let payment = match (&record.payment_id, &record.linked_to) {
         (Some(payment), Some(to)) => format!("; payment {payment}, one purchase with {to} (answered there)"),
@@ -163,12 +199,34 @@ fn describe(record: &OrderRecord) -> String {
         (None, None) => String::new(),
     };
     format!(
-        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}{revoked}",
+        "{} {} {}: {license}; buyer {buyer}{payment}; reply {}; {}{follows}",
         record.label(),
         record.kind.as_str(),
         record.decision,
-        reply_state(&record.reply)
+        reply_state(&record.reply),
+        licence_status(record),
     )
+}
+
+/// Where an order line's licence stands: revoked, superseded, cancelled, valid through a day, or perpetual.
+fn licence_status(record: &OrderRecord) -> String {
+    let Some(license) = &record.license else {
+        return match &record.revoked {
+            Some(revoked) => format!("REVOKED ({})", revoked.reason),
+            None => "no license".to_owned(),
+        };
+    };
+    let through = license.expires.as_deref().map_or("perpetual".to_owned(), |d| format!("valid through {d}"));
+    if let Some(revoked) = &record.revoked {
+        return format!("REVOKED ({})", revoked.reason);
+    }
+    if let Some(superseded) = &record.chain.superseded {
+        return format!("SUPERSEDED by {}", superseded.by);
+    }
+    match &record.chain.cancelled {
+        Some(cancelled) => format!("{through}; subscription CANCELLED, ends after {}", cancelled.ends),
+        None => through,
+    }
 }
 
 fn reply_state(state: &ReplyState) -> String {
@@ -208,7 +266,7 @@ pub fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
     Ok(Answer::success(out))
 }
 
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 18] = [
     "provider",
     "order_id",
     "line",
@@ -224,9 +282,12 @@ const CSV_HEADER: [&str; 15] = [
     "buyer_email",
     "reply",
     "revoked",
+    "expires",
+    "status",
+    "follows",
 ];
 
-fn csv_row(r: &OrderRecord) -> [String; 15] {
+fn csv_row(r: &OrderRecord) -> [String; 18] {
     let license = r.license.as_ref();
     [
         r.provider.clone(),
@@ -244,6 +305,12 @@ fn csv_row(r: &OrderRecord) -> [String; 15] {
         r.buyer_email.as_ref().map(ToString::to_string).unwrap_or_default(),
         reply_state(&r.reply),
         r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
+        license.and_then(|l| l.expires.clone()).unwrap_or_default(),
+        licence_status(r),
+        license
+            .and_then(|l| l.grant.follows.as_ref())
+            .map(|f| format!("{} of {}", f.how.as_str(), f.of))
+            .unwrap_or_default(),
     ]
 }
 

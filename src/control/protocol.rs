@@ -51,6 +51,12 @@ pub enum Request {
         email: String,
         seats: u32,
     },
+    /// `keypost extend PROVIDER ORDER_ID --days N`.
+    Extend {
+        provider: String,
+        order_id: String,
+        days: u32,
+    },
     /// `keypost aside list`: the set-aside messages the state knows.
     AsideList {
         #[serde(default)]
@@ -104,6 +110,7 @@ impl Request {
             Self::Resend { .. } => "resend",
             Self::Revoke { .. } => "revoke",
             Self::Issue { .. } => "issue",
+            Self::Extend { .. } => "extend",
             Self::AsideList { .. } => "aside list",
             Self::AsideShow { .. } => "aside show",
             Self::AsideRelease { .. } => "aside release",

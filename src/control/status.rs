@@ -22,8 +22,8 @@ pub struct Status {
     pub set_aside: u64,
     pub review: u64,
     pub unknown_senders: u64,
-    /// Code pools' stock: `null` until this build has code pools.
-    pub pools: Option<Vec<PoolStock>>,
+    /// Each code pool's stock (products with codes in the state), in product order.
+    pub pools: Vec<PoolStock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,17 +62,27 @@ pub struct Outbox {
     pub next_attempt: Option<String>,
 }
 
-/// One code pool's stock (the hook for code pools: filled by [`pool_stock`] once they exist).
+/// One code pool's stock (`keypost pool status` has the details).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolStock {
+    /// The product id.
     pub pool: String,
-    pub left: u64,
+    pub available: u64,
+    pub handed_out: u64,
 }
 
-/// Code pools' stock. This build has no code pools yet (issue 13, item 4): when they land, read their stock from
-/// the store here and `status` and `--json` show it without further changes.
-fn pool_stock(_store: &Store) -> Option<Vec<PoolStock>> {
-    None
+fn pool_stock(store: &Store) -> anyhow::Result<Vec<PoolStock>> {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let mut stock = Vec::new();
+    for product in store.pool_products()? {
+        let counts = store.pool_counts(&product)?;
+        stock.push(PoolStock {
+            available: count(counts.available),
+            handed_out: count(counts.handed_out),
+            pool: product,
+        });
+    }
+    Ok(stock)
 }
 
 /// Reads the state and, with `facts`, the daemon's own; `now` is Unix seconds.
@@ -89,7 +99,7 @@ pub fn gather(store: &Store, facts: Option<&Facts>, now: i64) -> anyhow::Result<
         set_aside: summary.set_aside,
         review: summary.review,
         unknown_senders: summary.unknown_senders,
-        pools: pool_stock(store),
+        pools: pool_stock(store)?,
     })
 }
 
@@ -149,9 +159,9 @@ fn text(status: &Status) -> String {
     line("set aside", format!("{} (keypost aside list)", status.set_aside));
     line("for review", format!("{} order line(s), all time", status.review));
     line("unknown senders", format!("{} message(s), all time", status.unknown_senders));
-    if let Some(pools) = &status.pools {
-        let stock: Vec<String> = pools.iter().map(|p| format!("{} {} left", p.pool, p.left)).collect();
-        line("pools", if stock.is_empty() { "none".to_owned() } else { stock.join(", ") });
+    if !status.pools.is_empty() {
+        let stock: Vec<String> = status.pools.iter().map(|p| format!("{} {} available", p.pool, p.available)).collect();
+        line("code pools", stock.join(", "));
     }
     out
 }

@@ -36,6 +36,12 @@ pub fn core_with(loaded: &Loaded, store: Store) -> anyhow::Result<Core> {
     Ok(with_aside(loaded, Core::new(store, loaded.config.clone(), renderer(loaded)?, licenser(loaded)?)))
 }
 
+/// The same from a renderer and licenser built earlier (a tool run as root reads the secrets they need before
+/// it becomes the state folder's owner).
+pub fn core_from(loaded: &Loaded, store: Store, renderer: Renderer, licenser: Box<dyn Licenser>) -> Core {
+    with_aside(loaded, Core::new(store, loaded.config.clone(), renderer, licenser))
+}
+
 /// Gives the core the mailbox's set-aside folder, when a mailbox is configured.
 fn with_aside(loaded: &Loaded, mut core: Core) -> Core {
     let (mailbox, max_bytes) = (loaded.config.mailbox.as_ref(), loaded.config.templates.max_message_bytes);

@@ -8,9 +8,9 @@ use super::seams::Licenser;
 use crate::config::Config;
 use crate::fulfil::{Decision, Grant, Recipient};
 use crate::mailbox::Disposition;
-use crate::order::{Order, OrderId};
+use crate::order::{Order, OrderId, OrderKind};
 use crate::reply::{Alert, Delivery, LicenseReply, Renderer, RevokedLine};
-use crate::store::{Change, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, Store};
+use crate::store::{ChainState, Change, License, OrderRecord, OutboxEntry, Purpose, ReplyState, Revocation, Store};
 
 /// The state, the configuration and the pure makers, with a clock tests can set.
 pub struct Core {
@@ -112,7 +112,7 @@ impl Core {
     pub fn apply(&self, origin: &Origin, order: &Order, decision: Decision) -> anyhow::Result<Assessed> {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
-        let note = decision.reason();
+        let mut note = decision.reason();
         // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
         if order.kind.revokes()
             && let Some(effect) =
@@ -127,8 +127,14 @@ impl Core {
         let effect = match decision {
             Decision::Issue { grants, recipient } => {
                 match self.issue_or_wait(origin, order, grants, recipient, &mut change)? {
-                    Ok(effect) => effect,
-                    Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
+                    super::pool::Issued::Fulfilled => Effect::Fulfilled,
+                    super::pool::Issued::Waiting(reason) => {
+                        note = reason;
+                        Effect::Review
+                    }
+                    super::pool::Issued::Refused(reason) => {
+                        return self.apply(origin, order, Decision::Review { reason });
+                    }
                 }
             }
             Decision::Review { reason } => {
@@ -152,6 +158,10 @@ impl Core {
             }
             Decision::SaleRevoked { reason } => {
                 self.sale_revoked(origin, order, &reason, &mut change)?;
+                Effect::Revoked
+            }
+            Decision::Cancel { of, ends } => {
+                self.cancel(origin, &of, &ends, &mut change)?;
                 Effect::Revoked
             }
             Decision::Skip { reason } => {
@@ -210,12 +220,15 @@ impl Core {
             };
             let (main, notice) =
                 self.renderer.license(&reply).map_err(|err| format!("cannot render the reply: {err}"))?;
-            let mut record = self.record(origin, order, grant.line, "issue", &format!("license for {}", grant.product));
+            let (decision, reason) = super::subscription::describe_grant(grant);
+            let mut record = self.record(origin, order, grant.line, decision, &reason);
             record.received_at = received_at;
             if let Some(taken) = code {
                 change.pool_take(&grant.product, taken, &record.label(), now.unix_timestamp());
             }
-            record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string() });
+            let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
+            record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string(), expires });
+            self.supersede(grant, &record, change)?;
             record.reply = ReplyState::Queued { message_id: main.message_id.clone() };
             let purpose =
                 Purpose::Reply { provider: order.provider.clone(), order_id: order.id.clone(), line: grant.line };
@@ -369,7 +382,14 @@ impl Core {
         Ok(())
     }
 
-    fn record(&self, origin: &Origin, order: &Order, line: u32, decision: &str, reason: &str) -> OrderRecord {
+    pub(super) fn record(
+        &self,
+        origin: &Origin,
+        order: &Order,
+        line: u32,
+        decision: &str,
+        reason: &str,
+    ) -> OrderRecord {
         OrderRecord {
             provider: order.provider.clone(),
             order_id: order.id.clone(),
@@ -387,6 +407,11 @@ impl Core {
             reply: ReplyState::None,
             revoked: None,
             resends: 0,
+            chain: ChainState {
+                // Only a first order stands for its subscription: renewals find it by this reference.
+                subscription: order.subscription.clone().filter(|_| order.kind == OrderKind::Sale),
+                ..ChainState::default()
+            },
             amount: line_amount(order, line),
             payment_id: order.payment_id.clone(),
             linked_to: None,

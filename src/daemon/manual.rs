@@ -37,6 +37,11 @@ impl Core {
                 let outcome = self.send_queued(mailer, &queued).await?;
                 answer::issued(&format!("{MANUAL_PROVIDER}/{order_id}"), outcome.sent, outcome.send_failures)
             }
+            Request::Extend { provider, order_id, days } => {
+                let (extension, queued) = self.extend(provider, order_id, *days).await?;
+                let outcome = self.send_queued(mailer, &queued).await?;
+                answer::extended(&extension, outcome.sent, outcome.send_failures)
+            }
             Request::AsideList { json } => answer::aside_list(&self.store, *json)?,
             Request::AsideShow { id } => self.aside_show(id).await?,
             Request::AsideRelease { id } => self.aside_release(id).await?,
@@ -150,9 +155,19 @@ impl Core {
                 unit_price: None,
             }],
             total: None,
+            subscription: None,
+            period_end: None,
             payment_id: None,
         };
-        let grants = vec![Grant { line: 0, product: product.to_owned(), seats, licensee, sku: None }];
+        let grants = vec![Grant {
+            line: 0,
+            product: product.to_owned(),
+            seats,
+            licensee,
+            sku: None,
+            expires: None,
+            follows: None,
+        }];
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants, recipient: Recipient::Buyer })?;
         anyhow::ensure!(assessed.effect == Effect::Fulfilled, "not issued: {}", assessed.note);

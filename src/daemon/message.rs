@@ -9,7 +9,7 @@ use super::seams::{Reader, Reading};
 use crate::email::Email;
 use crate::fulfil::{self, History, KnownLine};
 use crate::mailbox::{MailContent, RawMail};
-use crate::order::Order;
+use crate::order::{Order, OrderKind};
 use crate::reply::Alert;
 use crate::store::{Change, UNKNOWN_SENDER_NOTE};
 use crate::trust::{Verdict, Verifier};
@@ -105,6 +105,7 @@ async fn order_mail(
         return Ok(Assessed { effect: Effect::Duplicate, change, note: format!("duplicate of {seen}") });
     }
     let history = history(core, order)?;
+    let order = &with_chain_buyer(order, &history);
     let decision = fulfil::decide(order, &history, &core.config.products, &core.config.limits);
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
@@ -141,13 +142,36 @@ pub(super) fn history(core: &Core, order: &Order) -> anyhow::Result<History> {
         core.store.order_lines(&order.provider, order.id.as_str()).context("Failed to read the order's history")?;
     let since = core.now().unix_timestamp() - HOUR;
     let (provider, buyer) = core.store.recent_counts(&order.provider, order.buyer_email.as_ref(), since)?;
+    let (chain, chain_problem) = match order.kind {
+        OrderKind::Renewal | OrderKind::Cancellation => match core.find_chain(order)? {
+            Ok(chain) => (Some(chain), None),
+            Err(problem) => (None, Some(problem)),
+        },
+        OrderKind::Sale | OrderKind::Refund | OrderKind::Chargeback => (None, None),
+    };
+    // Only an upgrade SKU looks at the buyer's licences: no scan of them for every sale otherwise.
+    let upgrades = (core.config.products.iter())
+        .any(|p| p.serial.as_ref().is_some_and(|s| s.terms.values().any(|t| t.upgrade_from.is_some())));
+    let held = if order.kind == OrderKind::Sale && upgrades { core.held(order)? } else { Vec::new() };
     Ok(History {
         lines: lines.iter().map(known_line).collect(),
         buyer_orders_last_hour: buyer,
         provider_orders_last_hour: provider,
         revoked_ahead: lines.iter().map(|r| r.kind).find(|kind| kind.revokes()),
+        chain,
+        chain_problem,
+        held,
         answered_by: super::linked::answered_by(&core.store, order, &lines)?,
     })
+}
+
+/// A renewal whose mail names no buyer address is mailed to its first order's buyer.
+fn with_chain_buyer(order: &Order, history: &History) -> Order {
+    let mut order = order.clone();
+    if order.kind == OrderKind::Renewal && order.buyer_email.is_none() {
+        order.buyer_email = history.chain.as_ref().and_then(|chain| chain.buyer_email.clone());
+    }
+    order
 }
 
 pub(super) fn known_line(record: &crate::store::OrderRecord) -> KnownLine {

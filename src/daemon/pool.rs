@@ -26,7 +26,15 @@ pub(super) enum Pick {
     Codes(Codes),
     /// This product's pool has fewer codes than the decision needs: the order waits.
     Short { product: String, needed: usize, available: usize },
-    /// Not something a pool answers: review.
+}
+
+/// What became of a sale's licences.
+pub(super) enum Issued {
+    /// Licences made (pool codes taken), replies queued.
+    Fulfilled,
+    /// Recorded for review, waiting for codes, for this reason.
+    Waiting(String),
+    /// Not issued, for this review reason.
     Refused(String),
 }
 
@@ -35,17 +43,13 @@ impl Core {
         self.config.products.iter().find(|p| p.id == product)?.pool.as_ref()
     }
 
-    /// The codes for the pool grants among `grants`, oldest import first, from the state as committed.
+    /// The codes for the pool grants among `grants`, oldest import first, from the state as applied so far (a
+    /// code taken by an earlier change is out of the queue, so two orders never pick the same one).
     pub(super) fn pick_codes(&self, grants: &[Grant]) -> anyhow::Result<Pick> {
         let mut lines: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+        // One code per line, whatever its seats: like a serial, the code is the line's licence (its seats are
+        // recorded with it).
         for grant in grants.iter().filter(|g| self.pool_config(&g.product).is_some()) {
-            if grant.seats != 1 {
-                // A code is one licence; how many a multi-seat sale should get is the vendor's call.
-                return Ok(Pick::Refused(format!(
-                    "{} seats of {}, which hands out one pool code per licence",
-                    grant.seats, grant.product
-                )));
-            }
             lines.entry(&grant.product).or_default().push(grant.line);
         }
         let mut codes = Codes::new();
@@ -60,8 +64,7 @@ impl Core {
         Ok(Pick::Codes(codes))
     }
 
-    /// `Decision::Issue`: the licences with their pool codes, or the order waits for codes. `Err` is a review
-    /// reason.
+    /// `Decision::Issue`: the licences with their pool codes, or the order waits for codes.
     pub(super) fn issue_or_wait(
         &self,
         origin: &Origin,
@@ -69,10 +72,9 @@ impl Core {
         grants: Vec<Grant>,
         recipient: Recipient,
         change: &mut Change,
-    ) -> anyhow::Result<Result<Effect, String>> {
+    ) -> anyhow::Result<Issued> {
         let codes = match self.pick_codes(&grants)? {
             Pick::Codes(codes) => codes,
-            Pick::Refused(reason) => return Ok(Err(reason)),
             Pick::Short { product, needed, available } => {
                 let reason = format!(
                     "the code pool of {product} has {available} code(s), the order needs {needed}; it is answered \
@@ -88,15 +90,15 @@ impl Core {
                     seq: self.store.pool_next_seq()?,
                 };
                 change.wait_for_codes(&waiting);
-                return Ok(Ok(Effect::Review));
+                return Ok(Issued::Waiting(reason));
             }
         };
         let received_at = self.now().unix_timestamp();
         if let Err(reason) = self.issue(origin, order, &grants, recipient, &codes, received_at, change) {
-            return Ok(Err(reason));
+            return Ok(Issued::Refused(reason));
         }
         self.alert_low_pools(&codes, &grants, order, change)?;
-        Ok(Ok(Effect::Fulfilled))
+        Ok(Issued::Fulfilled)
     }
 
     /// One alert per product whose pool this sale took below its low-water mark (or emptied).
@@ -218,7 +220,6 @@ impl Core {
                     blocked.insert(product);
                     continue;
                 }
-                Pick::Refused(_) => continue,
             };
             let Some(change) = self.answer_one(&waiting, &codes)? else { continue };
             let queued =
@@ -270,6 +271,8 @@ fn recorded_order(record: &OrderRecord) -> (Order, Origin) {
         buyer_email: record.buyer_email.clone(),
         items: Vec::new(),
         total: None,
+        subscription: record.chain.subscription.clone(),
+        period_end: None,
         payment_id: record.payment_id.clone(),
     };
     let origin =

@@ -72,7 +72,18 @@ impl Licenser for SerialLicenser {
         let product = &grant.product;
         let (maker, terms) =
             self.makers.get(product).ok_or_else(|| format!("no serial maker for product {product:?}"))?;
-        let licence = terms.licence(grant.sku.as_deref(), grant.seats, issued);
+        let mut licence = terms.licence(grant.sku.as_deref(), grant.seats, issued);
+        if let Some(expires) = grant.expires.as_deref() {
+            let last_day = crate::order::parse_iso_date(expires).ok_or_else(|| format!("bad expiry {expires:?}"))?;
+            licence = licence.with_expiry(last_day);
+        }
         maker.issue(grant.licensee.as_str(), &licence).map_err(|err| err.to_string())
+    }
+
+    fn expiry(&self, grant: &Grant, issued: time::Date) -> Option<time::Date> {
+        match grant.expires.as_deref() {
+            Some(expires) => crate::order::parse_iso_date(expires),
+            None => self.makers.get(&grant.product)?.1.licence(grant.sku.as_deref(), grant.seats, issued).expires,
+        }
     }
 }

@@ -33,4 +33,10 @@ pub trait Reader {
 /// Makes the serial for a grant's license (its product, licensee, seats, and the edition and term of its SKU).
 pub trait Licenser {
     fn make(&self, grant: &Grant, issued: time::Date) -> Result<String, String>;
+
+    /// The last valid day of the licence `make` gives this grant (recorded with it); `None`: perpetual. By
+    /// default the grant's own expiry (renewals, extensions).
+    fn expiry(&self, grant: &Grant, _issued: time::Date) -> Option<time::Date> {
+        grant.expires.as_deref().and_then(crate::order::parse_iso_date)
+    }
 }

@@ -56,6 +56,8 @@ mod tests {
                 unit_price: None,
             }],
             total: None,
+            subscription: None,
+            period_end: None,
             payment_id: Some(PaymentId::parse(&format!("paypal:{TXN}")).unwrap()),
         }
     }

@@ -52,6 +52,8 @@ fn sale(items: Vec<LineItem>) -> Order {
         buyer_email: Some(BuyerEmail::parse("asa@example.com").unwrap()),
         items,
         total: None,
+        subscription: None,
+        period_end: None,
         payment_id: None,
     }
 }

@@ -32,6 +32,9 @@ pub enum Alert {
     RevokedAhead { kind: String, order: String, origin: String },
     /// A sale came after its refund or chargeback: recorded revoked, no serial made, nothing sent.
     SaleAfterRevocation { order: String, origin: String, reason: String },
+    /// A subscription was cancelled: its licence ends after its paid period; no new serial, nothing to the buyer
+    /// (the provider confirms a cancellation to its customer itself).
+    Cancelled { order: String, ends: String, origin: String },
     /// A license reply could not be sent; keypost gave up on it.
     SendFailed { provider: String, order_id: String, line: u32, attempts: u32, error: String, message_id: String },
     /// A sale left a product's code pool below its low-water mark (or empty).
@@ -96,6 +99,7 @@ impl Alert {
             Alert::Revoked { order, reason, .. } => format!("revoke\0{order}\0{reason}"),
             Alert::RevokedAhead { order, .. } => format!("revoke-ahead\0{order}"),
             Alert::SaleAfterRevocation { order, .. } => format!("sale-after-revocation\0{order}"),
+            Alert::Cancelled { order, .. } => format!("cancelled\0{order}"),
             Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
             Alert::PoolLow { product, order, .. } => format!("pool-low\0{product}\0{order}"),
             Alert::Digest { at, .. } => format!("digest\0{at}"),
@@ -110,6 +114,7 @@ impl Alert {
             Alert::Revoked { order, reason, .. } => format!("revoked: {order} ({reason})"),
             Alert::RevokedAhead { kind, order, .. } => format!("{kind} before its sale: {order}"),
             Alert::SaleAfterRevocation { order, reason, .. } => format!("revoked: {order} ({reason})"),
+            Alert::Cancelled { order, ends, .. } => format!("subscription cancelled: {order} (ends after {ends})"),
             Alert::SendFailed { provider, order_id, .. } => format!("send failed: {provider}/{order_id}"),
             Alert::PoolLow { product, available: 0, .. } => format!("pool empty: {product}"),
             Alert::PoolLow { product, available, .. } => format!("pool low: {product} ({available} left)"),
@@ -138,6 +143,12 @@ impl Alert {
             Alert::SaleAfterRevocation { order, origin, reason } => format!(
                 "The sale {order} arrived (from {origin}) after its {reason}.\n\n\
                  keypost recorded it revoked and made no serial; nothing was sent to the buyer.\n"
+            ),
+            Alert::Cancelled { order, ends, origin } => format!(
+                "The subscription of order {order} was cancelled (from {origin}).\n\n\
+                 Its licence stays valid through {ends}, the end of the paid period, and ends then: its serial \
+                 carries that expiry. No new serial is made and nothing is sent to the buyer.\n\n\
+                 A refund or chargeback would still revoke it at once; `keypost extend` can still extend it.\n"
             ),
             Alert::SendFailed { provider, order_id, line, attempts, error, .. } => format!(
                 "keypost could not send the license for {provider}/{order_id} line {line} after {attempts} \

@@ -237,6 +237,16 @@ impl SerialConfig {
                 found.push((field("term"), format!("must be {}", Term::FORMAT)));
                 Term::Perpetual
             });
+            if let Some(from) = &entry.upgrade_from {
+                match names.bits(from) {
+                    Ok(from_bits) if from_bits & bits != 0 => found.push((
+                        field("upgrade_from"),
+                        format!("{from:?} is the edition this SKU already sells; an upgrade goes to another"),
+                    )),
+                    Ok(_) => {}
+                    Err(message) => found.push((field("upgrade_from"), message)),
+                }
+            }
             if checked.insert(sku.trim().to_lowercase(), (bits, term)).is_some() {
                 found.push((
                     format!("terms.{sku:?}"),
@@ -255,7 +265,13 @@ impl SerialConfig {
         if !found.is_empty() {
             return Err(config_error(found));
         }
-        Ok(Terms::new(self.editions.clone(), skus))
+        let names = Terms::new(self.editions.clone(), BTreeMap::new());
+        let upgrades = (self.terms.iter())
+            .filter_map(|(sku, entry)| {
+                Some((sku.trim().to_lowercase(), names.bits(entry.upgrade_from.as_deref()?).ok()?))
+            })
+            .collect();
+        Ok(Terms::new(self.editions.clone(), skus).with_upgrades(upgrades))
     }
 
     /// Reports a `terms` SKU that is not one of the product's `skus` (it would never be used).

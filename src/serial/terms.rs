@@ -20,6 +20,11 @@ pub struct SkuTerms {
     /// `"perpetual"` (default) or `"<N>d"`: the licence is valid through the N-th day after its issue date.
     #[serde(default)]
     pub term: Option<String>,
+    /// An upgrade SKU: the edition a buyer must already hold (e.g. `"standard"` on a SKU of edition `pro`).
+    /// Its sale issues this SKU's edition and marks the held licence superseded; with none on file for the
+    /// buyer it goes to review.
+    #[serde(default)]
+    pub upgrade_from: Option<String>,
 }
 
 /// How long a licence lasts.
@@ -57,17 +62,33 @@ pub struct Terms {
     editions: Vec<String>,
     /// Keyed by lower-cased SKU: SKUs are compared case-insensitively everywhere.
     skus: BTreeMap<String, (u8, Term)>,
+    /// Upgrade SKUs (lower-cased) and the edition bits their buyer must hold.
+    upgrades: BTreeMap<String, u8>,
 }
 
 impl Terms {
     pub(super) fn new(editions: Vec<String>, skus: BTreeMap<String, (u8, Term)>) -> Terms {
-        Terms { editions, skus }
+        Terms { editions, skus, upgrades: BTreeMap::new() }
+    }
+
+    pub(super) fn with_upgrades(self, upgrades: BTreeMap<String, u8>) -> Terms {
+        Terms { upgrades, ..self }
+    }
+
+    /// The edition bits and term a sale of `sku` gets (the first edition, perpetual, when it is not listed).
+    pub fn of(&self, sku: Option<&str>) -> (u8, Term) {
+        let listed = sku.and_then(|sku| self.skus.get(&sku.trim().to_lowercase()));
+        listed.copied().unwrap_or((self.default_bits(), Term::Perpetual))
+    }
+
+    /// For an upgrade SKU, the edition bits its buyer must already hold.
+    pub fn upgrade_from(&self, sku: Option<&str>) -> Option<u8> {
+        sku.and_then(|sku| self.upgrades.get(&sku.trim().to_lowercase())).copied()
     }
 
     /// The licence a sale of `sku` gets: the SKU's edition and term, else the first edition, perpetual.
     pub fn licence(&self, sku: Option<&str>, seats: u32, issued: Date) -> Licence {
-        let listed = sku.and_then(|sku| self.skus.get(&sku.trim().to_lowercase()));
-        let (bits, term) = listed.copied().unwrap_or((self.default_bits(), Term::Perpetual));
+        let (bits, term) = self.of(sku);
         let licence = Licence::new(seats, issued).with_edition(bits);
         match term.expiry(issued) {
             Some(last_day) => licence.with_expiry(last_day),

@@ -3,6 +3,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::records::*;
+use crate::fulfil::FollowKind;
 use crate::mailbox::Disposition;
 
 /// Writes that belong together. Nothing is written until [`super::Store::commit_durable`].
@@ -19,14 +20,15 @@ impl Change {
         Self::default()
     }
 
-    /// Inserts or updates an order line, with its buyer, licensee and rate-limit indexes. A refund remembered
-    /// before its sale is no order placed: it does not count towards the rate limits.
+    /// Inserts or updates an order line, with its buyer, licensee, chain and rate-limit indexes. Only a sale is
+    /// an order placed: a refund remembered before its sale, a renewal or an extension does not count towards
+    /// the rate limits.
     pub fn put_order(&mut self, record: &OrderRecord) {
         let order_key = record.key();
         let label = String::from_utf8_lossy(&order_key).into_owned();
         let order_ref = [record.provider.as_str(), record.order_id.as_str()].join("\0");
         let time = time_part(record.received_at);
-        let placed = !record.kind.revokes();
+        let placed = record.kind == crate::order::OrderKind::Sale;
         if placed {
             self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
         }
@@ -39,6 +41,14 @@ impl Change {
         if let Some(license) = &record.license {
             let licensee = license.grant.licensee.as_str().to_lowercase();
             self.put(key(BY_LICENSEE, &[&licensee, &label]), order_key.clone());
+            if let Some(follows) = license.grant.follows.as_ref().filter(|f| f.how != FollowKind::Upgrade) {
+                let root =
+                    super::records::order_key(&follows.of.provider, follows.of.order_id.as_str(), follows.of.line);
+                self.put(key(BY_CHAIN, &[&String::from_utf8_lossy(&root), &label]), order_key.clone());
+            }
+        }
+        if let Some(subscription) = &record.chain.subscription {
+            self.put(key(BY_SUBSCRIPTION, &[&record.provider, subscription.as_str()]), order_key.clone());
         }
         if let Some(payment) = &record.payment_id {
             self.put(key(BY_PAYMENT, &[payment.as_str(), &label]), order_key.clone());

@@ -38,6 +38,9 @@ pub struct OrderRecord {
     /// Replies sent again by hand (`keypost resend`); each gets its own Message-ID.
     #[serde(default)]
     pub resends: u32,
+    /// Its place in a subscription or upgrade: subscription reference, cancellation, supersession.
+    #[serde(default, skip_serializing_if = "ChainState::is_empty")]
+    pub chain: ChainState,
     /// What the line sold for, when the mail says (for the digest's revenue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
@@ -48,6 +51,40 @@ pub struct OrderRecord {
     /// Another provider's notice of a payment that this order answers: recorded without a license or reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linked_to: Option<OrderRef>,
+}
+
+/// What subscriptions and upgrades record on an order line (see `fulfil::subscription`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainState {
+    /// The provider's subscription reference the order carried (indexed: renewals find their first order by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<OrderId>,
+    /// On a first order: its subscription was cancelled; the licence ends after `ends` (no new serial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<Cancelled>,
+    /// An upgrade replaced this licence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Superseded>,
+}
+
+impl ChainState {
+    pub fn is_empty(&self) -> bool {
+        self == &ChainState::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancelled {
+    pub at: i64,
+    /// The last paid day, `YYYY-MM-DD`.
+    pub ends: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub at: i64,
+    /// The upgrade's line, `provider/order#line`.
+    pub by: String,
 }
 
 impl OrderRecord {
@@ -69,6 +106,9 @@ pub struct License {
     pub serial: String,
     /// `YYYY-MM-DD`, the date inside the serial.
     pub issued: String,
+    /// `YYYY-MM-DD`, the last valid day inside the serial; none: perpetual (or not known, before 0.x).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// Where an order's reply stands.
@@ -213,6 +253,10 @@ pub(super) const DIGESTS: &str = "d/";
 pub(super) const SELF_SERVICE: &str = "ss/";
 /// A message left waiting for a later pass (its trust check could not finish): since when, by its label.
 pub(super) const RETRYING: &str = "r/";
+/// A chain's first order line (its key) and each renewal or extension of it: `c/ROOT\0MEMBER` -> member key.
+pub(super) const BY_CHAIN: &str = "c/";
+/// A provider's subscription reference -> the key of the first order line that carried it.
+pub(super) const BY_SUBSCRIPTION: &str = "sub/";
 
 pub(super) fn key(prefix: &str, parts: &[&str]) -> Vec<u8> {
     let mut key = prefix.as_bytes().to_vec();

@@ -121,8 +121,10 @@ pub const FIELD_NAMES: &[&str] = &[
     "shipping",
     "fee",
     "discount",
-    "payment_id",
     "items",
+    "subscription",
+    "period_end",
+    "payment_id",
 ];
 
 /// A template ready to match messages.
@@ -155,6 +157,8 @@ pub struct Template {
     pub total: Option<Field>,
     pub adjustments: Vec<(Adjustment, Field)>,
     pub items: Option<Items>,
+    pub subscription: Option<Field>,
+    pub period_end: Option<Field>,
     pub payment_id: Option<Field>,
     /// Whose payment ids `payment_id` reads: the one processor of `paid_through`, else the template itself. The
     /// order's payment id is `processor:value`.
@@ -200,6 +204,8 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         total: c.field("total", f.total.as_ref(), &["value"]),
         adjustments,
         items: spec.items.as_ref().and_then(|items| c.items(items)),
+        subscription: c.field("subscription", f.subscription.as_ref(), &["value"]),
+        period_end: c.field("period_end", f.period_end.as_ref(), &["value"]),
         payment_id: c.field("payment_id", f.payment_id.as_ref(), &["value"]),
         payment_processor: match spec.paid_through.as_slice() {
             [one] => one.clone(),
@@ -340,6 +346,7 @@ impl Compiler<'_> {
         }
         let kind = match (rule.kind.as_str(), &rule.reason) {
             ("sale", _) => RuleKind::Order(OrderKind::Sale),
+            ("renewal", _) => RuleKind::Order(OrderKind::Renewal),
             ("refund", _) => RuleKind::Order(OrderKind::Refund),
             ("chargeback", _) => RuleKind::Order(OrderKind::Chargeback),
             ("cancellation", _) => RuleKind::Order(OrderKind::Cancellation),
@@ -351,7 +358,7 @@ impl Compiler<'_> {
             (other, _) => {
                 self.problems.error(
                     format!("{key}.kind"),
-                    format!("{other:?} is not one of sale, refund, chargeback, cancellation, not_order"),
+                    format!("{other:?} is not one of sale, renewal, refund, chargeback, cancellation, not_order"),
                 );
                 return None;
             }

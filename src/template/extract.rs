@@ -65,6 +65,10 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let adjustments: Vec<(Adjustment, Money)> =
         t.adjustments.iter().filter_map(|(kind, field)| Some((*kind, x.money(kind.name(), Some(field))?))).collect();
     let items = t.items.as_ref().map(|items| x.items(items)).unwrap_or_default();
+    let subscription = x.text("subscription", t.subscription.as_ref());
+    let subscription = subscription.and_then(|v| x.valid("subscription", OrderId::parse(&v)));
+    let period_end = x.text("period_end", t.period_end.as_ref());
+    let period_end = period_end.and_then(|v| x.valid("period_end", super::date::parse(&v))).map(|d| d.to_string());
     if kind == OrderKind::Sale {
         x.check_sum(&items, total.as_ref(), &adjustments);
     }
@@ -81,6 +85,8 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
             buyer_email,
             items,
             total,
+            subscription,
+            period_end,
             payment_id,
         }),
         _ => Err(x.problems),

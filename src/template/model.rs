@@ -80,7 +80,7 @@ pub struct RuleSpec {
     /// Regex the text must match.
     #[serde(default)]
     pub body: Option<String>,
-    /// `sale`, `refund`, `chargeback`, `cancellation` or `not_order`.
+    /// `sale`, `renewal`, `refund`, `chargeback`, `cancellation` or `not_order`.
     pub kind: String,
     /// Why a `not_order` message is not an order, e.g. `payout notice`.
     #[serde(default)]
@@ -135,6 +135,12 @@ pub struct FieldsSpec {
     pub fee: Option<FieldSpec>,
     #[serde(default)]
     pub discount: Option<FieldSpec>,
+    /// The provider's subscription reference, when its sale, renewal and cancellation mails carry one.
+    #[serde(default)]
+    pub subscription: Option<FieldSpec>,
+    /// A renewal's next billing date or period end: the last day the payment pays for.
+    #[serde(default)]
+    pub period_end: Option<FieldSpec>,
     /// The payment's id at the processor that took it (`from = "order_id"` reads it from the order id), so a
     /// shop's notice and its processor's own notice of one payment are answered once.
     #[serde(default)]

@@ -15,7 +15,7 @@ mod sigterm;
 mod smtp;
 
 /// Waits up to `timeout` until keypost's log shows it is running (connected, ready).
-fn wait_running(keypost: &Keypost, timeout: Duration) {
+pub(crate) fn wait_running(keypost: &Keypost, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while !keypost.log().contains("keypost is running.") {
         assert!(Instant::now() < deadline, "keypost did not start:\n{}", keypost.log());
@@ -25,7 +25,12 @@ fn wait_running(keypost: &Keypost, timeout: Duration) {
 
 /// Waits up to `timeout` until the folders hold these counts (absent folders count as 0); fails showing
 /// keypost's log.
-async fn wait_folders(client: &mut TestImap, expected: &[(&str, u32)], timeout: Duration, keypost: &Keypost) {
+pub(crate) async fn wait_folders(
+    client: &mut TestImap,
+    expected: &[(&str, u32)],
+    timeout: Duration,
+    keypost: &Keypost,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let counts = client.folder_counts().await;
@@ -38,7 +43,7 @@ async fn wait_folders(client: &mut TestImap, expected: &[(&str, u32)], timeout: 
     }
 }
 
-async fn append_orders(client: &mut TestImap, orders: &Orders, numbers: std::ops::Range<usize>) {
+pub(crate) async fn append_orders(client: &mut TestImap, orders: &Orders, numbers: std::ops::Range<usize>) {
     for n in numbers {
         client.append("INBOX", &orders.mail(n)).await;
     }

@@ -7,6 +7,7 @@ mod digest;
 mod download;
 mod fuzz;
 mod imap;
+mod owner;
 mod pipeline;
 mod pool;
 mod replay;

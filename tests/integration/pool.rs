@@ -74,6 +74,11 @@ async fn two_codes_answer_two_orders_the_third_waits_for_review_and_is_answered_
         "game: 0 available, 2 handed out, 0 revoked; low-water mark 2; 1 order(s) waiting for codes (EMPTY)"
     ));
 
+    // A licence issued by hand finds the pool empty too: refused with the reason, nothing recorded.
+    let issue = Request::Issue { product: "game".into(), name: "Cy".into(), email: "c@example.com".into(), seats: 1 };
+    let refused = daemon.core.execute(&daemon.mailer, &issue).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("the code pool of game has 0 code(s)"), "{refused:#}");
+    assert_eq!(daemon.core.store.waiting_orders().unwrap().len(), 1);
     // Another pass with the pool still empty changes nothing.
     assert!(daemon.poll_once().await.unwrap().is_idle());
     let printed = import(&daemon, &["CODE-A", "CODE-C", "CODE-D"]).await;
@@ -149,20 +154,17 @@ async fn a_refund_for_an_order_waiting_for_codes_ends_its_wait_and_an_import_doe
 }
 
 #[tokio::test]
-async fn a_multi_seat_line_of_a_pool_product_goes_to_review_without_taking_a_code() {
+async fn a_multi_seat_line_of_a_pool_product_gets_one_code_covering_its_seats() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = daemon(dir.path(), POOL);
     import(&daemon, &["CODE-A", "CODE-B", "CODE-C"]).await;
     let sale = "kind: sale\norder: G-1\nname: Bo\nemail: b@example.com\nsku: GAME\nqty: 3";
     daemon.source.deliver("1", &mail("m@shop.example", sale));
-    assert_eq!(daemon.poll_once().await.unwrap().review, 1);
-    assert!(!daemon.core.store.has_waiting_orders(), "a person decides, no import answers it");
-    assert_eq!(daemon.core.store.pool_available_count("game"), 3);
-    let alerts = daemon.mailer.vendor_only();
-    assert!(
-        alerts.iter().any(|a| a.contains("3 seats of game, which hands out one pool code per licence")),
-        "{alerts:?}"
-    );
+    assert_eq!(daemon.poll_once().await.unwrap().fulfilled, 1);
+    assert_eq!(code_sent_to(&daemon, "b@example.com"), "CODE-A");
+    let line = daemon.core.store.order_line("shop", "G-1", 0).unwrap().unwrap();
+    assert_eq!(line.license.map(|l| (l.serial, l.grant.seats)), Some(("CODE-A".into(), 3)));
+    assert_eq!(daemon.core.store.pool_available_count("game"), 2);
 }
 
 #[tokio::test]
@@ -193,9 +195,12 @@ fn game_order(id: &str) -> (Origin, Order, Decision) {
         buyer_email: Some(BuyerEmail::parse("b@example.com").unwrap()),
         items: Vec::new(),
         total: None,
+        subscription: None,
+        period_end: None,
         payment_id: None,
     };
-    let grants = vec![Grant { line: 0, product: "game".into(), seats: 1, licensee, sku: None }];
+    let grants =
+        vec![Grant { line: 0, product: "game".into(), seats: 1, licensee, sku: None, expires: None, follows: None }];
     let origin = Origin { label: format!("memory/{id}"), message_id: None, content_hash: format!("hash-{id}") };
     (origin, order, Decision::Issue { grants, recipient: Recipient::Buyer })
 }
@@ -223,4 +228,94 @@ async fn a_crash_before_the_commit_leaves_the_code_in_the_pool_and_after_it_the_
     assert!(matches!(code.state, CodeState::HandedOut { ref order, .. } if order == "shop/G-1#0"), "{code:?}");
     let alerts = daemon.mailer.vendor_only();
     assert!(alerts.iter().any(|a| a.contains("pool low: game (1 left)")), "queued with the reply: {alerts:?}");
+}
+
+/// `keypost check` and `keypost pool` as a vendor runs them, in a temp dir with `config`.
+fn tool(dir: &std::path::Path, config: &str, args: &[&str]) -> (i32, String) {
+    std::fs::write(dir.join("keypost.toml"), config).unwrap();
+    let output = crate::support::keypost(dir, &["--config", "keypost.toml"]).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_lists_every_pool_configuration_problem_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[[product]]
+id = "neither"
+name = "Neither"
+
+[[product]]
+id = "both"
+name = "Both"
+serial = { product_code = 1, key = { inline = "0123456789abcdef0123456789abcdef" } }
+pool = {}
+
+[[product]]
+id = "typo"
+name = "Typo"
+pool = { lowwater = 3 }
+
+[[product]]
+id = "huge"
+name = "Huge"
+pool = { low_water = 5000000 }
+"#;
+    let (code, out) = tool(dir.path(), config, &["check"]);
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "keypost.toml: product[0].serial: is required",
+        "keypost.toml: product[1].pool: a product hands out serials ([product.serial]) or pool codes ([product.pool]), not both",
+        "keypost.toml: product[2].pool.lowwater: unknown key",
+        "keypost.toml: product[3].pool.low_water: must be at most 1000000",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing:\n{out}");
+    }
+}
+
+#[test]
+fn check_warns_about_a_pool_without_codes_until_codes_are_imported_and_the_tools_work_without_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[outbox.files]
+dir = "outbox"
+
+[reply]
+from = "Acme Licenses <licenses@acme.example>"
+vendor = "vendor@acme.example"
+
+[[product]]
+id = "game"
+name = "Game"
+pool = { low_water = 1 }
+"#;
+    let (code, out) = tool(dir.path(), config, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning: keypost.toml: product[0].pool: the pool of \"game\" has no codes"), "{out}");
+    std::fs::write(dir.path().join("codes.txt"), "K-1\n\nK-2\nK-1\n  K-3  \n").unwrap();
+    let (code, out) = tool(dir.path(), config, &["pool", "import", "game", "codes.txt"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("game: 3 code(s) added; skipped: 0 already in the pool, 0 already handed out, 1 repeated in the file, 1 blank line(s); 3 available now\n"), "{out}");
+    let (_, again) = tool(dir.path(), config, &["pool", "import", "game", "codes.txt"]);
+    assert!(again.starts_with("game: 0 code(s) added; skipped: 3 already in the pool"), "{again}");
+    let (code, out) = tool(dir.path(), config, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("has no codes"), "{out}");
+    let (_, json) = tool(dir.path(), config, &["pool", "status", "--json"]);
+    let stocks: Vec<keypost::pool::Stock> = serde_json::from_str(&json).unwrap();
+    assert_eq!((stocks.len(), stocks[0].available, stocks[0].low_water), (1, 3, Some(1)));
+    // A file with a control character is refused whole, naming the line; nothing is imported.
+    std::fs::write(dir.path().join("bad.txt"), "K-9\nK\u{1b}[31m\n").unwrap();
+    let (code, out) = tool(dir.path(), config, &["pool", "import", "game", "bad.txt"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("bad.txt:line 2: contains a control character") && out.contains("nothing was imported"),
+        "{out}"
+    );
+    let (_, status) = tool(dir.path(), config, &["pool", "status"]);
+    assert_eq!(status, "game: 3 available, 0 handed out, 0 revoked; low-water mark 1\n");
+    let (code, out) = tool(dir.path(), config, &["pool", "import", "nope", "codes.txt"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("product \"nope\" has no [product.pool]") && out.contains("pool products: \"game\""), "{out}");
 }

@@ -177,11 +177,11 @@ fn activation_code_is_bound_to_the_machine_and_refused_for_another_products_seri
 }
 
 #[test]
-fn check_names_the_key_of_a_bad_edition_term_or_unsold_sku() {
+fn check_names_the_key_of_a_bad_edition_term_upgrade_or_unsold_sku() {
     let dir = setup();
     let bad = CONFIG.replace(
         r#"terms = { "SUITE-PRO-1Y" = { edition = "pro", term = "365d" } }"#,
-        r#"terms = { "SUITE-PRO-1Y" = { edition = "gold", term = "1y" }, "NOT-SOLD" = {} }"#,
+        r#"terms = { "SUITE-PRO-1Y" = { edition = "gold", term = "1y" }, "NOT-SOLD" = { upgrade_from = "platinum" } }"#,
     );
     std::fs::write(dir.path().join("keypost.toml"), bad).unwrap();
     let out = keypost(dir.path(), &["check"]);
@@ -191,6 +191,7 @@ fn check_names_the_key_of_a_bad_edition_term_or_unsold_sku() {
         r#"product[1].serial.terms."SUITE-PRO-1Y".edition"#,
         r#"product[1].serial.terms."SUITE-PRO-1Y".term"#,
         r#"product[1].serial.terms."NOT-SOLD""#,
+        r#"product[1].serial.terms."NOT-SOLD".upgrade_from"#,
     ] {
         assert!(text.contains(key), "{key} missing from:\n{text}");
     }

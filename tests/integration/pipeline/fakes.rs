@@ -188,6 +188,8 @@ fn order(fields: &BTreeMap<&str, &str>, kind: &str) -> Order {
         buyer_email: fields.get("email").and_then(|e| BuyerEmail::parse(e).ok()),
         items,
         total: None,
+        subscription: None,
+        period_end: None,
         payment_id: fields.get("payment").and_then(|p| PaymentId::parse(p).ok()),
     }
 }
