@@ -112,7 +112,7 @@ impl Core {
     pub fn apply(&self, origin: &Origin, order: &Order, decision: Decision) -> anyhow::Result<Assessed> {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
-        let note = decision.reason();
+        let mut note = decision.reason();
         // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
         if order.kind.revokes()
             && let Some(effect) =
@@ -127,8 +127,14 @@ impl Core {
         let effect = match decision {
             Decision::Issue { grants, recipient } => {
                 match self.issue_or_wait(origin, order, grants, recipient, &mut change)? {
-                    Ok(effect) => effect,
-                    Err(reason) => return self.apply(origin, order, Decision::Review { reason }),
+                    super::pool::Issued::Fulfilled => Effect::Fulfilled,
+                    super::pool::Issued::Waiting(reason) => {
+                        note = reason;
+                        Effect::Review
+                    }
+                    super::pool::Issued::Refused(reason) => {
+                        return self.apply(origin, order, Decision::Review { reason });
+                    }
                 }
             }
             Decision::Review { reason } => {

@@ -28,6 +28,16 @@ pub(super) enum Pick {
     Short { product: String, needed: usize, available: usize },
 }
 
+/// What became of a sale's licences.
+pub(super) enum Issued {
+    /// Licences made (pool codes taken), replies queued.
+    Fulfilled,
+    /// Recorded for review, waiting for codes, for this reason.
+    Waiting(String),
+    /// Not issued, for this review reason.
+    Refused(String),
+}
+
 impl Core {
     fn pool_config(&self, product: &str) -> Option<&crate::pool::PoolConfig> {
         self.config.products.iter().find(|p| p.id == product)?.pool.as_ref()
@@ -54,8 +64,7 @@ impl Core {
         Ok(Pick::Codes(codes))
     }
 
-    /// `Decision::Issue`: the licences with their pool codes, or the order waits for codes. `Err` is a review
-    /// reason.
+    /// `Decision::Issue`: the licences with their pool codes, or the order waits for codes.
     pub(super) fn issue_or_wait(
         &self,
         origin: &Origin,
@@ -63,7 +72,7 @@ impl Core {
         grants: Vec<Grant>,
         recipient: Recipient,
         change: &mut Change,
-    ) -> anyhow::Result<Result<Effect, String>> {
+    ) -> anyhow::Result<Issued> {
         let codes = match self.pick_codes(&grants)? {
             Pick::Codes(codes) => codes,
             Pick::Short { product, needed, available } => {
@@ -81,15 +90,15 @@ impl Core {
                     seq: self.store.pool_next_seq()?,
                 };
                 change.wait_for_codes(&waiting);
-                return Ok(Ok(Effect::Review));
+                return Ok(Issued::Waiting(reason));
             }
         };
         let received_at = self.now().unix_timestamp();
         if let Err(reason) = self.issue(origin, order, &grants, recipient, &codes, received_at, change) {
-            return Ok(Err(reason));
+            return Ok(Issued::Refused(reason));
         }
         self.alert_low_pools(&codes, &grants, order, change)?;
-        Ok(Ok(Effect::Fulfilled))
+        Ok(Issued::Fulfilled)
     }
 
     /// One alert per product whose pool this sale took below its low-water mark (or emptied).

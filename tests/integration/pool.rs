@@ -74,6 +74,11 @@ async fn two_codes_answer_two_orders_the_third_waits_for_review_and_is_answered_
         "game: 0 available, 2 handed out, 0 revoked; low-water mark 2; 1 order(s) waiting for codes (EMPTY)"
     ));
 
+    // A licence issued by hand finds the pool empty too: refused with the reason, nothing recorded.
+    let issue = Request::Issue { product: "game".into(), name: "Cy".into(), email: "c@example.com".into(), seats: 1 };
+    let refused = daemon.core.execute(&daemon.mailer, &issue).await.unwrap_err();
+    assert!(format!("{refused:#}").contains("the code pool of game has 0 code(s)"), "{refused:#}");
+    assert_eq!(daemon.core.store.waiting_orders().unwrap().len(), 1);
     // Another pass with the pool still empty changes nothing.
     assert!(daemon.poll_once().await.unwrap().is_idle());
     let printed = import(&daemon, &["CODE-A", "CODE-C", "CODE-D"]).await;
