@@ -256,7 +256,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
         self.settle_all(&settled).await;
         self.core.queue_alert_digest().await?;
-        self.core.queue_digest().await?;
+        // A digest that cannot be made must not hold back the replies sent next: logged, tried again next pass.
+        if let Err(err) = self.core.queue_digest().await {
+            tracing::error!("Cannot queue the digest: {err:#}");
+        }
         // Alerts queued by failed sends, a due digest of held alerts and the periodic digest go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
         Ok(outcome)
