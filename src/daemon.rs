@@ -10,7 +10,7 @@ use crate::backoff::Backoff;
 use crate::mailbox::{Disposition, RawMail, Source};
 use crate::reply::Mailer;
 use crate::service::ShutdownSignal;
-use crate::store::SourceRecord;
+use crate::store::{Pending, SourceRecord};
 use crate::trust::Verifier;
 
 mod alerts;
@@ -143,6 +143,14 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// How far [`Daemon::decide`] took one message of a batch.
+enum Step {
+    /// Its outcome is applied (or it only waits for a later pass, or needs moving again).
+    Decided(Outcome),
+    /// It would revoke a license whose reply this batch queued and has not sent: send the batch's replies first.
+    SendFirst,
+}
+
 impl From<&Outcome> for crate::telemetry::Counts {
     fn from(o: &Outcome) -> Self {
         let n = |count: usize| u64::try_from(count).unwrap_or(u64::MAX);
@@ -193,6 +201,12 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
 
     /// One pass; with `shutdown`, a requested stop ends it between two messages instead of after the batch (the
     /// messages not handled stay in the source for the next start).
+    ///
+    /// The batch goes through the store's protocol together: each message's outcome is applied as it is decided
+    /// (step 2), all of them are made durable with one flush, then what they queued is sent concurrently over the
+    /// mailer's connections, each send recorded durably as soon as it is answered (step 3), then the batch is
+    /// moved in the source with as few commands as it allows (step 4). A single new message is a batch of one:
+    /// nothing waits for a batch to fill.
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let result = self.pass_unrecorded(shutdown).await;
         let at = self.core.now().unix_timestamp();
@@ -211,15 +225,42 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             .await
             .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
         self.core.telemetry.mailbox_reached(self.core.now().unix_timestamp());
+        let source = self.source.name();
+        let mut pending = self.core.store.pending();
+        let mut settled = Vec::with_capacity(batch.len());
+        let mut decided = Ok(());
         for raw in batch {
             if shutdown.is_some_and(ShutdownSignal::is_requested) {
                 tracing::info!("Stopping between two messages; the rest stay for the next start.");
                 break;
             }
-            outcome.add(&self.handle(raw).await?);
+            let mut step = self.decide(&source, &raw, &mut pending, &mut settled, true).await;
+            if let Ok(Step::SendFirst) = step {
+                // A refund or cancellation would take back a reply of this batch not sent yet: send those first, as
+                // handling one message at a time would, then decide it on the state they left.
+                let queued = std::mem::replace(&mut pending, self.core.store.pending()).durable().await?;
+                outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
+                step = self.decide(&source, &raw, &mut pending, &mut settled, false).await;
+            }
+            match step {
+                Ok(Step::Decided(one)) => outcome.add(&one),
+                Ok(Step::SendFirst) => {}
+                Err(err) => {
+                    decided = Err(err);
+                    break;
+                }
+            }
         }
+        // Even after a failure: what was applied is made durable before anything (the next pass) could send it.
+        let queued = pending.durable().await.context("Failed to record the batch's outcomes")?;
+        decided?;
+        outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
+        self.settle_all(&settled).await;
         self.core.queue_alert_digest().await?;
-        self.core.queue_digest().await?;
+        // A digest that cannot be made must not hold back the replies sent next: logged, tried again next pass.
+        if let Err(err) = self.core.queue_digest().await {
+            tracing::error!("Cannot queue the digest: {err:#}");
+        }
         // Alerts queued by failed sends, a due digest of held alerts and the periodic digest go out in the same pass.
         outcome.add(&self.core.send_due(&self.mailer).await?);
         Ok(outcome)
@@ -239,53 +280,64 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         Ok(total)
     }
 
-    /// One message: record its outcome durably, send what it queued, then settle it in the source.
-    #[tracing::instrument(skip_all, fields(source = %self.source.name(), key = %raw.key))]
-    async fn handle(&mut self, raw: RawMail) -> anyhow::Result<Outcome> {
-        let source = self.source.name();
+    /// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
+    /// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
+    /// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
+    /// [`Step::SendFirst`] with nothing written.
+    #[tracing::instrument(skip_all, fields(source = %source, key = %raw.key))]
+    async fn decide(
+        &self,
+        source: &str,
+        raw: &RawMail,
+        pending: &mut Pending<'_>,
+        settled: &mut Vec<(String, Disposition)>,
+        may_defer: bool,
+    ) -> anyhow::Result<Step> {
         // A message set aside and now back in the inbox was put back by the vendor (after fixing a template, or
         // the trust policy) and is read again; anything else seen before only needs moving. Set-aside mail never
         // produced an order or a reply, so reading it again cannot send twice.
-        match self.core.store.source_record(&source, &raw.key)? {
+        match self.core.store.source_record(source, &raw.key)? {
             Some(record) if record.disposition == Disposition::SetAside => {
                 tracing::info!("Set aside before and back in the inbox; reading it again.");
             }
             Some(record) => {
                 tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
-                self.settle(&raw.key, record.disposition).await;
-                return Ok(Outcome { messages: 1, resettled: 1, ..Outcome::default() });
+                settled.push((raw.key.clone(), record.disposition));
+                return Ok(Step::Decided(Outcome { messages: 1, resettled: 1, ..Outcome::default() }));
             }
             None => {}
         }
         // Protocol step 1: everything up to the change that records the outcome; nothing written yet.
         let Assessed { effect, mut change, note } =
-            message::assess(&self.core, self.reader.as_ref(), &self.verifier, &source, &raw).await?;
-        let mut outcome = Outcome::from(effect);
+            message::assess(&self.core, self.reader.as_ref(), &self.verifier, source, raw).await?;
+        if may_defer && effect == Effect::Revoked && pending.has_queued() {
+            return Ok(Step::SendFirst);
+        }
         match effect.settle() {
             Settle::Later => {
                 // Not final: no source record, not settled, so the source hands it out again on a later pass.
                 self.core.store.commit_waiting(change).context("Failed to record a message's retry")?;
             }
             Settle::Now(disposition) => {
-                // Step 2: the outcome, the source's disposition and the outbox entries, durably as one.
+                // Step 2: the outcome, the source's disposition and the outbox entries, as one change.
                 let at = self.core.now().unix_timestamp();
                 // Set-aside mail keeps its digest: `keypost aside` finds it again in the set-aside folder.
                 let sha256 = (disposition == Disposition::SetAside).then(|| raw.sha256()).flatten();
-                change.put_source(&source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
-                let queued =
-                    self.core.store.commit_durable(change).await.context("Failed to record a message's outcome")?;
-                // Step 3: send what it queued. Step 4: settle the message in its source.
-                outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
-                self.settle(&raw.key, disposition).await;
+                change.put_source(source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
+                pending.apply(change).context("Failed to record a message's outcome")?;
+                settled.push((raw.key.clone(), disposition));
             }
         }
-        Ok(outcome)
+        Ok(Step::Decided(Outcome::from(effect)))
     }
 
-    /// A failed move is only logged: the message comes back and is settled again from its record.
-    async fn settle(&mut self, key: &str, disposition: Disposition) {
-        if let Err(err) = self.source.settle(key, disposition).await {
-            tracing::warn!("Cannot settle the message yet: {err:#}");
+    /// A failed move is only logged: the messages come back and are settled again from their records.
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) {
+        if settled.is_empty() {
+            return;
+        }
+        if let Err(err) = self.source.settle_all(settled).await {
+            tracing::warn!("Cannot settle some messages yet: {err:#}");
         }
     }
 

@@ -149,7 +149,8 @@ pub struct Grant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     /// The last valid day (`YYYY-MM-DD`) instead of the one the SKU's term gives: a renewal or an extension.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Stored as `paid_through`: a [`crate::store::License`] flattens its grant next to its own `expires`.
+    #[serde(default, rename = "paid_through", skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
     /// The licence this one renews, extends or upgrades.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +241,7 @@ pub fn decide(order: &Order, history: &History, products: &[ProductConfig], limi
     }
     match check_sale(order, history, products, limits)
         .and_then(|grants| subscription::upgrades(grants, history, products))
+        .map(|grants| subscription::paid_period(grants, order, products))
     {
         Ok(grants) => Decision::Issue { grants, recipient: limits.test_orders.recipient(order.test) },
         Err(reason) => Decision::Review { reason },

@@ -3,12 +3,13 @@
 //! # Modules
 //! Pure (no I/O, most unit tests live here): [`config`] (composes each module's section), [`problems`] and
 //! [`endpoint`] (leaves the sections share), [`product`], [`email`], [`template`], [`order`], [`fulfil`],
-//! [`serial`], [`trust`], [`pool`] (pre-made codes instead of serials). With I/O: [`reply`] (rendering is pure,
-//! sending is behind [`reply::Mailer`]),
-//! [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]), [`net`] (TCP to a mail server, for both),
-//! [`store`] (the only module that touches sled), [`daemon`] (the loops, and carrying out the vendor's requests),
-//! [`control`] (the socket through which the vendor's tools reach a running daemon: transport and formatting),
-//! [`cli`] (one function per subcommand).
+//! [`serial`], [`trust`], [`pool`] (pre-made codes instead of serials), [`digest`] (when the vendor's digest is
+//! due), [`selfservice`] (recognising a buyer's lost-licence request). With I/O: [`reply`] (rendering is pure,
+//! sending is behind [`reply::Mailer`]), [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]; the archives
+//! `keypost replay` reads in [`mailbox::archive`]), [`net`] (TCP to a mail server, for both), [`store`] (the only
+//! module that touches sled), [`daemon`] (the loops, carrying out the vendor's requests, the digest, lost-licence
+//! requests and `keypost replay`), [`control`] (the socket through which the vendor's tools reach a running
+//! daemon: transport and formatting), [`cli`] (one function per subcommand).
 //!
 //! Imports run one way: `cli -> daemon -> control -> store`, and below them the pure modules; a section's
 //! config never imports back from [`config`]. `python3 .ci/module-graph` prints the graph and any cycle.

@@ -226,18 +226,26 @@ pub trait Source {
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()>;
     /// Moves many processed messages, in as few commands as the source allows (IMAP: one `UID MOVE` per folder
     /// and range set). Every message is tried even when one move fails; the first failure is returned, and the
-    /// messages not moved are handed out again later. The default settles them one by one.
-    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
-        let mut first_err = None;
-        for (key, disposition) in settled {
-            if let Err(err) = self.settle(key, *disposition).await {
-                first_err.get_or_insert(err);
-            }
-        }
-        first_err.map_or(Ok(()), Err)
-    }
+    /// messages not moved are handed out again later. No default: a wrapper that forgot to forward it would
+    /// move a batch one command per message ([`settle_one_by_one`] is there for sources without batches).
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()>;
     /// Returns when new mail may have arrived, or after `max_wait`.
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()>;
+}
+
+/// [`Source::settle_all`] for a source that moves one message at a time: every message is tried, the first
+/// failure returned.
+pub async fn settle_one_by_one<S: Source + ?Sized>(
+    source: &mut S,
+    settled: &[(String, Disposition)],
+) -> anyhow::Result<()> {
+    let mut first_err = None;
+    for (key, disposition) in settled {
+        if let Err(err) = source.settle(key, *disposition).await {
+            first_err.get_or_insert(err);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

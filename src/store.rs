@@ -3,12 +3,16 @@
 //! # Layout
 //! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
 //! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
-//! provider and buyer with time (rate limits); one record per source message with its final disposition; the
-//! outbox of rendered replies not yet sent; the audit trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
+//! provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one record per
+//! source message with its final disposition; the outbox of rendered replies not yet sent; the audit trail; the
+//! code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
 //! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
 //!
 //! # Protocol (what a crash at each point leads to)
-//! Per message, the daemon does, in order:
+//! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
+//! step 2's changes are applied one message after another and flushed once with [`Store::pending`]; then the
+//! sends of step 3 run concurrently, each recorded durably as soon as the server answered it; then step 4 moves
+//! the batch):
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
 //! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the Message-ID and content-hash
@@ -43,6 +47,7 @@ use crate::problems::Problems;
 mod chain;
 mod change;
 mod pool;
+mod rate;
 mod records;
 
 pub use change::Change;
@@ -149,10 +154,15 @@ fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
     {
         let db = open_sled(&staging)?;
         db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+        db.insert(rate::META_COUNTED, b"1")?;
         db.flush()?;
     }
     std::fs::rename(&staging, dir).map_err(io)
 }
+
+/// sled's page cache. Its default (1 GiB) lets a large state fill the daemon's memory with pages it rarely reads
+/// again; the hot records (outbox, recent orders, counters) fit in far less.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Opens sled at `dir`, mapping its failures to what the vendor needs to know. sled releases its file lock from
 /// a background thread, so a database this process (or a process that just exited) closed a moment ago may still
@@ -161,7 +171,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
     let mut attempts = 0;
     loop {
         // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open());
         return match opened {
             Ok(Ok(db)) => Ok(db),
             Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
@@ -200,10 +210,43 @@ impl Queued {
     }
 }
 
+/// Changes of one batch applied but not yet durable; see [`Store::pending`]. A crash before
+/// [`Pending::durable`] completes may lose some of them, each whole, never part of one (as
+/// [`Store::commit_durable_all`]); nothing was sent for any of them.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    store: &'a Store,
+    queued: Vec<String>,
+}
+
+impl Pending<'_> {
+    /// Applies one message's change atomically (visible to reads at once, not yet durable).
+    pub fn apply(&mut self, change: Change) -> Result<(), StoreError> {
+        self.queued.extend_from_slice(change.queued());
+        self.store.commit(change)
+    }
+
+    /// Whether anything applied so far queued mail (not sendable before [`Pending::durable`]).
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Flushes everything applied; returns what the batch put into the outbox, which may be sent now.
+    pub async fn durable(self) -> Result<Queued, StoreError> {
+        self.store.flush_durable().await?;
+        Ok(Queued(self.queued))
+    }
+}
+
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Held while a commit raises rate counters (see `rate.rs`).
+    counting: std::sync::Arc<std::sync::Mutex<()>>,
+    /// One flush at a time: sled 0.34's concurrent `flush_async` calls can wait on each other for ever (seen with
+    /// twenty replies sent at once, each recording its send durably).
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -218,8 +261,9 @@ impl Store {
         if !dir.exists() {
             create(state_dir, &dir)?;
         }
-        let store = Self { db: open_sled(&dir)? };
+        let store = Self { db: open_sled(&dir)?, counting: Default::default(), flushing: Default::default() };
         store.check_schema(&dir)?;
+        rate::build_once(&store.db)?;
         keep_private(&dir);
         Ok(store)
     }
@@ -255,8 +299,15 @@ impl Store {
             queued.extend_from_slice(change.queued());
             self.commit(change)?;
         }
-        self.db.flush_async().await?;
+        self.flush_durable().await?;
         Ok(Queued(queued))
+    }
+
+    /// Protocol step 2 for a batch of messages decided one after another: each change is applied at once, so the
+    /// next message's decision reads it (the same order twice in one batch is seen as such), but nothing it
+    /// queued may be sent until [`Pending::durable`] has flushed them all, with one flush.
+    pub fn pending(&self) -> Pending<'_> {
+        Pending { store: self, queued: Vec::new() }
     }
 
     /// The one write that is not flushed: a message left waiting for a later pass (its trust check could not
@@ -267,9 +318,28 @@ impl Store {
         self.commit(change)
     }
 
+    /// Waits until everything applied so far is on disk. Flushes queue behind each other; one that starts after a
+    /// write was applied covers it, so waiting for the lock never weakens durability.
+    async fn flush_durable(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
     fn commit(&self, change: Change) -> Result<(), StoreError> {
-        let batch = change.into_batch(|| self.db.generate_id())?;
+        if change.counted().is_empty() {
+            let batch = change.into_batch(|| self.db.generate_id())?;
+            self.db.apply_batch(batch)?;
+            return Ok(());
+        }
+        // Read-count-write of the rate counters must not interleave with another commit's.
+        let _counting = self.counting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counters = rate::increments(&self.db, change.counted())?;
+        let mut batch = change.into_batch(|| self.db.generate_id())?;
+        for (key, value) in counters {
+            batch.insert(key, value);
+        }
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -377,32 +447,20 @@ impl Store {
     }
 
     /// Distinct orders from this provider, and from this buyer (by [`BuyerEmail::rate_key`]), recorded at or after
-    /// `since`.
+    /// the start of the minute `since` falls in (per-minute counters: the cost does not grow with the orders in
+    /// the window, and the count is never less than the exact one).
     pub fn recent_counts(
         &self,
         provider: &str,
         buyer: Option<&BuyerEmail>,
         since: i64,
     ) -> Result<(u32, u32), StoreError> {
-        let provider_count = self.count_since(&records::key(BY_PROVIDER_TIME, &[provider, ""]), since)?;
+        let provider_count = rate::count_since(&self.db, BY_PROVIDER_TIME, provider, since)?;
         let buyer_count = match buyer {
-            Some(buyer) => self.count_since(&records::key(BY_BUYER_TIME, &[&buyer.rate_key(), ""]), since)?,
+            Some(buyer) => rate::count_since(&self.db, BY_BUYER_TIME, &buyer.rate_key(), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))
-    }
-
-    fn count_since(&self, prefix: &[u8], since: i64) -> Result<u32, StoreError> {
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(time_part(since).as_bytes());
-        let mut end = prefix.to_vec();
-        end.push(0xff);
-        let mut count = 0u32;
-        for item in self.db.range(start..end) {
-            item?;
-            count = count.saturating_add(1);
-        }
-        Ok(count)
     }
 
     /// Outbox entries whose next try is due, oldest first.
@@ -428,15 +486,37 @@ impl Store {
 
     /// Every order line, sorted by provider, order id and line.
     pub fn orders(&self) -> Result<Vec<OrderRecord>, StoreError> {
-        self.scan(ORDERS.as_bytes())
+        self.orders_iter().collect()
+    }
+
+    /// Every order line in the same order, read one at a time: what `export` streams in constant memory.
+    pub fn orders_iter(&self) -> impl Iterator<Item = Result<OrderRecord, StoreError>> + '_ {
+        self.db.scan_prefix(ORDERS).map(|item| item.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+    }
+
+    /// The lines with this order id, from any provider: one seek per provider, not a read of every order.
+    fn lines_with_order_id(&self, order_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
+        let mut found = Vec::new();
+        let mut from = ORDERS.as_bytes().to_vec();
+        while let Some(item) = self.db.range(from.as_slice()..).next() {
+            let (key, _) = item?;
+            let Some(rest) = key.strip_prefix(ORDERS.as_bytes()) else { break };
+            let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
+            let mut prefix = [ORDERS.as_bytes(), provider, b"\0", order_id.as_bytes(), b"\0"].concat();
+            found.extend(self.scan::<OrderRecord>(&prefix)?);
+            // The next provider: keys of this one are `provider NUL ...`, all below `provider 0x01`.
+            prefix.truncate(ORDERS.len() + provider.len());
+            prefix.push(1);
+            from = prefix;
+        }
+        Ok(found)
     }
 
     /// Order lines whose order id, buyer email or licensee is `query` (case-insensitive for the last two), and
     /// every line recorded under the same payment id as one found (the other notice of one purchase).
     pub fn lookup(&self, query: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let needle = query.trim().to_lowercase();
-        let mut found: Vec<OrderRecord> =
-            self.orders()?.into_iter().filter(|record| record.order_id.as_str() == query.trim()).collect();
+        let mut found = if query.trim().is_empty() { Vec::new() } else { self.lines_with_order_id(query.trim())? };
         for prefix in [BY_BUYER, BY_LICENSEE] {
             for item in self.db.scan_prefix(records::key(prefix, &[&needle, ""])) {
                 let (_, order) = item?;

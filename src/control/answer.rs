@@ -246,24 +246,35 @@ fn rfc3339(at: i64) -> String {
         .unwrap_or_else(|| at.to_string())
 }
 
-/// `export`: every order line, in key order.
+/// `export`: every order line, in key order (through the daemon: the whole answer at once).
 pub fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
-    let orders = store.orders()?;
-    let mut out = String::new();
-    match format {
-        ExportFormat::Jsonl => {
-            for record in &orders {
-                writeln!(out, "{}", serde_json::to_string(record)?)?;
-            }
-        }
-        ExportFormat::Csv => {
-            writeln!(out, "{}", CSV_HEADER.join(","))?;
-            for record in &orders {
-                writeln!(out, "{}", csv_row(record).iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
-            }
-        }
+    let mut out = Vec::new();
+    export_to(store, format, &mut out)?;
+    Ok(Answer::success(String::from_utf8(out)?))
+}
+
+/// Writes the export row by row as the orders are read: memory does not grow with the number of orders.
+/// Returns how many order lines were written.
+pub fn export_to(store: &Store, format: ExportFormat, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
+    let mut rows = 0u64;
+    if format == ExportFormat::Csv {
+        writeln!(out, "{}", CSV_HEADER.join(","))?;
     }
-    Ok(Answer::success(out))
+    for record in store.orders_iter() {
+        let record = record?;
+        match format {
+            ExportFormat::Jsonl => {
+                serde_json::to_writer(&mut *out, &record)?;
+                writeln!(out)?;
+            }
+            ExportFormat::Csv => {
+                let row = csv_row(&record);
+                writeln!(out, "{}", row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
+            }
+        }
+        rows += 1;
+    }
+    Ok(rows)
 }
 
 const CSV_HEADER: [&str; 18] = [

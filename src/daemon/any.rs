@@ -61,6 +61,13 @@ impl Source for AnySource {
         }
     }
 
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        match self {
+            Self::Maildir(source) => source.settle_all(settled).await,
+            Self::Imap(source) => source.settle_all(settled).await,
+        }
+    }
+
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()> {
         match self {
             Self::Maildir(source) => source.wait_for_new(max_wait).await,

@@ -1,5 +1,5 @@
-//! Sending the durable outbox (the store's protocol step 3): each entry is sent, then its outcome committed
-//! durably before the next.
+//! Sending the durable outbox (the store's protocol step 3): entries are sent concurrently (the mailer bounds
+//! how many at once), and each one's outcome is committed durably as soon as the server has answered it.
 //! Transient failures are retried quickly at first and then less and less often (see [`retry_delay`]);
 //! permanent ones (or too many attempts) mark the reply failed and alert the vendor.
 use anyhow::Context as _;
@@ -16,22 +16,33 @@ impl Core {
     /// Sends every entry whose next try is due.
     pub async fn send_due<M: Mailer>(&self, mailer: &M) -> anyhow::Result<Outcome> {
         let due = self.store.due_outbox(self.now().unix_timestamp()).context("Failed to read the outbox")?;
-        let mut outcome = Outcome::default();
-        for entry in due {
-            outcome.add(&self.send_one(mailer, entry).await?);
-        }
-        Ok(outcome)
+        self.send_all(mailer, due).await
     }
 
     /// Sends what a durable commit just queued (entries already sent or gone are skipped).
     pub async fn send_queued<M: Mailer>(&self, mailer: &M, queued: &Queued) -> anyhow::Result<Outcome> {
-        let mut outcome = Outcome::default();
+        let mut entries = Vec::with_capacity(queued.len());
         for id in queued.message_ids() {
-            if let Some(entry) = self.store.outbox_entry(id)? {
-                outcome.add(&self.send_one(mailer, entry).await?);
+            entries.extend(self.store.outbox_entry(id)?);
+        }
+        self.send_all(mailer, entries).await
+    }
+
+    /// Sends the entries concurrently; the mailer bounds how many are on the wire at once (its connections).
+    /// Each result is recorded durably as soon as it comes, so a crash repeats at most the sends in flight.
+    async fn send_all<M: Mailer>(&self, mailer: &M, entries: Vec<OutboxEntry>) -> anyhow::Result<Outcome> {
+        let results = futures::future::join_all(entries.into_iter().map(|entry| self.send_one(mailer, entry))).await;
+        let mut outcome = Outcome::default();
+        let mut first_err = None;
+        for result in results {
+            match result {
+                Ok(one) => outcome.add(&one),
+                Err(err) => {
+                    first_err.get_or_insert(err);
+                }
             }
         }
-        Ok(outcome)
+        first_err.map_or(Ok(outcome), Err)
     }
 
     /// Protocol step 3 for one entry: send it, then record the result durably before anything else.

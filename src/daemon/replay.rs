@@ -148,7 +148,7 @@ impl Replayer {
                     }
                 };
                 match verdict {
-                    Verdict::Trusted { .. } => self.against_state(&order)?,
+                    Verdict::Trusted { .. } => self.against_state(&order, &email)?,
                     Verdict::Refused { reason } => {
                         Finding::SetAside { reason: format!("{}/{} not trusted: {reason}", order.provider, order.id) }
                     }
@@ -161,9 +161,16 @@ impl Replayer {
     }
 
     /// A trusted order against its lines on file.
-    fn against_state(&self, order: &Order) -> anyhow::Result<Finding> {
+    fn against_state(&self, order: &Order, email: &crate::email::Email) -> anyhow::Result<Finding> {
         let name = format!("{}/{}", order.provider, order.id);
         let lines = self.core.store.order_lines(&order.provider, order.id.as_str())?;
+        // The daemon's rule: the same email (by Message-ID or content) never makes a second order.
+        if lines.is_empty()
+            && let Some(seen) = self.core.store.seen_email(email.message_id.as_deref(), &email.content_hash)?
+        {
+            let detail = format!("the same email as order {}", seen.replace('\0', "/"));
+            return Ok(Finding::Answered { order: name, detail });
+        }
         let products = &self.core.config.products;
         let limits = &self.core.config.limits;
         if order.kind.revokes() {

@@ -180,6 +180,19 @@ pub fn upgrades(mut grants: Vec<Grant>, history: &History, products: &[ProductCo
     Ok(grants)
 }
 
+/// A sale whose mail names the end of its paid period (a subscription's first payment with its next billing
+/// date) is valid through that day rather than for the SKU's term counted from today, so its renewal, which
+/// names the next period's end, follows on; a perpetual SKU ignores it.
+pub fn paid_period(mut grants: Vec<Grant>, order: &Order, products: &[ProductConfig]) -> Vec<Grant> {
+    let Some(end) = order.period_end.as_deref().and_then(parse_iso_date) else { return grants };
+    for grant in grants.iter_mut().filter(|grant| grant.expires.is_none()) {
+        if matches!(term_of(products, &grant.product, grant.sku.as_deref()), Some(Term::Days(_))) {
+            grant.expires = Some(end.to_string());
+        }
+    }
+    grants
+}
+
 fn terms_of(products: &[ProductConfig], product: &str) -> Option<Terms> {
     products.iter().find(|p| p.id == product).and_then(|p| p.serial.as_ref()?.terms().ok())
 }

@@ -133,6 +133,11 @@ impl Source for Maildir {
         Ok(out)
     }
 
+    /// One rename per message: a Maildir has no cheaper batch.
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        super::settle_one_by_one(self, settled).await
+    }
+
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
         let target_dir = self.root.join(folder(disposition, &super::month(time::OffsetDateTime::now_utc())));
         for sub in ["new", "cur", "tmp"] {

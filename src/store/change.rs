@@ -2,6 +2,7 @@
 use serde::Serialize;
 
 use super::StoreError;
+use super::rate::Counted;
 use super::records::*;
 use crate::fulfil::FollowKind;
 use crate::mailbox::Disposition;
@@ -13,6 +14,8 @@ pub struct Change {
     removes: Vec<Vec<u8>>,
     audit: Vec<AuditEntry>,
     queued: Vec<String>,
+    /// Rate-limit time-index entries; each new one raises its minute's counter (`rate.rs`).
+    counted: Vec<Counted>,
 }
 
 impl Change {
@@ -27,15 +30,14 @@ impl Change {
         let order_key = record.key();
         let label = String::from_utf8_lossy(&order_key).into_owned();
         let order_ref = [record.provider.as_str(), record.order_id.as_str()].join("\0");
-        let time = time_part(record.received_at);
         let placed = record.kind == crate::order::OrderKind::Sale;
         if placed {
-            self.put(key(BY_PROVIDER_TIME, &[&record.provider, &time, record.order_id.as_str()]), Vec::new());
+            self.count(Counted::new(BY_PROVIDER_TIME, &record.provider, record.received_at, record.order_id.as_str()));
         }
         if let Some(buyer) = &record.buyer_email {
             self.put(key(BY_BUYER, &[&buyer.as_str().to_lowercase(), &label]), order_key.clone());
             if placed {
-                self.put(key(BY_BUYER_TIME, &[&buyer.rate_key(), &time, &order_ref]), Vec::new());
+                self.count(Counted::new(BY_BUYER_TIME, &buyer.rate_key(), record.received_at, &order_ref));
             }
         }
         if let Some(license) = &record.license {
@@ -127,6 +129,16 @@ impl Change {
     /// The Message-IDs this change puts into the outbox, in order; handed out by a durable commit only.
     pub(super) fn queued(&self) -> &[String] {
         &self.queued
+    }
+
+    /// The rate-index entries this change writes (the store adds their counters when it applies it).
+    pub(super) fn counted(&self) -> &[Counted] {
+        &self.counted
+    }
+
+    fn count(&mut self, entry: Counted) {
+        self.put(entry.index_key.clone(), Vec::new());
+        self.counted.push(entry);
     }
 
     pub(super) fn put_json<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {

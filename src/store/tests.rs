@@ -86,6 +86,82 @@ fn rate_counts_only_include_orders_since_the_given_time() {
 }
 
 #[test]
+fn rate_counts_count_an_order_once_however_often_and_with_however_many_lines_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "asa@example.com", 6000));
+    change.put_order(&record("A-1", 1, "asa@example.com", 6000));
+    store.commit(change).unwrap();
+    // Later updates of the same line (its reply sent, a revocation) rewrite it.
+    for _ in 0..3 {
+        let mut change = Change::new();
+        change.put_order(&record("A-1", 0, "asa@example.com", 6000));
+        store.commit(change).unwrap();
+    }
+    let asa = BuyerEmail::parse("asa@example.com").unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 3000).unwrap(), (1, 1));
+}
+
+#[test]
+fn rate_counts_over_a_busy_hour_include_every_order_of_the_window_and_none_older_than_its_first_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // 2,000 orders over ~2.2 hours, one every 4 s, from 7 buyers; committed in batches as the daemon does.
+    let at = |i: i64| 100_000 + 4 * i;
+    for chunk in (0..2000).collect::<Vec<i64>>().chunks(100) {
+        let mut change = Change::new();
+        for &i in chunk {
+            change.put_order(&record(&format!("B-{i}"), 0, &format!("b{}@example.com", i % 7), at(i)));
+        }
+        store.commit(change).unwrap();
+    }
+    let now = at(1999);
+    let since = now - 3600;
+    let window_start = since - since.rem_euclid(60);
+    let expected = (0..2000).filter(|&i| at(i) >= window_start).count() as u32;
+    let expected_b3 = (0..2000).filter(|&i| at(i) >= window_start && i % 7 == 3).count() as u32;
+    assert!((900..=916).contains(&expected), "the window holds an hour and at most a minute more: {expected}");
+    let b3 = BuyerEmail::parse("b3@example.com").unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&b3), since).unwrap(), (expected, expected_b3));
+    // A limit one below the count holds the next order; the count never falls short of the exact one.
+    let exact = (0..2000).filter(|&i| at(i) >= since).count() as u32;
+    assert!(store.recent_counts("paypal", None, since).unwrap().0 >= exact);
+    let minute = (now + 1) - (now + 1).rem_euclid(60);
+    let this_minute = (0..2000).filter(|&i| at(i) >= minute).count() as u32;
+    assert_eq!(store.recent_counts("paypal", None, now + 1).unwrap().0, this_minute, "the current minute's orders");
+    assert_eq!(store.recent_counts("paypal", None, now + 60).unwrap().0, 0, "none after it");
+}
+
+#[test]
+fn a_state_written_before_the_rate_counters_gets_them_built_once_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let asa = BuyerEmail::parse("asa@example.com").unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        change.put_order(&record("A-1", 0, "asa@example.com", 100));
+        change.put_order(&record("A-2", 0, "asa@example.com", 5000));
+        change.put_order(&record("A-3", 0, "bo@example.com", 5030));
+        store.commit(change).unwrap();
+        // What an older keypost left: the time indexes, no counters.
+        for item in store.db.scan_prefix(rate::COUNTS) {
+            store.db.remove(item.unwrap().0).unwrap();
+        }
+        store.db.remove(rate::META_COUNTED).unwrap();
+        assert_eq!(store.recent_counts("paypal", Some(&asa), 0).unwrap(), (0, 0));
+        store.flush_blocking().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 4000).unwrap(), (2, 1));
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 0).unwrap(), (3, 2));
+    let mut change = Change::new();
+    change.put_order(&record("A-4", 0, "asa@example.com", 5040));
+    store.commit(change).unwrap();
+    assert_eq!(store.recent_counts("paypal", Some(&asa), 4000).unwrap(), (3, 2), "counted on from there");
+}
+
+#[test]
 fn the_per_buyer_rate_limit_counts_jane_plus_1_and_capital_jane_as_one_buyer() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();

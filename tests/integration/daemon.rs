@@ -13,6 +13,7 @@ mod kill;
 mod linked;
 mod sigterm;
 mod smtp;
+mod subscription;
 
 /// Waits up to `timeout` until keypost's log shows it is running (connected, ready).
 pub(crate) fn wait_running(keypost: &Keypost, timeout: Duration) {

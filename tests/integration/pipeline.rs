@@ -50,8 +50,8 @@ async fn the_same_order_arriving_three_ways_gets_one_reply() {
     let events: Vec<String> = daemon.core.store.audit().unwrap().into_iter().map(|a| a.event).collect();
     assert_eq!(
         events,
-        ["decided", "sent", "duplicate", "duplicate", "skipped"],
-        "by Message-ID, content hash, order id"
+        ["decided", "duplicate", "duplicate", "skipped", "sent"],
+        "by Message-ID, content hash, order id; the batch's reply is sent once the batch is recorded"
     );
 }
 
@@ -273,7 +273,7 @@ async fn the_audit_trail_records_every_decision_and_send() {
     daemon.source.deliver("2", &mail("n@x.example", "hello"));
     daemon.poll_once().await.unwrap();
     let events: Vec<String> = daemon.core.store.audit().unwrap().into_iter().map(|a| a.event).collect();
-    assert_eq!(events, ["decided", "sent", "ignored"]);
+    assert_eq!(events, ["decided", "ignored", "sent"], "the batch is recorded, then its replies sent");
 }
 
 #[tokio::test]

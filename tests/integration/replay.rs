@@ -64,6 +64,9 @@ fn replaying_an_mbox_shows_each_message_against_the_state_and_changes_nothing() 
     // The first sale again, with another registration name: the state says otherwise.
     let first = String::from_utf8(messages[0].clone()).unwrap();
     messages.push(first.replace("Example Labs Ltd", "Example Labs GmbH").into_bytes());
+    // The Gumroad sale again under another Message-ID (Gumroad's order id comes from it): the same email, one order.
+    let gumroad = String::from_utf8(messages[3].clone()).unwrap();
+    messages.push(gumroad.replace("<6908a2c1d3e4f_1a2b3c4d5e6f7a80@", "<0000copy0000_1a2b3c4d5e6f7a80@").into_bytes());
     std::fs::write(dir.join("archive.mbox"), mbox(&messages)).unwrap();
 
     let stdout = stdout_of(&demo(dir, &["replay", "archive.mbox"]));
@@ -75,8 +78,10 @@ fn replaying_an_mbox_shows_each_message_against_the_state_and_changes_nothing() 
     let differs = line(&stdout, 10);
     assert!(differs.contains("differs   paypal/5TY12345AB678901C"), "{stdout}");
     assert!(differs.contains(r#"licensee: state "Example Labs Ltd", mail "Example Labs GmbH""#), "{stdout}");
+    let copy = line(&stdout, 11);
+    assert!(copy.contains("answered") && copy.contains("the same email as order gumroad/6908a2c1d3e4f_"), "{stdout}");
     assert!(
-        stdout.contains("10 message(s): new 0, answered 7, differs 1, review 0, set aside 1, ignored 1"),
+        stdout.contains("11 message(s): new 0, answered 8, differs 1, review 0, set aside 1, ignored 1"),
         "{stdout}"
     );
     assert_eq!(files_in(&outbox), sent_before, "a replay without --apply sends nothing");

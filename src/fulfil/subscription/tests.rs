@@ -164,6 +164,17 @@ fn refunds_and_chargebacks_still_revoke_a_subscriptions_licence_at_once() {
     }
 }
 
+#[test]
+fn a_first_payment_that_names_its_period_end_is_valid_through_it_and_a_perpetual_sku_ignores_it() {
+    let sale = |sku: &str| {
+        let item = LineItem { sku: Some(Sku::parse(sku).unwrap()), product_name: None, quantity: 1, unit_price: None };
+        let licensee = Licensee::parse("Jo Example").ok();
+        Order { items: vec![item], licensee, period_end: Some("2027-11-03".into()), ..order(OrderKind::Sale, "100") }
+    };
+    assert_eq!(issued_grant(&decide(&sale("ACME-1Y"), &History::default())).expires.as_deref(), Some("2027-11-03"));
+    assert_eq!(issued_grant(&decide(&sale("ACME-STD"), &History::default())).expires, None);
+}
+
 fn upgrade_sale() -> Order {
     let item =
         LineItem { sku: Some(Sku::parse("ACME-PRO-UPG").unwrap()), product_name: None, quantity: 1, unit_price: None };

@@ -68,6 +68,9 @@ impl Source for MemorySource {
         self.settled.push((key.to_owned(), disposition));
         Ok(())
     }
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        keypost::mailbox::settle_one_by_one(self, settled).await
+    }
     async fn wait_for_new(&mut self, _max_wait: Duration) -> anyhow::Result<()> {
         Ok(())
     }

@@ -26,6 +26,9 @@ impl Source for Polled {
     async fn settle(&mut self, key: &str, disposition: keypost::mailbox::Disposition) -> anyhow::Result<()> {
         self.0.settle(key, disposition).await
     }
+    async fn settle_all(&mut self, settled: &[(String, keypost::mailbox::Disposition)]) -> anyhow::Result<()> {
+        self.0.settle_all(settled).await
+    }
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(max_wait).await;
         Ok(())

@@ -1,0 +1,149 @@
+//! A subscription's life through `keypost run` against real Dovecot and SMTP: Paddle's first payment, its
+//! renewal (mailed twice, and once more as another message about the same payment), its cancellation and the
+//! renewal's refund, then `keypost extend` over the control socket; what the buyer and the vendor receive, and
+//! what `lookup` and `verify` say. The mails are the Paddle fixtures (reconstructed from Paddle's documentation),
+//! with dates moved to today and DKIM-signed by a key the config pins.
+use std::time::Duration;
+
+use time::{Date, OffsetDateTime};
+
+use super::{wait_folders, wait_running};
+use crate::support::binary::{VENDOR, config, is_reply};
+use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestSigner, done_folder};
+
+const BUYER: &str = "tomas.nowak@example.com";
+const LICENSEE: &str = "Nowak Consulting";
+
+fn product_toml(signer: &TestSigner) -> String {
+    format!(
+        r#"{pinned}
+[[product]]
+id = "acme"
+name = "Acme Pro"
+skus = ["8201"]
+[product.serial]
+product_code = 41
+key = {{ inline = "00112233445566778899aabbccddeeff" }}
+editions = ["standard", "pro"]
+terms = {{ "8201" = {{ edition = "pro", term = "365d" }} }}
+"#,
+        pinned = signer.pinned_toml()
+    )
+}
+
+/// A Paddle fixture, its dates moved (`next_bill_date` to `period_end`) and its Message-ID made `message_id`,
+/// signed.
+fn paddle(signer: &TestSigner, fixture: &str, period_end: Date, message_id: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/paddle/{fixture}.eml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with("Authentication-Results:") && !line.starts_with("X-Keypost-"))
+        .map(|line| match line {
+            l if l.starts_with("next_bill_date:") => format!("next_bill_date: {period_end}"),
+            l if l.starts_with("Message-ID:") => format!("Message-ID: <{message_id}@paddle.com>"),
+            l => l.to_owned(),
+        })
+        .collect();
+    signer.sign(&(lines.join("\r\n") + "\r\n")).into_bytes()
+}
+
+fn days(n: i64) -> time::Duration {
+    time::Duration::days(n)
+}
+
+/// The dumps addressed to `to` (by the envelope's RCPT line), with folded headers and quoted-printable soft
+/// line breaks undone so a subject or a sentence is found whole.
+fn to(dumps: &[String], to: &str) -> Vec<String> {
+    let addressed = dumps.iter().filter(|dump| dump.lines().any(|l| l.starts_with("X-Rcpt-Args:") && l.contains(to)));
+    addressed
+        .map(|dump| dump.replace("=\r\n", "").replace("=\n", "").replace("\r\n ", " ").replace("\n ", " "))
+        .collect()
+}
+
+/// The serial in a `lookup` line of `order`.
+fn serial_of(lookup: &str, order: &str) -> String {
+    let line = lookup.lines().find(|l| l.starts_with(&format!("{order}#0"))).unwrap_or_else(|| panic!("{lookup}"));
+    let license = line.split("; buyer").next().unwrap();
+    license.rsplit(": ").next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_sold_renewed_once_cancelled_refunded_and_extended_with_the_replies_the_buyer_gets() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start(&[]);
+    let signer = TestSigner::new("paddle.com", "e2e");
+    let mut keypost = Keypost::new(&config(dovecot.port, sink.port, &Orders::new(), &product_toml(&signer)));
+    keypost.start();
+    wait_running(&keypost, Duration::from_secs(20));
+    let mut client = dovecot.client().await;
+    let today = OffsetDateTime::now_utc().date();
+    let (first_end, renewed_end) = (today + days(365), today + days(730));
+    let mut expected_done = 0;
+    let mut deliver = async |mail: Vec<u8>, client: &mut crate::support::TestImap| {
+        client.append("INBOX", &mail).await;
+        expected_done += 1;
+        let done = done_folder();
+        let folders = [("INBOX", 0), (done.as_str(), expected_done)];
+        wait_folders(client, &folders, Duration::from_secs(30), &keypost).await;
+    };
+
+    // The first payment: a serial valid through its next billing date.
+    deliver(paddle(&signer, "subscription_first_payment", first_end, "sub-1"), &mut client).await;
+    assert_eq!(to(&sink.received(1, Duration::from_secs(20)), BUYER).len(), 1, "{}", keypost.log());
+
+    // The renewal, the same mail again, and another message about the same payment: one new serial.
+    let renewal = paddle(&signer, "subscription_renewal", renewed_end, "sub-2");
+    deliver(renewal.clone(), &mut client).await;
+    deliver(renewal, &mut client).await;
+    deliver(paddle(&signer, "subscription_renewal", renewed_end, "sub-2-again"), &mut client).await;
+    let dumps = sink.received(2, Duration::from_secs(20));
+    assert_eq!(to(&dumps, BUYER).len(), 2, "one renewal reply: {dumps:#?}");
+
+    // The cancellation: the vendor is told, the buyer gets nothing (Paddle confirms it to them).
+    deliver(paddle(&signer, "subscription_cancelled", renewed_end, "sub-3"), &mut client).await;
+    let dumps = sink.received(3, Duration::from_secs(20));
+    let vendor = to(&dumps, VENDOR);
+    assert!(vendor.iter().any(|m| m.contains("subscription cancelled: paddle/5120044-3310#0")), "{vendor:#?}");
+    assert_eq!(to(&dumps, BUYER).len(), 2, "nothing to the buyer on a cancellation");
+
+    // The renewal's refund revokes its serial at once.
+    deliver(paddle(&signer, "subscription_payment_refunded", renewed_end, "sub-4"), &mut client).await;
+    let dumps = sink.received(4, Duration::from_secs(20));
+    assert!(to(&dumps, VENDOR).iter().any(|m| m.contains("revoked: paddle/5120044-7781 (refund)")), "{dumps:#?}");
+
+    // lookup by the first order shows the chain and each licence's state.
+    let lookup = keypost.tool(&["lookup", "5120044-3310"]);
+    let lookup = String::from_utf8(lookup.stdout).unwrap();
+    let (first, renewed) = (serial_of(&lookup, "paddle/5120044-3310"), serial_of(&lookup, "paddle/5120044-7781"));
+    assert!(lookup.contains(&format!("valid through {first_end}; subscription CANCELLED")), "{lookup}");
+    assert!(lookup.contains("renew: acme x1") && lookup.contains("REVOKED (refund); renewal of paddle/5120044-3310#0"));
+
+    // The vendor extends the licence by hand: 30 days past what is still paid for (the refunded period is not).
+    let extended = keypost.tool(&["extend", "paddle", "5120044-3310", "--days", "30"]);
+    let said = String::from_utf8(extended.stdout).unwrap();
+    assert!(said.starts_with("extended as manual/X-") && said.contains(&(first_end + days(30)).to_string()), "{said}");
+    let dumps = sink.received(5, Duration::from_secs(20));
+    keypost.stop();
+
+    // The buyer received three serials, each once: the first, the renewal's, the extension's.
+    let buyer: Vec<String> = to(&dumps, BUYER).into_iter().filter(|m| is_reply(m)).collect();
+    assert_eq!(buyer.len(), 3, "{buyer:#?}");
+    let lookup = String::from_utf8(keypost.tool(&["lookup", BUYER]).stdout).unwrap();
+    let extension = lookup.lines().find(|l| l.contains("extension of paddle/5120044-3310#0")).unwrap();
+    let extension_serial = extension.split("; buyer").next().unwrap().rsplit(": ").next().unwrap();
+    for serial in [first.as_str(), renewed.as_str(), extension_serial] {
+        assert_eq!(buyer.iter().filter(|m| m.contains(serial)).count(), 1, "{serial} in {buyer:#?}");
+    }
+    // Each serial carries its own expiry.
+    for (serial, last_day) in
+        [(&first, first_end), (&renewed, renewed_end), (&extension_serial.to_owned(), first_end + days(30))]
+    {
+        let verify = |at: Date| {
+            let args = ["verify", "-p", "acme", "-n", LICENSEE, "-s", serial, "--at", &at.to_string()];
+            keypost.tool(&args).status.code()
+        };
+        assert_eq!((verify(last_day), verify(last_day + days(1))), (Some(0), Some(1)), "{serial} through {last_day}");
+    }
+    client.logout().await;
+}
