@@ -182,7 +182,9 @@ async fn killing_the_daemon_while_it_hands_out_codes_answers_every_order_with_on
         by_order.len(),
         owner.len()
     );
-    assert!(duplicates <= KILLS, "at most one repeat per kill, got {duplicates}");
+    // The kills aim at the moment the sink took a reply, and replies go out over `outbox.smtp.pool_size` (2 by
+    // default) connections at once: each kill can catch one accepted-but-unrecorded reply per connection.
+    assert!(duplicates <= KILLS * 2, "at most one repeat per kill and SMTP connection, got {duplicates}");
     assert!(killed_mid_drain >= KILLS / 2, "the kills must land while codes are handed out: {progress:?}");
     client.logout().await;
 }
