@@ -174,8 +174,16 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
         let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open());
         return match opened {
             Ok(Ok(db)) => Ok(db),
-            Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
-                Err(StoreError::Corrupt { path: dir.to_owned(), detail: "sled could not recover it".into() })
+            Ok(Err(err @ sled::Error::Corruption { .. })) => {
+                Err(StoreError::Corrupt { path: dir.to_owned(), detail: format!("sled could not recover it: {err}") })
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(StoreError::Corrupt { path: dir.to_owned(), detail: format!("sled could not recover it: {what}") })
             }
             // sled 0.34 reports its file lock only as an `Other` I/O error with this text.
             Ok(Err(sled::Error::Io(err))) if err.to_string().contains("could not acquire lock") => {
