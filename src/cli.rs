@@ -182,7 +182,13 @@ pub fn init_tracing(cli: &Cli) {
     };
     let filter = EnvFilter::try_from_env("KEYPOST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    // A log reader that went away (`keypost run --once 2>&1 | grep -q …`) must not stop the run: tracing's own
+    // report of the failed write goes through eprintln!, which panics on a closed stderr.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .log_internal_errors(false);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().with_ansi(false).init();
     } else {

@@ -177,3 +177,18 @@ fn commands_that_print_stop_quietly_into_a_closed_pipe() {
         assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn run_once_finishes_its_work_when_the_log_reader_went_away() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_demo(dir.path());
+    // `keypost run --once 2>&1 | grep -q …`: grep leaves at its first match and the warnings after it hit EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output =
+        support::keypost(dir.path(), &["--config", "demo.toml", "run", "--once"]).stderr(writer).output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("fulfilled: 4"));
+    let replies = std::fs::read_dir(dir.path().join("demo-run/outbox")).unwrap().count();
+    assert!(replies > 4, "the replies were written: {replies} file(s)");
+}
