@@ -205,15 +205,7 @@ impl Core {
             payment_id: None,
             sequence: None,
         };
-        let grant = Grant {
-            line: 0,
-            product: chain.product.clone(),
-            seats: chain.seats,
-            licensee: chain.licensee.clone(),
-            sku: chain.sku.clone(),
-            expires: Some(expires.to_string()),
-            follows: Some(Follows { how: FollowKind::Extension, of: chain.root.clone() }),
-        };
+        let grant = chain.follow_up(expires, FollowKind::Extension);
         let recipient = self.config.limits.test_orders.recipient(first.test);
         let origin = Origin { label: MANUAL_PROVIDER.to_owned(), message_id: None, content_hash: String::new() };
         let assessed = self.apply(&origin, &order, Decision::Issue { grants: vec![grant], recipient })?;

@@ -81,6 +81,21 @@ pub struct ChainView {
     pub cancelled: bool,
 }
 
+impl ChainView {
+    /// The grant that continues this chain through `expires`: same product, SKU, seats and licensee.
+    pub fn follow_up(&self, expires: time::Date, how: FollowKind) -> Grant {
+        Grant {
+            line: 0,
+            product: self.product.clone(),
+            seats: self.seats,
+            licensee: self.licensee.clone(),
+            sku: self.sku.clone(),
+            expires: Some(expires.to_string()),
+            follows: Some(Follows { how, of: self.root.clone() }),
+        }
+    }
+}
+
 /// One of the buyer's active licences (not revoked, not superseded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldLicence {
@@ -132,15 +147,7 @@ fn renewal(order: &Order, history: &History, products: &[ProductConfig], limits:
     if new_expiry <= paid_through {
         return Decision::Skip { reason: format!("the licence of {} already runs through {paid_through}", chain.root) };
     }
-    let grant = Grant {
-        line: 0,
-        product: chain.product.clone(),
-        seats: chain.seats,
-        licensee: chain.licensee.clone(),
-        sku: chain.sku.clone(),
-        expires: Some(new_expiry.to_string()),
-        follows: Some(Follows { how: FollowKind::Renewal, of: chain.root.clone() }),
-    };
+    let grant = chain.follow_up(new_expiry, FollowKind::Renewal);
     Decision::Issue { grants: vec![grant], recipient: limits.test_orders.recipient(order.test) }
 }
 
