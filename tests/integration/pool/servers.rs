@@ -115,15 +115,17 @@ async fn killing_the_daemon_while_it_hands_out_codes_answers_every_order_with_on
     let mut progress = Vec::new();
     for kill in 0..KILLS {
         keypost.start();
-        // Past start-up (the IMAP login), then until 1 to 6 further messages arrived or 20 to 300 ms passed:
-        // between orders, mid-send, just after a commit.
+        // Past start-up (the IMAP login), then until 1 to 6 further messages arrived or 20 ms to 3 s passed:
+        // between orders, mid-send, just after a commit. A batch is decided whole before its one durable commit
+        // (the 60 orders take ~0.6 s in a debug build) and a kill before that commit loses all of it, so a shorter
+        // wait would kill every run before its first reply.
         let started = Instant::now();
         while keypost.log().matches("keypost is running.").count() <= kill {
             assert!(started.elapsed() < Duration::from_secs(20), "keypost did not start:\n{}", keypost.log());
             std::thread::sleep(Duration::from_millis(5));
         }
         let target = sink.count() + fastrand::usize(1..=6);
-        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(20..300));
+        let deadline = Instant::now() + Duration::from_millis(fastrand::u64(20..3000));
         while Instant::now() < deadline && sink.count() < target {
             std::thread::sleep(Duration::from_millis(fastrand::u64(1..4)));
         }
@@ -183,8 +185,10 @@ async fn killing_the_daemon_while_it_hands_out_codes_answers_every_order_with_on
         owner.len()
     );
     // The kills aim at the moment the sink took a reply, and replies go out over `outbox.smtp.pool_size` (2 by
-    // default) connections at once: each kill can catch one accepted-but-unrecorded reply per connection.
-    assert!(duplicates <= KILLS * 2, "at most one repeat per kill and SMTP connection, got {duplicates}");
+    // default) connections at once. A connection takes the next reply as soon as the server answered one, while
+    // that one's record waits for the state's next fsync: each kill can catch the replies answered since the last
+    // fsync began, about one per connection and a few milliseconds.
+    assert!(duplicates <= KILLS * 3, "at most a few repeats per kill, got {duplicates}");
     assert!(killed_mid_drain >= KILLS / 2, "the kills must land while codes are handed out: {progress:?}");
     client.logout().await;
 }
