@@ -17,9 +17,10 @@
 //! record per source message with its final disposition; the outbox of rendered replies not yet sent; the audit
 //! trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version and the next
 //! audit/pool number (`engine.rs`). A [`Change`] is applied in one write transaction, so every transition is
-//! atomic; it is committed at once (visible, not yet durable) and a durable commit after it makes it and every
-//! earlier one durable with one fsync (group commit: callers whose change an fsync already covered do not wait
-//! for another).
+//! atomic. A durable commit fsyncs before it returns, in the caller's thread: nothing else of the daemon's
+//! (a send, the next message) runs until the record is on disk, which is what bounds the repeats after a crash
+//! to the sends in flight. A commit that is not durable is visible at once, and the next durable commit makes it
+//! durable with it.
 //!
 //! # Protocol (what a crash at each point leads to)
 //! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
@@ -54,7 +55,6 @@
 //! when one was there.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::ReadableDatabase as _;
 
@@ -196,9 +196,9 @@ impl Pending<'_> {
         !self.queued.is_empty()
     }
 
-    /// Flushes everything applied; returns what the batch put into the outbox, which may be sent now.
+    /// Makes everything applied durable; returns what the batch put into the outbox, which may be sent now.
     pub async fn durable(self) -> Result<Queued, StoreError> {
-        self.store.flush_durable().await?;
+        self.store.write(Vec::new(), redb::Durability::Immediate)?;
         Ok(Queued(self.queued))
     }
 }
@@ -208,20 +208,6 @@ impl Pending<'_> {
 pub struct Store {
     db: Arc<redb::Database>,
     ids: Arc<engine::Ids>,
-    sync: Arc<GroupCommit>,
-}
-
-/// Group commit: each change is committed at once, visible but not durable; [`Store::flush_durable`] then makes
-/// everything committed so far durable with one fsync, and a caller whose commit an earlier fsync already covered
-/// does not wait for another.
-#[derive(Debug, Default)]
-struct GroupCommit {
-    /// Commits applied (not necessarily durable), counted after each returns.
-    applied: AtomicU64,
-    /// How many of them are known durable.
-    durable: AtomicU64,
-    /// One durable commit at a time: the callers queued behind it find their commit covered when it ends.
-    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -257,7 +243,7 @@ impl Store {
             check_schema(&table, &path)?;
             engine::Ids::load(&table)?
         };
-        let store = Self { db: Arc::new(db), ids: Arc::new(ids), sync: Default::default() };
+        let store = Self { db: Arc::new(db), ids: Arc::new(ids) };
         rate::build_once(&store)?;
         keep_private(&path);
         Ok(store)
@@ -276,14 +262,16 @@ impl Store {
         self.commit_durable_all([change]).await
     }
 
-    /// The same for several changes (a batch of messages) at the cost of one flush: the changes are applied
+    /// The same for several changes (a batch of messages) at the cost of one fsync: the changes are applied
     /// in order in one transaction, and none of their queued messages may be sent until all are durable. A
-    /// crash before the flush completes loses all of them (each whole, never part of one).
+    /// crash before the fsync completes loses all of them (each whole, never part of one).
+    ///
+    /// Async for its callers' sake (sled's flush was); the fsync (a few milliseconds) blocks the calling thread
+    /// on purpose, see the module doc.
     pub async fn commit_durable_all(&self, changes: impl IntoIterator<Item = Change>) -> Result<Queued, StoreError> {
         let changes: Vec<Change> = changes.into_iter().collect();
         let queued = changes.iter().flat_map(|change| change.queued().iter().cloned()).collect();
-        self.write(changes)?;
-        self.flush_durable().await?;
+        self.write(changes, redb::Durability::Immediate)?;
         Ok(Queued(queued))
     }
 
@@ -302,30 +290,20 @@ impl Store {
         self.commit(change)
     }
 
-    /// Waits until everything applied so far is on disk. A durable commit that starts after a write was applied
-    /// covers it, so a caller that finds one ran since its own write does not fsync again.
-    async fn flush_durable(&self) -> Result<(), StoreError> {
-        let target = self.sync.applied.load(Ordering::SeqCst);
-        let _one_at_a_time = self.sync.flushing.lock().await;
-        if self.sync.durable.load(Ordering::SeqCst) >= target {
-            return Ok(());
-        }
-        let (db, sync) = (self.db.clone(), self.sync.clone());
-        // fsync blocks; the runtime's other tasks (sends, the control socket) go on meanwhile.
-        tokio::task::spawn_blocking(move || make_durable(&db, &sync))
-            .await
-            .map_err(|err| StoreError::Db(redb::Error::Io(std::io::Error::other(err))))?
-    }
-
     /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
     fn commit(&self, change: Change) -> Result<(), StoreError> {
-        self.write(vec![change])
+        self.write(vec![change], redb::Durability::None)
     }
 
-    /// Applies changes in order in one transaction, committed without waiting for the disk.
-    fn write(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    /// Applies changes in order in one transaction. With [`redb::Durability::Immediate`] it returns once that
+    /// and every commit before it are on disk; quick repair stores the allocator state with it, so opening after
+    /// a crash need not rebuild it from the whole file.
+    fn write(&self, changes: Vec<Change>, durability: redb::Durability) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::None)?;
+        if matches!(durability, redb::Durability::Immediate) {
+            txn.set_quick_repair(true);
+        }
+        txn.set_durability(durability)?;
         let written = {
             let mut table = txn.open_table(TABLE)?;
             for change in changes {
@@ -335,14 +313,13 @@ impl Store {
         };
         txn.commit()?;
         self.ids.stored(written);
-        self.sync.applied.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     /// Waits until everything committed is on disk (tests without a runtime).
     #[cfg(test)]
     fn flush_blocking(&self) -> Result<(), StoreError> {
-        make_durable(&self.db, &self.sync)
+        self.write(Vec::new(), redb::Durability::Immediate)
     }
 
     /// A read snapshot of the records table.
@@ -579,18 +556,6 @@ fn check_schema(table: &engine::ReadTable, path: &Path) -> Result<(), StoreError
         }
         None => Err(corrupt("no schema version")),
     }
-}
-
-/// Makes every commit so far durable: an empty commit with immediate durability writes out the ones before it
-/// and fsyncs. Quick repair stores the allocator state with it, so opening after a crash need not rebuild it.
-fn make_durable(db: &redb::Database, sync: &GroupCommit) -> Result<(), StoreError> {
-    let covers = sync.applied.load(Ordering::SeqCst);
-    let mut txn = db.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    txn.set_quick_repair(true);
-    txn.commit()?;
-    sync.durable.fetch_max(covers, Ordering::SeqCst);
-    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, StoreError> {
