@@ -113,16 +113,14 @@ impl Core {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
         let mut note = decision.reason();
-        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
+        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet), named by its own
+        // id or by another provider's notice of the same payment.
         if order.kind.revokes()
+            && let Some((waiting, reason)) = self.waiting_to_revoke(order)?
             && let Some(effect) =
-                self.stop_waiting(&order.provider, order.id.as_str(), order.kind.as_str(), &mut change)?
+                self.stop_waiting(&waiting.provider, waiting.order_id.as_str(), &reason, &mut change)?
         {
-            return Ok(Assessed {
-                effect,
-                change,
-                note: format!("{}: it no longer waits for codes", order.kind.as_str()),
-            });
+            return Ok(Assessed { effect, change, note: format!("{reason}: it no longer waits for codes") });
         }
         let effect = match decision {
             Decision::Issue { grants, recipient } => {
