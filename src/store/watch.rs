@@ -92,32 +92,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::{OrderId, OrderKind};
-    use crate::store::{ChainState, OrderRecord, ReplyState};
+    use crate::order::OrderKind;
+    use crate::store::OrderRecord;
 
     fn sale(provider: &str, id: &str, at: i64) -> OrderRecord {
-        OrderRecord {
-            provider: provider.into(),
-            order_id: OrderId::parse(id).unwrap(),
-            line: 0,
-            kind: OrderKind::Sale,
-            test: false,
-            received_at: at,
-            origin: "m/1".into(),
-            message_id: None,
-            buyer_email: None,
-            buyer_name: None,
-            decision: "issue".into(),
-            reason: String::new(),
-            license: None,
-            reply: ReplyState::None,
-            revoked: None,
-            resends: 0,
-            chain: ChainState::default(),
-            amount: None,
-            payment_id: None,
-            linked_to: None,
-        }
+        OrderRecord { provider: provider.into(), ..crate::store::tests::record(id, 0, "asa@example.com", at) }
     }
 
     #[tokio::test]
