@@ -19,6 +19,7 @@ mod extract;
 pub mod golden;
 mod model;
 pub mod money;
+pub mod orderlike;
 mod report;
 
 pub use compile::{REGEX_SIZE_LIMIT, Template};
@@ -43,11 +44,30 @@ pub struct TemplatesConfig {
     /// notification already announces each PayPal sale.
     #[serde(default)]
     pub disable: Vec<String>,
+    /// Mail from a sender no template knows that still looks like an order notification (a sale subject or an
+    /// order id, with an amount): `"set-aside"` (default) escalates it to the vendor, `"ignore"` files it with
+    /// the other unknown mail (counted).
+    #[serde(default)]
+    pub unknown_order_like: UnknownOrderLike,
+}
+
+/// `[templates] unknown_order_like`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownOrderLike {
+    #[default]
+    SetAside,
+    Ignore,
 }
 
 impl Default for TemplatesConfig {
     fn default() -> Self {
-        Self { dir: None, max_message_bytes: default_max_message_bytes(), disable: Vec::new() }
+        Self {
+            dir: None,
+            max_message_bytes: default_max_message_bytes(),
+            disable: Vec::new(),
+            unknown_order_like: UnknownOrderLike::default(),
+        }
     }
 }
 
@@ -82,12 +102,15 @@ pub enum Outcome {
         closest: String,
         near_misses: Vec<String>,
     },
-    /// No template's provider sent it: ignored (and counted).
+    /// No template's provider sent it: ignored (and counted), unless it looks like an order notification.
     Unrecognised {
         /// The closest template and what failed, when any rule of any template comes close.
         #[serde(skip_serializing_if = "Option::is_none")]
         closest: Option<String>,
         near_misses: Vec<String>,
+        /// Why it still looks like an order notification ([`orderlike::signs`]): the daemon sets it aside.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_like: Option<String>,
     },
     /// A template claims the message but cannot extract it: the provider probably changed its layout.
     Broken { template: String, problems: Vec<String> },
@@ -265,7 +288,11 @@ impl Templates {
                 let closest = closest(&of_provider, email).unwrap_or_else(|| t.id.clone());
                 Outcome::Unclassified { template: t.id.clone(), provider: t.name.clone(), closest, near_misses }
             }
-            None => Outcome::Unrecognised { closest: closest(&candidates, email), near_misses },
+            None => Outcome::Unrecognised {
+                closest: closest(&candidates, email),
+                near_misses,
+                order_like: orderlike::signs(email),
+            },
         };
         (outcome, evidence)
     }

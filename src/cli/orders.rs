@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 pub struct LookupArgs {
     /// An order id, a buyer email address or a licensee name (the last two case-insensitive)
     pub query: String,
-    /// One JSON array of the order lines (the fields `export` writes) instead of lines
+    /// One JSON object instead of lines: `orders` (the fields `export` writes) and `lost_license_requests`
     #[arg(long)]
     pub json: bool,
 }

@@ -13,7 +13,7 @@ use crate::daemon::any::AnyMailer;
 use crate::daemon::build;
 use crate::daemon::replay::{Finding, Replayer, Summary};
 use crate::mailbox::archive::{Archive, ArchiveSpec, Progress};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::trust::Verifier;
 
 #[derive(Debug, Args)]
@@ -30,10 +30,20 @@ pub struct ReplayArgs {
     pub apply: bool,
 }
 
+/// Run as root against a state folder another user owns (the service's), it acts as that user, as `lookup` does
+/// (`owner.rs`): the archive is opened and the secrets are read first, as root, then the state as its owner.
 pub fn run(args: ReplayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(globals)?;
+    let mut loaded = super::load_config(globals)?;
+    let state = build::state_dir(&loaded);
+    let owner = super::owner::foreign_owner(&state)?;
+    if owner.is_some() {
+        super::owner::absolute_paths(&mut loaded)?;
+    }
     let spec = match (&args.source, &args.folder) {
-        (Some(path), _) => ArchiveSpec::Path(path.clone()),
+        // Absolute: acting as the state's owner changes the working folder.
+        (Some(path), _) => {
+            ArchiveSpec::Path(std::path::absolute(path).context("Failed to resolve the archive's path")?)
+        }
         (None, Some(folder)) => {
             let mailbox = loaded.config.mailbox.as_ref().and_then(|m| m.imap.as_ref());
             let config = mailbox.context(
@@ -47,20 +57,25 @@ pub fn run(args: ReplayArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give an mbox file, a Maildir or --folder NAME"),
     };
-    let store = build::store(&loaded).map_err(|err| match err.downcast_ref::<StoreError>() {
-        Some(StoreError::Locked { .. }) => err.context(
-            "keypost replay reads the state itself: stop `keypost run` first (systemctl stop keypost), replay, start it again",
-        ),
-        _ => err,
-    })?;
-    let core = build::core_with(&loaded, store)?;
+    let (renderer, licenser) = (build::renderer(&loaded)?, build::licenser(&loaded)?);
+    let reader = build::reader(&loaded)?;
     let verifier = Verifier::new(&loaded.config.trust).context("Failed to set up the trust checks")?;
-    let replayer = Replayer::new(core, build::reader(&loaded)?, verifier);
     let mailer = if args.apply { Some(AnyMailer::from_config(&loaded)?) } else { None };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
         let max_bytes = loaded.config.templates.max_message_bytes;
         let mut archive = Archive::open(&spec, max_bytes).await?;
+        let state = match owner {
+            Some(owner) => owner.become_owner(&state)?,
+            None => state,
+        };
+        let store = Store::open(&state).map_err(|err| match err {
+            StoreError::Locked { .. } => anyhow::Error::new(err).context(
+                "keypost replay reads the state itself: stop `keypost run` first (systemctl stop keypost), replay, start it again",
+            ),
+            err => err.into(),
+        })?;
+        let replayer = Replayer::new(build::core_from(&loaded, store, renderer, licenser), reader, verifier);
         let summary = replay(&replayer, &mut archive, mailer.as_ref()).await;
         archive.close().await;
         summary

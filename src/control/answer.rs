@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::protocol::{Answer, EXIT_ERROR, ExportFormat, Request};
 use crate::fulfil::{FollowKind, LineRef};
-use crate::store::{OrderRecord, ReplyState, Store};
+use crate::store::{OrderRecord, ReplyState, SelfServiceRecord, Store};
 
 /// Answers a request that only reads (`lookup`, `export`); `None` for one that changes the state.
 pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> {
@@ -138,8 +138,8 @@ pub fn status(store: &Store, facts: Option<&crate::telemetry::Facts>, json: bool
 }
 
 /// `lookup`: every order line found, with the rest of each licence chain it belongs to (a subscription's first
-/// order and its renewals and extensions), or exit 1 when none is. `--json`: one array of the order lines, with
-/// the field names `export` writes (README "Export"); `[]` and exit 1 when none is found.
+/// order and its renewals and extensions), and for a buyer address the lost-licence requests from it; exit 1 when
+/// neither is found. `--json`: one object, [`LookupJson`].
 pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> {
     let mut found = store.lookup(query)?;
     for record in found.clone() {
@@ -147,19 +147,16 @@ pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> 
     }
     found.sort_by_key(OrderRecord::key);
     found.dedup_by_key(|record| record.key());
-    if json {
-        let exit = if found.is_empty() { EXIT_ERROR } else { 0 };
-        return Ok(Answer {
-            stdout: serde_json::to_string_pretty(&found)?
-                + "
-",
-            exit,
-        });
-    }
     // A buyer address also shows the lost-license requests from it (`[self_service]`), answered or not.
     let requests = store.self_service(query.trim(), 0)?;
-    if found.is_empty() && requests.is_empty() {
-        return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit: EXIT_ERROR });
+    let exit = if found.is_empty() && requests.is_empty() { EXIT_ERROR } else { 0 };
+    if json {
+        let requests = requests.iter().map(LostLicenseRequest::from).collect();
+        let value = LookupJson { orders: found, lost_license_requests: requests };
+        return Ok(Answer { stdout: serde_json::to_string_pretty(&value)? + "\n", exit });
+    }
+    if exit != 0 {
+        return Ok(Answer { stdout: format!("nothing found for {query:?}\n"), exit });
     }
     let mut stdout: String = found.iter().map(|record| describe(record) + "\n").collect();
     for request in &requests {
@@ -167,6 +164,42 @@ pub fn lookup(store: &Store, query: &str, json: bool) -> anyhow::Result<Answer> 
             &format!("lost-license request {} from {}: {}\n", rfc3339(request.at), request.origin, request.outcome);
     }
     Ok(Answer::success(stdout))
+}
+
+/// `lookup --json`: what the text `lookup` shows, with stable field names (README "Status").
+#[derive(Debug, serde::Serialize)]
+pub struct LookupJson {
+    /// The order lines, with the fields `export` writes.
+    pub orders: Vec<OrderRecord>,
+    /// The lost-licence requests from the address looked up, oldest first.
+    pub lost_license_requests: Vec<LostLicenseRequest>,
+}
+
+/// One lost-licence request (`[self_service]`), as `lookup --json` prints it.
+#[derive(Debug, serde::Serialize)]
+pub struct LostLicenseRequest {
+    /// When it came (RFC 3339).
+    pub at: String,
+    /// The address on file it came from, where any resend went.
+    pub address: String,
+    /// The message it came in, `source/key`.
+    pub origin: String,
+    /// What was done: `resent`, `no order on file`, `rate limited`, ...
+    pub outcome: String,
+    /// Licenses resent for it.
+    pub resent: u32,
+}
+
+impl From<&SelfServiceRecord> for LostLicenseRequest {
+    fn from(record: &SelfServiceRecord) -> Self {
+        Self {
+            at: rfc3339(record.at),
+            address: record.address.clone(),
+            origin: record.origin.clone(),
+            outcome: record.outcome.clone(),
+            resent: record.resent,
+        }
+    }
 }
 
 /// The other lines of the licence chain `record` is in: its first order, that order's renewals and extensions.
@@ -333,6 +366,36 @@ fn csv_field(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::{Change, SelfServiceRecord, Store};
+
+    #[tokio::test]
+    async fn lookup_json_lists_the_lost_license_requests_the_text_lookup_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        for (at, outcome, resent) in [(10, "resent 1 license(s) to the address on file", 1), (20, "rate limited", 0)] {
+            let (address, origin, outcome) = ("jane@example.com".into(), format!("m/{at}"), outcome.into());
+            change.self_service(&SelfServiceRecord { at, address, origin, outcome, resent });
+        }
+        store.commit_durable(change).await.unwrap();
+        let text = super::lookup(&store, "Jane@Example.com", false).unwrap();
+        assert_eq!((text.exit, text.stdout.lines().count()), (0, 2), "{}", text.stdout);
+        let json = super::lookup(&store, "Jane@Example.com", true).unwrap();
+        assert_eq!(json.exit, 0, "a request on file is something found");
+        let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(value["orders"], serde_json::json!([]));
+        let requests = value["lost_license_requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 2, "{value:#}");
+        assert_eq!(requests[0]["at"], "1970-01-01T00:00:10Z");
+        assert_eq!(
+            (&requests[0]["resent"], &requests[1]["outcome"]),
+            (&serde_json::json!(1), &serde_json::json!("rate limited"))
+        );
+        assert_eq!(requests[1]["origin"], "m/20");
+        let none = super::lookup(&store, "nobody@example.com", true).unwrap();
+        assert_eq!(none.exit, super::EXIT_ERROR);
+    }
+
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {
         assert_eq!(super::csv_field("Åsa, \"Bo\""), "\"Åsa, \"\"Bo\"\"\"");

@@ -113,16 +113,14 @@ impl Core {
         let mut change = Change::new();
         change.index_email(origin.message_id.as_deref(), &origin.content_hash, &order.provider, order.id.as_str());
         let mut note = decision.reason();
-        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet).
+        // A refund for a sale still waiting for pool codes (recorded for review, no licence yet), named by its own
+        // id or by another provider's notice of the same payment.
         if order.kind.revokes()
+            && let Some((waiting, reason)) = self.waiting_to_revoke(order)?
             && let Some(effect) =
-                self.stop_waiting(&order.provider, order.id.as_str(), order.kind.as_str(), &mut change)?
+                self.stop_waiting(&waiting.provider, waiting.order_id.as_str(), &reason, &mut change)?
         {
-            return Ok(Assessed {
-                effect,
-                change,
-                note: format!("{}: it no longer waits for codes", order.kind.as_str()),
-            });
+            return Ok(Assessed { effect, change, note: format!("{reason}: it no longer waits for codes") });
         }
         let effect = match decision {
             Decision::Issue { grants, recipient } => {
@@ -205,6 +203,7 @@ impl Core {
                 Some(taken) => taken.code.clone(),
                 None => self.serial(grant, now.date())?,
             };
+            let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
             let reply = LicenseReply {
                 provider: &order.provider,
                 order_id: order.id.as_str(),
@@ -216,6 +215,8 @@ impl Core {
                 buyer_name: order.buyer_name.as_deref(),
                 buyer_email: buyer,
                 recipient,
+                expires: expires.as_deref(),
+                renewal: grant.continues_earlier(),
                 resend: 0,
             };
             let (main, notice) =
@@ -226,7 +227,6 @@ impl Core {
             if let Some(taken) = code {
                 change.pool_take(&grant.product, taken, &record.label(), now.unix_timestamp());
             }
-            let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
             record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string(), expires });
             self.supersede(grant, &record, change)?;
             record.reply = ReplyState::Queued { message_id: main.message_id.clone() };

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use super::message::known_line;
 use crate::fulfil::{OrderRef, Related};
 use crate::order::Order;
-use crate::store::{OrderRecord, Store};
+use crate::store::{OrderRecord, Store, WaitingOrder};
 
 pub(super) fn answered_by(store: &Store, order: &Order, own: &[OrderRecord]) -> anyhow::Result<Option<Related>> {
     if let Some(to) = own.iter().find_map(|record| record.linked_to.clone()) {
@@ -38,6 +38,30 @@ fn related(store: &Store, order: OrderRef) -> anyhow::Result<Related> {
 }
 
 impl super::core::Core {
+    /// The order waiting for pool codes that a refund, chargeback or cancellation `order` takes back, with the
+    /// revocation's reason: its own order, or (when it names only the other provider's notice of the payment)
+    /// the order that notice is linked to or that was recorded under the same payment id.
+    pub(super) fn waiting_to_revoke(&self, order: &Order) -> anyhow::Result<Option<(WaitingOrder, String)>> {
+        let kind = order.kind.as_str();
+        if let Some(waiting) = self.store.waiting_order(&order.provider, order.id.as_str())? {
+            return Ok(Some((waiting, kind.to_owned())));
+        }
+        let (provider, order_id) = self.answering(&order.provider, order.id.as_str())?;
+        let mut candidates = vec![(provider, order_id)];
+        if let Some(payment) = &order.payment_id {
+            let lines = self.store.payment_lines(payment.as_str()).context("Failed to read the orders of a payment")?;
+            let others = lines.into_iter().filter(|r| r.provider != order.provider);
+            candidates.extend(others.map(|r| (r.provider, r.order_id.as_str().to_owned())));
+        }
+        for (provider, order_id) in candidates {
+            if let Some(waiting) = self.store.waiting_order(&provider, &order_id)? {
+                let reason = format!("{kind} through {}/{}, the same payment", order.provider, order.id);
+                return Ok(Some((waiting, reason)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The order that answers `provider/order_id`: the order it is linked to, if it is another provider's notice
     /// of a payment answered there, else itself. `keypost resend` and `revoke` act on that one.
     pub(super) fn answering(&self, provider: &str, order_id: &str) -> anyhow::Result<(String, String)> {

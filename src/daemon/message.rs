@@ -12,6 +12,7 @@ use crate::mailbox::{MailContent, RawMail};
 use crate::order::{Order, OrderKind};
 use crate::reply::Alert;
 use crate::store::{Change, UNKNOWN_SENDER_NOTE};
+use crate::template::UnknownOrderLike;
 use crate::trust::{Verdict, Verifier};
 
 /// Seconds in the rate-limit window.
@@ -42,10 +43,20 @@ pub(super) async fn assess(
             let note = format!("template {template} matched but failed: {}", problems.join("; "));
             set_aside(core, &label, "template match failed", note)
         }
-        Reading::Unrecognised { near_misses } => {
+        Reading::Unrecognised { near_misses, order_like } => {
             // A buyer writing that they lost their serial: answered from the state, never counted as unknown.
             if let Some(assessed) = super::selfservice::request(core, &label, bytes)? {
                 return Ok(assessed);
+            }
+            // A sale from a provider no template covers must reach a person, not the ignored count.
+            if let Some(why) = order_like
+                && core.config.templates.unknown_order_like == UnknownOrderLike::SetAside
+            {
+                let note = format!(
+                    "mail no template knows looks like an order notification ({why}): add a template for this \
+                     provider (README, \"Add a provider\") and release it, or drop it with `keypost aside drop`"
+                );
+                return set_aside(core, &label, "looks like an order", note);
             }
             let note = match near_misses.is_empty() {
                 true => format!("{UNKNOWN_SENDER_NOTE} as an order"),

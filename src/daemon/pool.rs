@@ -4,7 +4,8 @@
 //! is recorded for review and waits (`pw/` in the store); after an import, and at the start of every pass, the
 //! waiting orders are answered oldest first, each with its own durable commit before its reply is sent.
 //! A refund marks a handed-out code revoked (never back into the pool: its reply may have reached the buyer),
-//! and takes a waiting order out of the queue.
+//! and takes a waiting order out of the queue (also when it names only another provider's notice of the same
+//! payment: `linked.rs`).
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;

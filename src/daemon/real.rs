@@ -34,7 +34,7 @@ impl Reader for TemplateReader {
                 Reading::Order { email: Box::new(email), template, order: Box::new(order) }
             }
             Outcome::NotAnOrder { template, reason } => Reading::NotAnOrder { template, reason },
-            Outcome::Unrecognised { near_misses, .. } => Reading::Unrecognised { near_misses },
+            Outcome::Unrecognised { near_misses, order_like, .. } => Reading::Unrecognised { near_misses, order_like },
             Outcome::Unclassified { provider, closest, .. } => {
                 Reading::Unclassified { provider, subject: email.subject.clone(), closest }
             }

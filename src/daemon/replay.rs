@@ -19,6 +19,7 @@ use crate::mailbox::{MailContent, RawMail};
 use crate::order::Order;
 use crate::reply::Mailer;
 use crate::store::{OrderRecord, ReplyState, SourceRecord};
+use crate::template::UnknownOrderLike;
 use crate::trust::{Verdict, Verifier};
 
 /// What one archived message is, now, against the state.
@@ -135,6 +136,11 @@ impl Replayer {
             }
             Reading::Unclassified { provider, subject, .. } => {
                 Finding::SetAside { reason: format!("unrecognised mail from {provider}: subject {subject:?}") }
+            }
+            Reading::Unrecognised { order_like: Some(why), .. }
+                if self.core.config.templates.unknown_order_like == UnknownOrderLike::SetAside =>
+            {
+                Finding::SetAside { reason: format!("no template knows it but it looks like an order ({why})") }
             }
             Reading::Unrecognised { .. } => {
                 Finding::Ignored { reason: "not from any provider a template knows".into() }

@@ -10,8 +10,10 @@ use crate::trust::ProviderTrust;
 pub enum Reading {
     /// Not a message keypost can parse: set aside, vendor alerted.
     Unparseable { reason: String },
-    /// Not from any provider a template knows: ignored, and counted as from an unknown sender.
-    Unrecognised { near_misses: Vec<String> },
+    /// Not from any provider a template knows: ignored, and counted as from an unknown sender; set aside instead
+    /// when it looks like an order notification (`order_like` says why) and `[templates] unknown_order_like`
+    /// allows.
+    Unrecognised { near_misses: Vec<String>, order_like: Option<String> },
     /// From a known provider (its sender or signing domain belongs to a template), but no rule classifies it:
     /// set aside, vendor alerted. Only a `not_order` rule lets provider mail be ignored.
     Unclassified { provider: String, subject: String, closest: String },

@@ -148,8 +148,19 @@ fn render_outcome(out: &mut String, outcome: Option<&Outcome>) {
                 let _ = writeln!(out, "  near miss: {miss}");
             }
         }
-        Some(Outcome::Unrecognised { closest, near_misses }) => {
-            let _ = writeln!(out, "result:    no template matched (not from a known provider: ignored)");
+        Some(Outcome::Unrecognised { closest, near_misses, order_like }) => {
+            match order_like {
+                Some(why) => {
+                    let _ = writeln!(
+                        out,
+                        "result:    no template matched, but it looks like an order notification ({why}): \
+                         `keypost run` sets it aside with an alert"
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "result:    no template matched (not from a known provider: ignored)");
+                }
+            }
             if let Some(closest) = closest {
                 let _ = writeln!(out, "  closest:   {closest}");
             }

@@ -49,14 +49,13 @@ fn not_owned_by(path: &Path, uid: u32) -> Vec<String> {
     found
 }
 
-#[test]
-fn a_tool_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_service() {
+/// The demo run once into `dir/private/keypost`, then given to [`OWNER`] (with the outbox) under a folder only
+/// root may enter, like systemd's `/var/lib/private`. Returns the state folder.
+fn services_state(dir: &Path) -> std::path::PathBuf {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test gives a state folder to another user: run it as root (`bash .ci/test-all` does)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     copy_demo(dir);
     let config = dir.join("demo.toml");
@@ -65,11 +64,18 @@ fn a_tool_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_servi
     std::fs::write(&config, text).unwrap();
     let first = keypost(dir, &["run", "--once"]);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    // The service's state, reached through a folder only root may enter.
     let state = dir.join("private/keypost");
     std::fs::set_permissions(dir.join("private"), std::fs::Permissions::from_mode(0o700)).unwrap();
     chown_tree(&state, OWNER);
     chown_tree(&dir.join("demo-run/outbox"), OWNER);
+    state
+}
+
+#[test]
+fn a_tool_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let state = services_state(dir);
     let before = tree(&state);
 
     let found = keypost(dir, &["lookup", "8HJ45678KL901234M"]);
@@ -95,4 +101,59 @@ fn a_tool_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_servi
     assert!(stderr.contains(&format!("belongs to uid {OWNER}")), "{stderr}");
     assert!(stderr.contains("sudo systemctl start keypost"), "{stderr}");
     assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "the refused run touched nothing");
+}
+
+#[test]
+fn replay_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let state = services_state(dir);
+    let before = tree(&state);
+    // An archive only root may read (in the root-only folder): the replay opens it before it drops to the owner.
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-maildir/new/01-paypal-sale");
+    let sale = std::fs::read_to_string(demo).unwrap();
+    let missed = sale.replace("5TY12345AB678901C", "7RP98765ZY432109X").replace("<pp-sale-1@", "<pp-sale-missed@");
+    let archive = dir.join("private/archive.mbox");
+    let mbox = ["From MAILER-DAEMON Mon Nov 30 07:00:00 2026\n", &sale.replace("\r\n", "\n"), "\n"].concat()
+        + &["From MAILER-DAEMON Mon Nov 30 07:00:00 2026\n", &missed.replace("\r\n", "\n"), "\n"].concat();
+    std::fs::write(&archive, mbox).unwrap();
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let replayed = keypost(dir, &["replay", "private/archive.mbox", "--apply"]);
+    let stdout = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success(), "{stdout}{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(stdout.contains("answered  paypal/5TY12345AB678901C"), "{stdout}");
+    assert!(stdout.contains("new       paypal/7RP98765ZY432109X"), "{stdout}");
+    assert!(stdout.contains("applied: fulfilled 1"), "{stdout}");
+    let found = keypost(dir, &["lookup", "7RP98765ZY432109X"]);
+    assert!(String::from_utf8_lossy(&found.stdout).contains("issue"), "the state took the order");
+
+    let created: Vec<_> = tree(&state).into_iter().filter(|path| !before.contains(path)).collect();
+    assert!(!created.is_empty(), "the replay wrote to the state, so ownership was tested");
+    assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "nothing in the state is root's");
+    assert_eq!(not_owned_by(&dir.join("demo-run/outbox"), OWNER), Vec::<String>::new(), "nor in the outbox");
+}
+
+#[test]
+fn check_run_as_root_on_the_services_state_leaves_it_alone_and_says_how_to_see_the_pool_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let state = services_state(dir);
+    let config = dir.join("demo.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[product]]\nid = \"game\"\nname = \"Game\"\nskus = [\"GAME\"]\npool = { low_water = 1 }\n");
+    std::fs::write(&config, text).unwrap();
+    let before = tree(&state);
+
+    let checked = keypost(dir, &["check"]);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{stdout}{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(stdout.contains(&format!("the state belongs to uid {OWNER} and keypost is not running")), "{stdout}");
+    assert!(stdout.contains("sudo keypost pool status"), "{stdout}");
+    assert_eq!(tree(&state), before, "check created nothing in the state");
+    assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "nothing in the state is root's");
+    let status = keypost(dir, &["pool", "status"]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(stdout.starts_with("game: 0 available"), "{stdout}{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "pool status acts as the owner");
 }

@@ -153,6 +153,55 @@ async fn a_refund_for_an_order_waiting_for_codes_ends_its_wait_and_an_import_doe
     assert_eq!(daemon.core.store.pool_available_count("game"), 1);
 }
 
+/// `provider`'s notice (`kind`) of order `id`; with `payment`, of the payment both providers' notices name.
+fn game_notice(provider: &str, id: &str, kind: &str, payment: bool) -> Vec<u8> {
+    let payment = if payment { "\npayment: paypal:8DE45678FG901234H" } else { "" };
+    let text =
+        format!("kind: {kind}\nprovider: {provider}\norder: {id}{payment}\nname: Bo\nemail: b@example.com\nsku: GAME");
+    mail(&format!("{provider}-{kind}-{id}@shop.example"), &text)
+}
+
+#[tokio::test]
+async fn a_refund_naming_only_the_other_notice_of_the_payment_ends_the_wait_of_the_order_waiting_for_codes() {
+    // The refund names the processor's id: by the payment id it shares (nothing else of the processor on file),
+    // or through the processor's sale notice recorded as linked to the waiting order (the refund without an id).
+    for linked_sale_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = daemon(dir.path(), POOL);
+        daemon.source.deliver("1", &game_notice("shop", "G-1", "sale", true));
+        assert_eq!(daemon.poll_once().await.unwrap().review, 1, "the pool is empty: it waits");
+        if linked_sale_first {
+            daemon.source.deliver("2", &game_notice("processor", "TXN-1", "sale", true));
+            assert_eq!(daemon.poll_once().await.unwrap().skipped, 1, "linked to the waiting order");
+            assert!(daemon.core.store.has_waiting_orders());
+        }
+        daemon.source.deliver("3", &game_notice("processor", "TXN-1", "refund", !linked_sale_first));
+        let outcome = daemon.poll_once().await.unwrap();
+        assert_eq!(outcome.revoked, 1, "{outcome}");
+        assert!(!daemon.core.store.has_waiting_orders(), "linked sale first: {linked_sale_first}");
+        let reason = "refund through processor/TXN-1, the same payment";
+        let line = daemon.core.store.order_line("shop", "G-1", 0).unwrap().unwrap();
+        assert_eq!(line.revoked.map(|r| r.reason).as_deref(), Some(reason));
+        let audit = daemon.core.store.audit().unwrap();
+        let entry = audit.iter().find(|a| a.event == "revoked").expect("an audit line");
+        assert_eq!(
+            (entry.subject.as_str(), entry.detail.as_str()),
+            ("shop/G-1", &*format!("{reason}: the order no longer waits for codes"))
+        );
+        let lookup = Request::Lookup { query: "G-1".into(), json: false };
+        let found = daemon.core.execute(&daemon.mailer, &lookup).await.unwrap().stdout;
+        assert!(found.contains(&format!("REVOKED ({reason})")), "{found}");
+        let alerts = daemon.mailer.vendor_only();
+        assert!(alerts.iter().any(|a| a.contains("revoked: shop/G-1 (refund through processor/TXN-1")), "{alerts:#?}");
+
+        let printed = import(&daemon, &["CODE-A"]).await;
+        assert!(!printed.contains("answered"), "{printed}");
+        assert!(daemon.poll_once().await.unwrap().is_idle());
+        assert!(daemon.mailer.to("b@example.com").is_empty(), "the refunded buyer gets no code");
+        assert_eq!(daemon.core.store.pool_available_count("game"), 1);
+    }
+}
+
 #[tokio::test]
 async fn a_multi_seat_line_of_a_pool_product_gets_one_code_covering_its_seats() {
     let dir = tempfile::tempdir().unwrap();

@@ -71,6 +71,19 @@ async fn a_lost_license_request_resends_to_the_address_on_file_only_rate_limited
     assert!(lookup.contains("automated mail (auto-submitted: auto-replied)"), "{lookup}");
     let stranger = keypost.tool(&["lookup", "stranger@example.net"]);
     assert!(String::from_utf8_lossy(&stranger.stdout).contains("no license on file; no answer"));
+    // `--json` tells the same: the order and every request, answered or not.
+    let json = keypost.tool(&["lookup", "--json", "buyer0@example.com"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["orders"][0]["order_id"], Orders::id(0).as_str(), "{json:#}");
+    let requests = json["lost_license_requests"].as_array().unwrap();
+    let resent: Vec<_> = requests.iter().filter(|r| r["resent"] == 1).collect();
+    assert_eq!(resent.len(), 2, "{json:#}");
+    assert!(requests.iter().any(|r| r["outcome"].as_str().unwrap().contains("rate limited")), "{json:#}");
+    let stranger = keypost.tool(&["lookup", "--json", "stranger@example.net"]);
+    assert_eq!(stranger.status.code(), Some(0), "a request on file is something found");
+    let stranger: serde_json::Value = serde_json::from_slice(&stranger.stdout).unwrap();
+    assert_eq!(stranger["orders"], serde_json::json!([]));
+    assert!(stranger["lost_license_requests"][0]["outcome"].as_str().unwrap().contains("no license on file"));
 
     let counts = client.folder_counts().await;
     assert_eq!(counts.get(&done_folder()), Some(&3), "the order and the two answered requests: {counts:?}");

@@ -48,11 +48,13 @@ fn status_and_json_outputs_tell_the_same_while_the_daemon_runs_and_after_it_stop
     let order = "8HJ45678KL901234M";
     let (code, found) = json(dir, &["lookup", "--json", order]);
     assert_eq!(code, Some(0));
-    assert_eq!(found[0]["order_id"], order);
-    assert_eq!(found[0]["decision"], "issue");
-    assert_eq!(found[0]["reply"]["state"], "sent");
+    assert_eq!(found["orders"][0]["order_id"], order);
+    assert_eq!(found["orders"][0]["decision"], "issue");
+    assert_eq!(found["orders"][0]["reply"]["state"], "sent");
+    assert_eq!(found["lost_license_requests"], serde_json::json!([]));
     let (code, nothing) = json(dir, &["lookup", "--json", "nobody@example.com"]);
-    assert_eq!((code, nothing), (Some(1), serde_json::json!([])));
+    let empty = serde_json::json!({ "orders": [], "lost_license_requests": [] });
+    assert_eq!((code, nothing), (Some(1), empty));
 
     let (exit, _) = daemon.terminate();
     assert!(exit.success());
@@ -63,7 +65,7 @@ fn status_and_json_outputs_tell_the_same_while_the_daemon_runs_and_after_it_stop
     assert_eq!(stopped["set_aside"], status["set_aside"], "the state alone tells the same counts");
     assert_eq!(stopped["review"], status["review"]);
     let (_, found_again) = json(dir, &["lookup", "--json", order]);
-    assert_eq!(found_again[0]["license"]["serial"], found[0]["license"]["serial"]);
+    assert_eq!(found_again["orders"][0]["license"]["serial"], found["orders"][0]["license"]["serial"]);
 }
 
 /// `GET /metrics` over loopback; the samples as (name with labels, value).

@@ -142,7 +142,7 @@ impl Reader for TestReader {
             None if text.contains("broken") => {
                 Reading::Broken { template: "shop".into(), problems: vec!["no order id".into()] }
             }
-            None => Reading::Unrecognised { near_misses: vec![] },
+            None => Reading::Unrecognised { near_misses: vec![], order_like: None },
             Some("payout") => Reading::NotAnOrder { template: "shop".into(), reason: "a payout".into() },
             Some(kind) => Reading::Order {
                 email: Box::new(email),
@@ -235,6 +235,11 @@ pub fn daemon(state: &std::path::Path, extra_config: &str) -> TestDaemon {
 /// The real reader (email parse + built-in templates), serial makers and trust checks over a store in `state`;
 /// PayPal trusted on its sender address (the fixtures carry no usable DKIM).
 pub fn real_parts(state: &std::path::Path) -> (Core, Box<dyn Reader>, Verifier) {
+    real_parts_with(state, "")
+}
+
+/// [`real_parts`] with `extra` appended to the configuration (more tables, or keys of a table it lacks).
+pub fn real_parts_with(state: &std::path::Path, extra: &str) -> (Core, Box<dyn Reader>, Verifier) {
     let config = r#"
 [reply]
 from = "Acme Licenses <licenses@acme.example>"
@@ -250,8 +255,9 @@ name = "Acme Pro"
 skus = ["ACME-PRO"]
 serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
 "#;
+    let config = format!("{extra}\n{config}");
     let mut problems = Problems::new("test.toml");
-    let config = keypost::config::parse(config, &mut problems).unwrap();
+    let config = keypost::config::parse(&config, &mut problems).unwrap();
     config.validate(&mut problems);
     assert!(!problems.has_errors(), "{:?}", problems.items());
     let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
@@ -262,7 +268,12 @@ serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff"
 
 /// [`real_parts`] with the in-memory source and the recording mailer.
 pub fn real_daemon(state: &std::path::Path) -> TestDaemon {
-    let (core, reader, verifier) = real_parts(state);
+    real_daemon_with(state, "")
+}
+
+/// [`real_daemon`] with [`real_parts_with`]'s extra configuration.
+pub fn real_daemon_with(state: &std::path::Path, extra: &str) -> TestDaemon {
+    let (core, reader, verifier) = real_parts_with(state, extra);
     Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
 }
 
