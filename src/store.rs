@@ -71,9 +71,11 @@ mod migrate;
 mod pool;
 mod rate;
 mod records;
+mod watch;
 
 pub use change::Change;
 pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
+pub use watch::SilenceRecord;
 
 use engine::TABLE;
 use records::*;
