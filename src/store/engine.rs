@@ -148,6 +148,25 @@ pub(super) fn get(
     Ok(table.get(key)?.map(|value| value.value().to_vec()))
 }
 
+/// Every entry whose key starts with `prefix`, in key order either way (`.rev()` for the last ones first).
+pub(super) fn under(
+    table: &ReadTable,
+    prefix: &[u8],
+) -> Result<redb::Range<'static, &'static [u8], &'static [u8]>, StoreError> {
+    // The first key after every one with the prefix: the prefix with its last byte below 0xff raised by one.
+    let mut end = prefix.to_vec();
+    while end.last() == Some(&u8::MAX) {
+        end.pop();
+    }
+    Ok(match end.last_mut() {
+        Some(last) => {
+            *last += 1;
+            table.range(prefix..end.as_slice())?
+        }
+        None => table.range(prefix..)?,
+    })
+}
+
 /// Every entry whose key starts with `prefix`, in key order, read as it is iterated.
 pub(super) struct Prefix {
     range: redb::Range<'static, &'static [u8], &'static [u8]>,
