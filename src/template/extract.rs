@@ -187,7 +187,7 @@ impl Extraction<'_> {
     /// makes the reading broken.
     fn candidates(&mut self, name: &str, field: &Field) -> Option<Vec<Candidate>> {
         let mut found = Vec::new();
-        for place in &field.places {
+        for place in field.places.iter().filter(|place| self.rule.reads(place)) {
             let text = match (&place.source, haystack(self.t, self.email, place)) {
                 (super::compile::Source::OrderId, _) => Cow::Owned(self.order_id.clone().unwrap_or_default()),
                 (_, Ok(text)) => text,
@@ -302,7 +302,7 @@ impl Extraction<'_> {
         // Each place's text, in order; a section whose start anchor is there more than once makes the reading
         // broken, one that is missing only means that layout's items are not in this message.
         let mut texts = Vec::new();
-        for place in &items.places {
+        for place in items.places.iter().filter(|place| self.rule.reads(place)) {
             match haystack(self.t, self.email, place) {
                 Ok(text) => texts.push((place, text)),
                 Err(why) if why.contains("more than once") => {
