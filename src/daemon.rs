@@ -257,6 +257,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
         self.settle_all(&settled).await;
         self.core.queue_alert_digest().await?;
+        // Like the digest: a silence that cannot be checked must not hold back the sends; tried next pass.
+        if let Err(err) = self.core.watch_silence().await {
+            tracing::error!("Cannot check the providers' silence: {err:#}");
+        }
         // A digest that cannot be made must not hold back the replies sent next: logged, tried again next pass.
         if let Err(err) = self.core.queue_digest().await {
             tracing::error!("Cannot queue the digest: {err:#}");

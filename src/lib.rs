@@ -4,9 +4,10 @@
 //! Pure (no I/O, most unit tests live here): [`config`] (composes each module's section), [`problems`] and
 //! [`endpoint`] (leaves the sections share), [`product`], [`email`], [`template`], [`order`], [`fulfil`],
 //! [`serial`], [`trust`], [`pool`] (pre-made codes instead of serials), [`digest`] (when the vendor's digest is
-//! due), [`selfservice`] (recognising a buyer's lost-licence request). With I/O: [`reply`] (rendering is pure,
-//! sending is behind [`reply::Mailer`]), [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]; the archives
-//! `keypost replay` reads in [`mailbox::archive`]), [`net`] (TCP to a mail server, for both), [`store`] (the only
+//! due), [`selfservice`] (recognising a buyer's lost-licence request), [`watch`] (missed orders: sequence gaps, a
+//! provider gone silent). With I/O: [`reply`] (rendering is pure, sending is behind [`reply::Mailer`]),
+//! [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]; the archives `keypost replay` reads in
+//! [`mailbox::archive`]), [`net`] (TCP to a mail server, for both), [`store`] (the only
 //! module that touches sled), [`daemon`] (the loops, carrying out the vendor's requests, the digest, lost-licence
 //! requests and `keypost replay`), [`control`] (the socket through which the vendor's tools reach a running
 //! daemon: transport and formatting), [`cli`] (one function per subcommand).

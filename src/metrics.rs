@@ -13,8 +13,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::problems::Problems;
 use crate::store::Store;
@@ -100,25 +99,13 @@ impl Drop for MetricsServer {
 }
 
 async fn accept_loop(listener: TcpListener, store: Store, telemetry: Arc<Telemetry>) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let (store, telemetry) = (store.clone(), telemetry.clone());
-                connections.spawn(async move {
-                    let _ = tokio::time::timeout(IO_TIMEOUT, serve(stream, store, telemetry)).await;
-                    drop(permit);
-                });
-            }
-            Err(err) => {
-                tracing::warn!("Metrics accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+    crate::net::accept::serve_bounded(listener, MAX_CONNECTIONS, "Metrics", move |stream| {
+        let (store, telemetry) = (store.clone(), telemetry.clone());
+        async move {
+            let _ = tokio::time::timeout(IO_TIMEOUT, serve(stream, store, telemetry)).await;
         }
-        while connections.try_join_next().is_some() {}
-    }
+    })
+    .await;
 }
 
 async fn serve(mut stream: TcpStream, store: Store, telemetry: Arc<Telemetry>) {

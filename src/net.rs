@@ -1,9 +1,12 @@
 //! Connecting to a mail server over TCP, shared by the IMAP source and the SMTP mailer. Sets `TCP_NODELAY`, so a
 //! short write (lettre's end-of-data line, an IMAP command) leaves at once instead of waiting on a delayed ACK.
+//! [`accept`]: the bounded accept loop keypost's own two small servers share.
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use tokio::net::TcpStream;
+
+pub mod accept;
 
 /// Connects to the first address of `host` that answers; `loopback_only` skips every other address (plaintext
 /// is only ever allowed to loopback).

@@ -49,9 +49,11 @@ mod change;
 mod pool;
 mod rate;
 mod records;
+mod watch;
 
 pub use change::Change;
 pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
+pub use watch::SilenceRecord;
 
 use records::*;
 pub use records::{

@@ -4,8 +4,7 @@
 //! Kagi's per-product SQNM, order numbers that count up): [`sequence_gap`]. And a provider silent for much
 //! longer than its usual gap between orders (a broken forward, a full mailbox, a changed address): [`silence`],
 //! alerted once per silence ([`Silence::is_new`]). The daemon keeps the last number per sequence and the last
-//! silence alerted per provider in the store; this module only decides.
-//! The silence check is not wired into the daemon yet: [`silence`] is the decision, tested here.
+//! silence alerted per provider in the store; this module only decides (`daemon/watch.rs` acts after each pass).
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -15,6 +14,7 @@ use crate::problems::Problems;
 /// Fewer orders than this and a provider has no usual gap yet: no silence alert.
 pub const MIN_ORDERS: usize = 5;
 const HOUR: i64 = 60 * 60;
+const DAY: i64 = 24 * HOUR;
 
 /// `[watch]`: when keypost alerts about orders it may have missed.
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +162,16 @@ pub fn silence(order_times: &[i64], now: i64, rule: &SilenceRule) -> Option<Sile
     (now.saturating_sub(since) > threshold).then_some(Silence { since, usual_gap, threshold })
 }
 
+/// A span of seconds as a person says it: `45 minutes`, `4 hours`, `3 days` (rounded down; at least a minute).
+pub fn span(secs: i64) -> String {
+    let (count, unit) = match secs.max(60) {
+        s if s < 2 * HOUR => (s / 60, "minute"),
+        s if s < 2 * DAY => (s / HOUR, "hour"),
+        s => (s / DAY, "day"),
+    };
+    if count == 1 { format!("1 {unit}") } else { format!("{count} {unit}s") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +218,18 @@ mod tests {
         assert!(!found.is_new(Some(found.since)), "the same silence again: no second alert");
         let later: Vec<i64> = hourly.iter().copied().chain([70 * HOUR]).collect();
         assert!(silence(&later, 100 * HOUR, &RULE).unwrap().is_new(Some(found.since)), "a new silence");
+    }
+
+    #[test]
+    fn spans_read_as_a_person_says_them() {
+        let said: Vec<String> = [0, 90, 45 * 60, 2 * HOUR - 1, 2 * HOUR, 4 * HOUR + 59 * 60, 2 * DAY, 3 * DAY + HOUR]
+            .into_iter()
+            .map(span)
+            .collect();
+        assert_eq!(
+            said,
+            ["1 minute", "1 minute", "45 minutes", "119 minutes", "2 hours", "4 hours", "2 days", "3 days"]
+        );
     }
 
     #[test]

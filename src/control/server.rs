@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use super::answer;
 use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
@@ -117,31 +117,17 @@ fn peer_allowed(peer_uid: u32, own_uid: u32) -> bool {
 }
 
 async fn accept_loop(listener: UnixListener, readers: Readers, jobs: mpsc::Sender<Job>, own_uid: u32) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    // Dropped with this task on shutdown, which aborts the connections still open.
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let (readers, jobs) = (readers.clone(), jobs.clone());
-                connections.spawn(async move {
-                    match stream.peer_cred().map(|cred| cred.uid()) {
-                        Ok(uid) if peer_allowed(uid, own_uid) => serve(stream, &readers, &jobs).await,
-                        Ok(uid) => refuse(stream, &format!("user id {uid} is neither root nor keypost's user")).await,
-                        Err(err) => refuse(stream, &format!("cannot tell who is connecting: {err}")).await,
-                    }
-                    drop(permit);
-                });
-            }
-            Err(err) => {
-                // Out of file descriptors and the like: pass, do not spin.
-                tracing::warn!("Control socket accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    crate::net::accept::serve_bounded(listener, MAX_CONNECTIONS, "Control socket", move |stream: UnixStream| {
+        let (readers, jobs) = (readers.clone(), jobs.clone());
+        async move {
+            match stream.peer_cred().map(|cred| cred.uid()) {
+                Ok(uid) if peer_allowed(uid, own_uid) => serve(stream, &readers, &jobs).await,
+                Ok(uid) => refuse(stream, &format!("user id {uid} is neither root nor keypost's user")).await,
+                Err(err) => refuse(stream, &format!("cannot tell who is connecting: {err}")).await,
             }
         }
-        while connections.try_join_next().is_some() {}
-    }
+    })
+    .await;
 }
 
 /// One connection: one request, one response. A bad request gets an error response; nothing here panics.

@@ -24,6 +24,30 @@ pub struct Status {
     pub unknown_senders: u64,
     /// Each code pool's stock (products with codes in the state), in product order.
     pub pools: Vec<PoolStock>,
+    /// Providers silent for much longer than usual (`[watch]`), alerted and with no order since, in order.
+    pub silent_providers: Vec<SilentProvider>,
+}
+
+/// A provider whose silence was alerted and has not ended (`keypost status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SilentProvider {
+    pub provider: String,
+    /// When its last order was recorded.
+    pub last_order: String,
+    /// The median gap between its recent orders, in seconds.
+    pub usual_gap_seconds: i64,
+    /// When the vendor was alerted.
+    pub alerted_at: String,
+}
+
+fn silent_providers(store: &Store) -> anyhow::Result<Vec<SilentProvider>> {
+    let silent = store.silent_providers()?.into_iter().map(|(provider, record)| SilentProvider {
+        provider,
+        last_order: rfc3339(record.since),
+        usual_gap_seconds: record.usual_gap,
+        alerted_at: rfc3339(record.alerted_at),
+    });
+    Ok(silent.collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +124,7 @@ pub fn gather(store: &Store, facts: Option<&Facts>, now: i64) -> anyhow::Result<
         review: summary.review,
         unknown_senders: summary.unknown_senders,
         pools: pool_stock(store)?,
+        silent_providers: silent_providers(store)?,
     })
 }
 
@@ -162,6 +187,13 @@ fn text(status: &Status) -> String {
     if !status.pools.is_empty() {
         let stock: Vec<String> = status.pools.iter().map(|p| format!("{} {} available", p.pool, p.available)).collect();
         line("code pools", stock.join(", "));
+    }
+    for silent in &status.silent_providers {
+        let usual = crate::watch::span(silent.usual_gap_seconds);
+        line(
+            "silent",
+            format!("{}: no order since {} (usually one every {usual})", silent.provider, silent.last_order),
+        );
     }
     out
 }

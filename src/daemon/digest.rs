@@ -90,6 +90,11 @@ pub fn gather(store: &Store, window: &Window, pools: &[String]) -> anyhow::Resul
     }
     report.outbox_waiting = store.outbox_len();
     report.pools = pool_stock(store, pools)?;
+    report.silent = store
+        .silent_providers()?
+        .into_iter()
+        .map(|(provider, record)| (provider, utc(record.since), record.usual_gap))
+        .collect();
     Ok(report)
 }
 
@@ -127,5 +132,27 @@ mod tests {
         let pools = gather(&store, &window, &["other".to_owned()]).unwrap().pools;
         assert_eq!(pools, Some(vec![("other".to_owned(), 0), ("app".to_owned(), 3)]));
         assert!(Report { pools, ..Report::default() }.body().contains("app                  3"));
+    }
+
+    #[tokio::test]
+    async fn the_digest_lists_the_providers_silent_now_and_counts_them_as_needing_the_vendor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let window = Window { id: "2026-11-30".into(), start: 0, end: 10 };
+        let report = gather(&store, &window, &[]).unwrap();
+        assert!(report.body().contains("silent providers:         0\n"), "{}", report.body());
+        let mut change = Change::new();
+        let record =
+            crate::store::SilenceRecord { since: 1_764_486_000, usual_gap: 4 * 3600, threshold: 1, alerted_at: 2 };
+        change.put_silence("paddle", &record);
+        store.commit_durable(change).await.unwrap();
+        let report = gather(&store, &window, &[]).unwrap();
+        let body = report.body();
+        assert!(body.contains("silent providers:         1\n"), "{body}");
+        assert!(
+            body.contains("    paddle: no order mail since 2025-11-30 07:00 UTC (usually one every 4 hours)\n"),
+            "{body}"
+        );
+        assert!(report.subject().ends_with(", 1 need(s) you"), "{}", report.subject());
     }
 }

@@ -237,7 +237,6 @@ fn render(pieces: &[Piece]) -> String {
             Piece::Break(n) => {
                 r.block_break = r.block_break.max(*n);
                 r.cell_pending = false;
-                r.cells_in_line = false;
             }
             Piece::Cell => r.cell_pending = true,
             Piece::Text(text) => {
@@ -259,7 +258,6 @@ struct Renderer {
     block_break: u8,
     line_breaks: u8,
     cell_pending: bool,
-    cells_in_line: bool,
 }
 
 impl Renderer {
@@ -280,17 +278,17 @@ impl Renderer {
             }
             self.block_break = 0;
             self.line_breaks = 0;
-            self.cells_in_line = false;
         }
         let Some(line) = self.lines.last_mut() else { return };
+        // A row starts on a line of its own (`tr` is a block), so text already on the line is an earlier cell's:
+        // its last line when a `<br>` broke it, as in a browser's innerText ("a<br>b" then "c" is "a", "b\tc").
         if self.cell_pending && visible {
-            if self.cells_in_line && !line.trim().is_empty() {
+            if !line.trim().is_empty() {
                 while line.ends_with(' ') {
                     line.pop();
                 }
                 line.push('\t');
             }
-            self.cells_in_line = true;
             self.cell_pending = false;
         }
         let segment =

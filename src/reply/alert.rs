@@ -55,6 +55,17 @@ pub enum Alert {
         seen: u64,
         origin: String,
     },
+    /// A provider silent for much longer than its usual gap between orders (`[watch]`): mail may have stopped
+    /// reaching keypost. Once per silence.
+    Silence {
+        /// The provider (template id).
+        provider: String,
+        /// When its last order was recorded (Unix seconds): names the silence.
+        since: i64,
+        /// How long it has been silent, and its usual gap between orders, in seconds.
+        quiet: i64,
+        usual_gap: i64,
+    },
     /// Alerts held past `limits.alerts_per_hour`, merged into one message (`daemon/alerts.rs`).
     Digest {
         /// How many were held.
@@ -113,6 +124,7 @@ impl Alert {
             Alert::SendFailed { message_id, .. } => format!("failed\0{message_id}"),
             Alert::PoolLow { product, order, .. } => format!("pool-low\0{product}\0{order}"),
             Alert::MissedOrders { scope, first_missing, .. } => format!("missed\0{scope}\0{first_missing}"),
+            Alert::Silence { provider, since, .. } => format!("silence\0{provider}\0{since}"),
             Alert::Digest { at, .. } => format!("digest\0{at}"),
         }
     }
@@ -134,6 +146,9 @@ impl Alert {
             }
             Alert::MissedOrders { scope, first_missing, last_missing, .. } => {
                 format!("missed orders: {scope} numbers {first_missing} to {last_missing} never arrived")
+            }
+            Alert::Silence { provider, quiet, .. } => {
+                format!("no order mail from {provider} for {}", crate::watch::span(*quiet))
             }
             Alert::Digest { total, .. } => format!("{total} more alerts (digest)"),
         }
@@ -183,9 +198,30 @@ impl Alert {
                  Look for them in the provider's dashboard: a sale there was never answered. A broken forward, a \
                  full mailbox or a spam filter can lose order mail; `keypost replay` reads an archive of it.\n"
             ),
+            Alert::Silence { provider, since, quiet, usual_gap } => format!(
+                "keypost has had no order mail from {provider} for {} (the last order was recorded {}); it \
+                 usually gets one every {}.\n\n\
+                 Mail may have stopped reaching keypost: check the forward from the address {provider} mails, the \
+                 mailbox (full? a spam filter?) and the notification address in {provider}'s settings. Orders \
+                 that went missing: look in {provider}'s dashboard; `keypost replay` reads an archive of the \
+                 mail.\n\n\
+                 This is the only alert for this silence; the next order from {provider} ends it. A provider \
+                 with no sales on purpose: `[watch.provider.{provider}] silence_min_hours = 0` turns it off.\n",
+                crate::watch::span(*quiet),
+                utc(*since),
+                crate::watch::span(*usual_gap),
+            ),
             Alert::Digest { total, limit, titles, .. } => digest_body(*total, *limit, titles),
         }
     }
+}
+
+/// `2026-11-30 07:00 UTC`.
+fn utc(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC")).ok())
+        .unwrap_or_else(|| at.to_string())
 }
 
 fn digest_body(total: usize, limit: u32, titles: &[String]) -> String {
@@ -255,6 +291,23 @@ mod tests {
         assert!(cancelled.contains("the buyer never received this serial"), "{cancelled}");
         assert!(cancelled.contains("No serial of this order reached the buyer"), "{cancelled}");
         assert!(!cancelled.contains("keeps working"), "{cancelled}");
+    }
+
+    #[test]
+    fn a_silence_alert_says_how_long_against_the_usual_gap_and_what_to_check() {
+        let hour = 60 * 60;
+        let alert = Alert::Silence {
+            provider: "paddle".into(),
+            since: 1_764_486_000,
+            quiet: 3 * 24 * hour,
+            usual_gap: 4 * hour,
+        };
+        assert_eq!(alert.title(), "no order mail from paddle for 3 days");
+        let body = alert.body();
+        assert!(body.contains("recorded 2025-11-30 07:00 UTC); it usually gets one every 4 hours."), "{body}");
+        assert!(body.contains("check the forward") && body.contains("silence_min_hours = 0"), "{body}");
+        let later = Alert::Silence { provider: "paddle".into(), since: 1_764_486_001, quiet: 1, usual_gap: 1 };
+        assert_ne!(alert.cause(), later.cause(), "another silence is another alert");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Report {
     pub self_service_resent: usize,
     /// Code pools and the codes left in each; `None` when no product has a pool.
     pub pools: Option<Vec<(String, u64)>>,
+    /// Providers silent now for much longer than usual (`[watch]`): (provider, when its last order came as
+    /// `2026-11-27 10:00 UTC`, its usual gap in seconds).
+    pub silent: Vec<(String, String, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,7 +51,7 @@ pub struct Sales {
 impl Report {
     pub fn subject(&self) -> String {
         let licenses: usize = self.sales.values().map(|s| s.licenses).sum();
-        let attention = self.review + self.set_aside_waiting + self.failed.len();
+        let attention = self.review + self.set_aside_waiting + self.failed.len() + self.silent.len();
         let mut subject = format!("[keypost] digest {}: {licenses} license(s) sold", self.period);
         if attention > 0 {
             let _ = write!(subject, ", {attention} need(s) you");
@@ -83,6 +86,11 @@ impl Report {
             let _ = writeln!(out, "    {failed}");
         }
         let _ = writeln!(out, "  waiting in the outbox:    {}", self.outbox_waiting);
+        let _ = writeln!(out, "  silent providers:         {}", self.silent.len());
+        for (provider, since, usual_gap) in &self.silent {
+            let usual = crate::watch::span(*usual_gap);
+            let _ = writeln!(out, "    {provider}: no order mail since {since} (usually one every {usual})");
+        }
         let _ = writeln!(out, "\nOther mail");
         let _ = writeln!(out, "  ignored (not orders):     {}", self.ignored);
         let _ = writeln!(

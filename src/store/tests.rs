@@ -4,7 +4,7 @@ use crate::mailbox::Disposition;
 use crate::order::{Licensee, OrderId, OrderKind};
 use crate::reply::Outgoing;
 
-fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
+pub(super) fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRecord {
     OrderRecord {
         provider: "paypal".into(),
         order_id: OrderId::parse(order_id).unwrap(),

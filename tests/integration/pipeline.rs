@@ -4,7 +4,8 @@
 //! killed with SIGKILL 25 times while it drains 300 orders; `servers`: real Dovecot and smtp-sink on loopback;
 //! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`;
 //! `recipient`: a reply goes to the trusted order's buyer only; `send_retry`: the retry schedule of a refused reply
-//! through the running loop, on tokio's paused clock; `payment`: a shop's and its processor's notice of one payment.
+//! through the running loop, on tokio's paused clock; `payment`: a shop's and its processor's notice of one payment;
+//! `silence`: a provider that stops sending order mail.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
@@ -19,6 +20,7 @@ mod recipient;
 mod retry;
 mod send_retry;
 mod servers;
+mod silence;
 
 use fakes::{VENDOR, daemon, mail, sale};
 

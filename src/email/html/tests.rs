@@ -30,6 +30,15 @@ fn spacer_cells_without_text_do_not_shift_the_columns() {
 }
 
 #[test]
+fn a_cell_after_one_broken_by_br_is_still_separated_by_a_tab() {
+    // PayPal's 2014 item payment: the buyer block and an item's title and "Item#" are cells broken by <br>.
+    let html = "<table><tr><td>Buyer<br>Jane Doe<br><a href=mailto:j@x.example>j@x.example</a></td>\
+                <td>Note to seller<br>None.</td></tr><tr><td><a href=#>Widget</a><br>Item# 1</td>\
+                <td>$5.00 USD</td><td>1</td></tr></table>";
+    assert_eq!(to_text_ok(html), "Buyer\nJane Doe\nj@x.example\tNote to seller\nNone.\nWidget\nItem# 1\t$5.00 USD\t1");
+}
+
+#[test]
 fn unclosed_cells_rows_and_paragraphs_close_as_in_a_browser() {
     let html = "<table><tr><td>Item<td>Qty<tr><td>Acme Pro<td>2</table><p>one<p>two";
     assert_eq!(to_text_ok(html), "Item\tQty\nAcme Pro\t2\n\none\n\ntwo");
