@@ -327,6 +327,21 @@ impl Extraction<'_> {
             }
         }
         spans.sort_by_key(|(place, start, _, _)| (*place, *start));
+        // Each place is one layout's item list: items from two of them in one message mean one list was written
+        // by someone else (a buyer's note copying another layout's table header).
+        if let (Some(first), Some(last)) = (spans.first(), spans.last())
+            && first.0 != last.0
+        {
+            let name = |p: usize| texts.get(p).and_then(|(place, _)| place.section.clone()).unwrap_or_default();
+            let why = format!(
+                "line items found in two layouts (sections {:?} and {:?}): text someone else wrote may pass for \
+                 the provider's",
+                name(first.0),
+                name(last.0)
+            );
+            self.fail("items", None, &why);
+            return Vec::new();
+        }
         if spans.len() > MAX_ITEMS {
             self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
             return Vec::new();
