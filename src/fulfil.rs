@@ -157,6 +157,13 @@ pub struct Grant {
     pub follows: Option<Follows>,
 }
 
+impl Grant {
+    /// Whether this licence continues an earlier one's term (a renewal or an extension; not an upgrade).
+    pub fn continues_earlier(&self) -> bool {
+        self.follows.as_ref().is_some_and(|f| f.how != FollowKind::Upgrade)
+    }
+}
+
 /// What to do with an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
@@ -296,7 +303,7 @@ fn check_sale(
         let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
         check_item(item, product, limits)?;
         floors.push((product, item.quantity));
-        let sku = item.sku.as_ref().map(|sku| sku.as_str().to_owned());
+        let sku = sold_under(item, product);
         grants.push(Grant {
             line,
             product: product.id.clone(),
@@ -313,6 +320,17 @@ fn check_sale(
     }
     check_floor_on_total(order, &floors)?;
     Ok(grants)
+}
+
+/// The SKU a line was sold under: the mail's SKU, else (a provider that names only the product, such as
+/// Gumroad) the product name when the vendor listed it in the product's `skus`, so `[product.serial.terms]`
+/// can give it an edition and a term.
+fn sold_under(item: &LineItem, product: &ProductConfig) -> Option<String> {
+    if let Some(sku) = &item.sku {
+        return Some(sku.as_str().to_owned());
+    }
+    let name = item.product_name.as_deref()?.trim().to_lowercase();
+    product.skus.iter().find(|sku| sku.trim().to_lowercase() == name).cloned()
 }
 
 fn check_item(item: &LineItem, product: &ProductConfig, limits: &LimitsConfig) -> Result<(), String> {

@@ -119,6 +119,9 @@ pub struct ReplyConfig {
     pub vendor_copy: VendorCopy,
     /// The default reply template; a product's `reply` replaces it. Without one, a built-in text is used.
     pub template: Option<ReplyTemplateConfig>,
+    /// The reply to a renewal or an extension (a licence that continues an earlier one), for every product.
+    /// Without one, a built-in text that says the licence was renewed and `{expires}`.
+    pub renewal: Option<ReplyTemplateConfig>,
     /// Sends tried per message before it is given up as failed and the vendor alerted (default 8).
     pub send_attempts: u32,
     /// Seconds before the first retry of a failed send; four times longer for each further retry, at most 6 hours
@@ -134,6 +137,7 @@ impl Default for ReplyConfig {
             vendor: None,
             vendor_copy: VendorCopy::Bcc,
             template: None,
+            renewal: None,
             send_attempts: 8,
             retry_after_secs: 2,
         }

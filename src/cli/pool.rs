@@ -106,6 +106,17 @@ fn stocks(loaded: &Loaded, pools: &[(String, u32)]) -> anyhow::Result<Vec<crate:
         return Ok(Vec::new());
     }
     let request = Request::PoolStatus { pools: pools.to_vec(), json: true };
+    if let Some(owner) = super::owner::foreign_owner(&state)? {
+        // Opening the service's state as root would leave root-owned files it cannot open (`owner.rs`), and
+        // `check` does not give up root: only a running daemon is asked.
+        let response = crate::control::ask(&crate::control::socket_path(&state), &request).map_err(|_| {
+            anyhow::anyhow!(
+                "the state belongs to {} and keypost is not running; `sudo keypost pool status` reads it as its owner",
+                owner.name()
+            )
+        })?;
+        return Ok(serde_json::from_str(&anyhow::Result::<crate::control::Answer>::from(response)?.stdout)?);
+    }
     let answer = match crate::daemon::build::store(loaded) {
         Ok(store) => crate::control::answer::read(&store, &request).context("pool status is a read")??,
         Err(err) if matches!(err.downcast_ref(), Some(crate::store::StoreError::Locked { .. })) => {

@@ -203,6 +203,7 @@ impl Core {
                 Some(taken) => taken.code.clone(),
                 None => self.serial(grant, now.date())?,
             };
+            let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
             let reply = LicenseReply {
                 provider: &order.provider,
                 order_id: order.id.as_str(),
@@ -214,6 +215,8 @@ impl Core {
                 buyer_name: order.buyer_name.as_deref(),
                 buyer_email: buyer,
                 recipient,
+                expires: expires.as_deref(),
+                renewal: grant.continues_earlier(),
                 resend: 0,
             };
             let (main, notice) =
@@ -224,7 +227,6 @@ impl Core {
             if let Some(taken) = code {
                 change.pool_take(&grant.product, taken, &record.label(), now.unix_timestamp());
             }
-            let expires = self.licenser.expiry(grant, now.date()).map(|date| date.to_string());
             record.license = Some(License { grant: grant.clone(), serial, issued: now.date().to_string(), expires });
             self.supersede(grant, &record, change)?;
             record.reply = ReplyState::Queued { message_id: main.message_id.clone() };

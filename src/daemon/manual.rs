@@ -88,6 +88,8 @@ impl Core {
             buyer_name: record.buyer_name.as_deref(),
             buyer_email: buyer,
             recipient,
+            expires: license.expires.as_deref(),
+            renewal: license.grant.continues_earlier(),
             resend: record.resends + 1,
         };
         let (main, _) = self.renderer.license(&reply).context("Failed to render the reply")?;

@@ -44,11 +44,20 @@ impl Core {
         let mut change = Change::new();
         let (mut alerted, mut changed) = (0, false);
         for provider in self.store.order_providers()? {
-            if provider == super::MANUAL_PROVIDER || self.config.templates.disable.contains(&provider) {
+            if provider == super::MANUAL_PROVIDER {
                 continue;
             }
             let recorded = self.store.silence(&provider)?;
-            let Some(rule) = self.config.watch.silence_rule(&provider) else { continue };
+            let rule = self.config.watch.silence_rule(&provider);
+            let Some(rule) = rule.filter(|_| !self.config.templates.disable.contains(&provider)) else {
+                // No longer watched (turned off, the template disabled): a silence alerted before is over.
+                if recorded.is_some() {
+                    change.end_silence(&provider);
+                    change.audit(now, "silence-ended", &provider, "no longer watched ([watch] or [templates])");
+                    changed = true;
+                }
+                continue;
+            };
             let times = self.store.order_times(&provider, rule.orders.max(crate::watch::MIN_ORDERS))?;
             let last = times.last().copied();
             match crate::watch::silence(&times, now, &rule) {

@@ -85,6 +85,15 @@ fn a_sale_maps_each_item_by_sku_or_name_case_insensitively_with_seats_from_quant
 }
 
 #[test]
+fn a_line_without_a_sku_sells_under_its_product_name_when_the_vendor_lists_that_name_as_a_sku() {
+    let items = vec![item(None, Some("Acme-Pro-2"), 1, None), item(None, Some("Acme Lite"), 1, None)];
+    let decision = decide(&with_total(sale(items), 2000, "EUR"), &History::default(), &config(""));
+    let Decision::Issue { grants, .. } = decision else { panic!("{decision:?}") };
+    let skus: Vec<_> = grants.iter().map(|g| (g.product.as_str(), g.sku.as_deref())).collect();
+    assert_eq!(skus, [("pro", Some("acme-pro-2")), ("lite", None)], "the listed spelling; an unlisted name has none");
+}
+
+#[test]
 fn failed_checks_go_to_review_with_a_reason() {
     let pro = |quantity, price| item(Some("ACME-PRO"), None, quantity, price);
     let mut no_email = sale(vec![pro(1, Some((900, "EUR")))]);

@@ -3,8 +3,18 @@
 use std::collections::BTreeMap;
 
 /// Every placeholder a reply template may use.
-pub const NAMES: [&str; 9] =
-    ["licensee", "serial", "product", "seats", "order_id", "provider", "buyer_name", "download_url", "activation_url"];
+pub const NAMES: [&str; 10] = [
+    "licensee",
+    "serial",
+    "product",
+    "seats",
+    "order_id",
+    "provider",
+    "buyer_name",
+    "expires",
+    "download_url",
+    "activation_url",
+];
 
 /// How values are escaped into the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

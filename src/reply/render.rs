@@ -28,6 +28,23 @@ Type the name exactly as shown above, including capitals and accents.
 {download_url}
 ";
 
+const RENEWAL_SUBJECT: &str = "Your {product} license, renewed";
+const RENEWAL_TEXT: &str = "Hello {buyer_name},
+
+your {product} license was renewed (order {order_id}). Here is your serial for the new period.
+
+Licensed to: {licensee}
+Serial:      {serial}
+Valid until: {expires}
+
+Type the name exactly as shown above, including capitals and accents.
+{activation_url}
+{download_url}
+";
+
+/// What `{expires}` says of a licence without an expiry date.
+pub const PERPETUAL: &str = "never (perpetual license)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("{key}: {problem}")]
@@ -72,6 +89,10 @@ pub struct LicenseReply<'a> {
     pub buyer_name: Option<&'a str>,
     pub buyer_email: &'a BuyerEmail,
     pub recipient: Recipient,
+    /// The licence's last valid day (`YYYY-MM-DD`), `None` for a perpetual licence: `{expires}`.
+    pub expires: Option<&'a str>,
+    /// The licence continues an earlier one (a renewal or an extension): the renewal template is used.
+    pub renewal: bool,
     /// 0 for the original reply; n for the n-th resend asked for by the vendor (a new Message-ID).
     pub resend: u32,
 }
@@ -97,6 +118,7 @@ pub struct Renderer {
     vendor_copy: VendorCopy,
     domain: String,
     default: Template,
+    renewal: Template,
     products: HashMap<String, Product>,
 }
 
@@ -123,6 +145,15 @@ impl Renderer {
                 html: None,
             }),
         };
+        let renewal = match &reply.renewal {
+            Some(template) => load(template, "reply.renewal", base_dir, &mut problems),
+            None => Some(Template {
+                key: "reply.renewal".into(),
+                subject: RENEWAL_SUBJECT.into(),
+                text: RENEWAL_TEXT.into(),
+                html: None,
+            }),
+        };
         let mut by_id = HashMap::new();
         for (index, product) in products.iter().enumerate() {
             let key = format!("product[{index}].reply");
@@ -142,10 +173,11 @@ impl Renderer {
             };
             by_id.insert(product.id.to_owned(), entry);
         }
-        match (from, vendor, default) {
-            (Some(from), Some(vendor), Some(default)) if !problems.has_errors() => {
+        match (from, vendor, default, renewal) {
+            (Some(from), Some(vendor), Some(default), Some(renewal)) if !problems.has_errors() => {
                 let domain = from.email.domain().to_owned();
-                Ok(Self { from, reply_to, vendor, vendor_copy: reply.vendor_copy, domain, default, products: by_id })
+                let vendor_copy = reply.vendor_copy;
+                Ok(Self { from, reply_to, vendor, vendor_copy, domain, default, renewal, products: by_id })
             }
             _ => Err(ConfigError(problems.into_items())),
         }
@@ -166,7 +198,10 @@ impl Renderer {
     pub fn license(&self, reply: &LicenseReply<'_>) -> Result<(Outgoing, Option<Outgoing>), RenderError> {
         let product =
             self.products.get(reply.product).ok_or_else(|| RenderError::UnknownProduct(reply.product.into()))?;
-        let template = product.template.as_ref().unwrap_or(&self.default);
+        let template = match reply.renewal {
+            true => &self.renewal,
+            false => product.template.as_ref().unwrap_or(&self.default),
+        };
         let values = self.values(reply, product)?;
         let subject = clean(&render(template, "subject", &template.subject, &values, Escape::None)?);
         let text = render(template, "text", &template.text, &values, Escape::None)?;
@@ -213,6 +248,7 @@ impl Renderer {
             ("order_id", reply.order_id.to_owned()),
             ("provider", reply.provider.to_owned()),
             ("buyer_name", clean(reply.buyer_name.unwrap_or(reply.licensee))),
+            ("expires", reply.expires.unwrap_or(PERPETUAL).to_owned()),
         ]);
         if let Some(url) = &product.download_url {
             let signed = match &product.download_link {

@@ -29,6 +29,8 @@ pub struct Rule {
     pub kind: RuleKind,
     /// Replace the template's order id patterns for messages this rule matches (empty: the template's).
     pub order_id: Vec<Regex>,
+    /// Where `order_id` looks.
+    pub order_id_source: Source,
     /// The fields this layout must have, replacing the fields' own `required` (`items` for the items).
     pub require: Option<Vec<String>>,
     /// The sections this layout has (`None`: all of them).
@@ -391,6 +393,18 @@ impl Compiler<'_> {
             Some(patterns) => self.alternatives(&format!("{key}.order_id"), patterns, &["value"]),
             None => Vec::new(),
         };
+        let order_id_source = match (&rule.order_id, rule.order_id_from.as_deref()) {
+            (_, Some("order_id")) => {
+                self.problems
+                    .error(format!("{key}.order_id_from"), "\"order_id\" is a source for fields.payment_id only");
+                Source::Body
+            }
+            (None, Some(_)) => {
+                self.problems.error(format!("{key}.order_id_from"), "needs the rule's order_id patterns");
+                Source::Body
+            }
+            (_, from) => self.source(&format!("{key}.order_id_from"), from),
+        };
         for (i, name) in rule.require.iter().flatten().enumerate() {
             if !FIELD_NAMES.contains(&name.as_str()) {
                 self.problems
@@ -409,6 +423,7 @@ impl Compiler<'_> {
             body,
             kind,
             order_id,
+            order_id_source,
             require: rule.require.clone(),
             sections: rule.sections.clone(),
         })
@@ -443,7 +458,7 @@ impl Compiler<'_> {
         section: Option<&str>,
         groups: &[&str],
     ) -> Place {
-        let source = self.source(key, from);
+        let source = self.source(&format!("{key}.from"), from);
         if let Some(section) = section {
             if !self.sections.iter().any(|s| s == section) {
                 self.problems.error(format!("{key}.section"), format!("{section:?} is not defined under [sections]"));
@@ -471,7 +486,8 @@ impl Compiler<'_> {
         Some(Field { places, required: spec.required || name == "order_id", clean })
     }
 
-    fn source(&mut self, key: &str, from: Option<&str>) -> Source {
+    /// `from_key` is the dotted key of the `from` value, for the error.
+    fn source(&mut self, from_key: &str, from: Option<&str>) -> Source {
         match from {
             None | Some("body") => Source::Body,
             Some("subject") => Source::Subject,
@@ -483,7 +499,7 @@ impl Compiler<'_> {
                 }
                 _ => {
                     self.problems.error(
-                        format!("{key}.from"),
+                        from_key,
                         format!("{other:?} is not \"body\", \"subject\", \"links\" or \"header:NAME\""),
                     );
                     Source::Body

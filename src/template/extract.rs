@@ -45,7 +45,7 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let id_field = match (rule.order_id.as_slice(), &t.order_id) {
         ([], field) => field.clone(),
         (patterns, field) => Some(Field {
-            places: vec![Place { patterns: patterns.to_vec(), source: super::compile::Source::Body, section: None }],
+            places: vec![Place { patterns: patterns.to_vec(), source: rule.order_id_source.clone(), section: None }],
             required: true,
             clean: field.as_ref().map_or_else(super::compile::default_clean, |f| f.clean.clone()),
         }),

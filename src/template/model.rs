@@ -92,6 +92,10 @@ pub struct RuleSpec {
     /// usually names the original sale's id next to its own).
     #[serde(default)]
     pub order_id: Option<Patterns>,
+    /// Where those patterns look: `body` (default), `subject`, `links` or `header:NAME` (a renewal notice that
+    /// prints no id at all: `header:Message-ID`).
+    #[serde(default)]
+    pub order_id_from: Option<String>,
     /// The fields this layout must have; replaces the fields' own `required` for messages this rule matches.
     #[serde(default)]
     pub require: Option<Vec<String>>,

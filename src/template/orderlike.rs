@@ -16,7 +16,7 @@ static SALE_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?ix)
         payment\s+received | received\s+a\s+payment | you've\s+got\s+money | notification\s+of\s+payment
-        | new\s+(?:order|sale|purchase|subscription|customer\s+order) | made\s+(?:a|the)\s+sale | you\s+sold
+        | new\s+(?:order|sale|purchase|subscription|subscriber|customer\s+order) | made\s+(?:a|the)\s+sale | you\s+sold
         | \bsale\s+(?:of|for)\b | payment\s+(?:of|from|success|successful|completed|confirmation)\b
         | \b(?:purchase|order)\s+\d | placed\s+by | checkout\s+for
         | (?:order|sale|purchase|payment)\s+notification | \border\s*(?:\#|no\.?|number|nr\.?)\s*[0-9A-Z-]

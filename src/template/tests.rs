@@ -524,3 +524,34 @@ fn a_sequence_number_is_read_per_product_and_a_number_too_large_breaks_the_match
     assert!(matches!(sale(&t, &mail("")), Outcome::Order { order, .. } if order.sequence.is_none()));
     assert!(matches!(sale(&t, &mail("SQNM: 99999999999999999999999")), Outcome::Broken { .. }));
 }
+
+#[test]
+fn a_rule_reads_its_order_id_where_order_id_from_says_and_names_its_key_when_misused() {
+    let renewal = "[[rule]]\nsubject = '^Renewed'\nkind = \"renewal\"\norder_id = '^<(?P<value>[^@]+)@'\n";
+    let dir = tempfile::tempdir().unwrap();
+    let with = |extra: &str| SHOP.replacen("[[rule]]", &format!("{renewal}{extra}\n[[rule]]"), 1);
+    std::fs::write(dir.path().join("shop.toml"), with("order_id_from = \"header:Message-ID\"")).unwrap();
+    let config = TemplatesConfig { dir: Some(dir.path().to_owned()), ..TemplatesConfig::default() };
+    let templates = Templates::load(&config, Path::new("/")).unwrap_or_else(|p| panic!("{p:#?}"));
+    let mut mail = email("orders@shop.example", "Renewed", "Order: A-1\nName: Jo");
+    mail.headers.push(("Message-ID".into(), "<r-77@shop.example>".into()));
+    let outcome = templates.classify(&mail);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.id.as_str() == "r-77"), "{outcome:?}");
+
+    for (extra, message) in
+        [("order_id_from = \"order_id\"", "payment_id only"), ("order_id_from = \"mime\"", "is not")]
+    {
+        std::fs::write(dir.path().join("shop.toml"), with(extra)).unwrap();
+        let problems = Templates::load(&config, Path::new("/")).unwrap_err();
+        let found = problems.iter().any(|p| p.key == "rule[0].order_id_from" && p.message.contains(message));
+        assert!(found, "{extra}: {problems:?}");
+    }
+    let without = SHOP.replacen(
+        "[[rule]]",
+        "[[rule]]\nsubject = '^R'\nkind = \"renewal\"\norder_id_from = \"subject\"\n[[rule]]",
+        1,
+    );
+    std::fs::write(dir.path().join("shop.toml"), without).unwrap();
+    let problems = Templates::load(&config, Path::new("/")).unwrap_err();
+    assert!(problems.iter().any(|p| p.key == "rule[0].order_id_from" && p.message.contains("needs")), "{problems:?}");
+}

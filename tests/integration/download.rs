@@ -86,6 +86,8 @@ fn mailed_link(dir: &Path, url: &str) -> String {
         buyer_name: None,
         buyer_email: &buyer,
         recipient: Recipient::Buyer,
+        expires: None,
+        renewal: false,
         resend: 0,
     };
     let (message, _) = renderer.license(&reply).unwrap();

@@ -133,3 +133,27 @@ fn replay_run_as_root_on_the_services_state_leaves_every_file_owned_by_the_servi
     assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "nothing in the state is root's");
     assert_eq!(not_owned_by(&dir.join("demo-run/outbox"), OWNER), Vec::<String>::new(), "nor in the outbox");
 }
+
+#[test]
+fn check_run_as_root_on_the_services_state_leaves_it_alone_and_says_how_to_see_the_pool_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let state = services_state(dir);
+    let config = dir.join("demo.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[product]]\nid = \"game\"\nname = \"Game\"\nskus = [\"GAME\"]\npool = { low_water = 1 }\n");
+    std::fs::write(&config, text).unwrap();
+    let before = tree(&state);
+
+    let checked = keypost(dir, &["check"]);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{stdout}{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(stdout.contains(&format!("the state belongs to uid {OWNER} and keypost is not running")), "{stdout}");
+    assert!(stdout.contains("sudo keypost pool status"), "{stdout}");
+    assert_eq!(tree(&state), before, "check created nothing in the state");
+    assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "nothing in the state is root's");
+    let status = keypost(dir, &["pool", "status"]);
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(stdout.starts_with("game: 0 available"), "{stdout}{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(not_owned_by(&state, OWNER), Vec::<String>::new(), "pool status acts as the owner");
+}

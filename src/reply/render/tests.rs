@@ -21,6 +21,8 @@ fn reply<'a>(buyer: &'a BuyerEmail, recipient: Recipient) -> LicenseReply<'a> {
         buyer_name: Some("Åsa\r\nBcc: evil@x.example"),
         buyer_email: buyer,
         recipient,
+        expires: None,
+        renewal: false,
         resend: 0,
     }
 }
@@ -43,6 +45,24 @@ fn a_reply_goes_to_the_buyer_with_a_blind_copy_and_a_deterministic_message_id() 
     let body = text(&first);
     assert!(!body.lines().any(|line| line.starts_with("Bcc:")), "no Bcc header, blind or injected:\n{body}");
     assert!(body.contains(&format!("Message-ID: <{}>", first.message_id)));
+}
+
+#[test]
+fn a_renewal_reply_says_until_when_the_licence_runs_and_a_configured_one_replaces_the_built_in_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let renderer = crate::daemon::build::renderer(&loaded("", dir.path())).unwrap();
+    let buyer = BuyerEmail::parse("asa@example.com").unwrap();
+    let renewal = LicenseReply { expires: Some("2027-11-30"), renewal: true, ..reply(&buyer, Recipient::Buyer) };
+    let body = text(&renderer.license(&renewal).unwrap().0);
+    assert!(body.contains("Subject: Your Acme Pro license, renewed"), "{body}");
+    assert!(body.contains("Valid until: 2027-11-30") && body.contains("PRO-1234"), "{body}");
+    let extra = "[reply.template]\nsubject = \"Sale\"\ntext = \"{serial} until {expires}\"\n\
+                 [reply.renewal]\nsubject = \"Renewed\"\ntext = \"{serial} now until {expires}\"\n";
+    let renderer = crate::daemon::build::renderer(&loaded(extra, dir.path())).unwrap();
+    let body = text(&renderer.license(&renewal).unwrap().0);
+    assert!(body.contains("Subject: Renewed") && body.contains("PRO-1234 now until 2027-11-30"), "{body}");
+    let first = text(&renderer.license(&reply(&buyer, Recipient::Buyer)).unwrap().0);
+    assert!(first.contains("PRO-1234 until never (perpetual license)"), "{first}");
 }
 
 #[test]

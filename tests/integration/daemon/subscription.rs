@@ -2,7 +2,8 @@
 //! renewal (mailed twice, and once more as another message about the same payment), its cancellation and the
 //! renewal's refund, then `keypost extend` over the control socket; what the buyer and the vendor receive, and
 //! what `lookup` and `verify` say. The mails are the Paddle fixtures (reconstructed from Paddle's documentation),
-//! with dates moved to today and DKIM-signed by a key the config pins.
+//! with dates moved to today and DKIM-signed by a key the config pins. Gumroad's subscription mails (renders of
+//! its own mail views) take the same path without any id: the renewal finds the licence by the buyer.
 use std::time::Duration;
 
 use time::{Date, OffsetDateTime};
@@ -141,6 +142,100 @@ async fn a_subscription_is_sold_renewed_once_cancelled_refunded_and_extended_wit
     {
         let verify = |at: Date| {
             let args = ["verify", "-p", "acme", "-n", LICENSEE, "-s", serial, "--at", &at.to_string()];
+            keypost.tool(&args).status.code()
+        };
+        assert_eq!((verify(last_day), verify(last_day + days(1))), (Some(0), Some(1)), "{serial} through {last_day}");
+    }
+    client.logout().await;
+}
+
+const SUBSCRIBER: &str = "jo.example@example.com";
+
+fn gumroad_toml(signer: &TestSigner) -> String {
+    format!(
+        r#"{pinned}
+[[product]]
+id = "monthly"
+name = "Acme Pro Monthly"
+skus = ["Acme Pro Monthly"]
+[product.serial]
+product_code = 42
+key = {{ inline = "00112233445566778899aabbccddeeff" }}
+terms = {{ "Acme Pro Monthly" = {{ term = "31d" }} }}
+"#,
+        pinned = signer.pinned_toml()
+    )
+}
+
+/// A Gumroad fixture addressed to the mailbox keypost trusts, signed.
+fn gumroad(signer: &TestSigner, fixture: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/gumroad/{fixture}.eml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|line| !line.starts_with("Authentication-Results:") && !line.starts_with("X-Keypost-"))
+        .map(|line| if line.starts_with("To:") { "To: sales@vendor.example".to_owned() } else { line.to_owned() })
+        .collect();
+    signer.sign(&(lines.join("\r\n") + "\r\n")).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gumroad_recurring_charge_renews_the_subscribers_licence_instead_of_selling_a_second_one() {
+    let dovecot = Dovecot::start();
+    let sink = SmtpSink::start(&[]);
+    let signer = TestSigner::new("gumroad.com", "e2e");
+    let mut keypost = Keypost::new(&config(dovecot.port, sink.port, &Orders::new(), &gumroad_toml(&signer)));
+    keypost.start();
+    wait_running(&keypost, Duration::from_secs(20));
+    let mut client = dovecot.client().await;
+    let today = OffsetDateTime::now_utc().date();
+    let (first_end, renewed_end) = (today + days(31), today + days(62));
+    let mut expected_done = 0;
+    let mut deliver = async |mail: Vec<u8>, client: &mut crate::support::TestImap| {
+        client.append("INBOX", &mail).await;
+        expected_done += 1;
+        let done = done_folder();
+        let folders = [("INBOX", 0), (done.as_str(), expected_done)];
+        wait_folders(client, &folders, Duration::from_secs(30), &keypost).await;
+    };
+
+    // The first charge ("You have a new subscriber for ...") is a sale: a serial for the SKU's 31 days.
+    deliver(gumroad(&signer, "subscription_first_sale"), &mut client).await;
+    let first_reply = to(&sink.received(1, Duration::from_secs(20)), SUBSCRIBER);
+    assert_eq!(first_reply.len(), 1, "{}", keypost.log());
+    assert!(first_reply[0].contains("Subject: Your Acme Pro Monthly license"), "{first_reply:#?}");
+
+    // The next charge, delivered twice: one renewal, through the SKU's term after the first expiry.
+    let renewal = gumroad(&signer, "subscription_renewal");
+    deliver(renewal.clone(), &mut client).await;
+    deliver(renewal, &mut client).await;
+    let dumps = sink.received(2, Duration::from_secs(20));
+    let buyer = to(&dumps, SUBSCRIBER);
+    assert_eq!(buyer.len(), 2, "one renewal reply: {dumps:#?}");
+    let renewed = buyer.iter().find(|m| m.contains("Subject: Your Acme Pro Monthly license, renewed")).unwrap();
+    assert!(renewed.contains(&format!("Valid until: {renewed_end}")), "{renewed}");
+
+    // The subscriber cancels: the vendor is told, the licence runs to the end of what was paid.
+    deliver(gumroad(&signer, "subscription_cancelled_by_customer"), &mut client).await;
+    let dumps = sink.received(3, Duration::from_secs(20));
+    keypost.stop();
+    assert!(to(&dumps, VENDOR).iter().any(|m| m.contains("subscription cancelled: gumroad/")), "{dumps:#?}");
+    assert_eq!(to(&dumps, SUBSCRIBER).len(), 2, "nothing to the buyer on a cancellation");
+
+    // One licence chain: the first serial and its renewal, each valid through its own last day.
+    let lookup = String::from_utf8(keypost.tool(&["lookup", SUBSCRIBER]).stdout).unwrap();
+    assert_eq!(lookup.lines().filter(|l| l.contains("renewal of gumroad/")).count(), 1, "{lookup}");
+    assert!(lookup.contains(&format!("valid through {first_end}; subscription CANCELLED")), "{lookup}");
+    let serials: Vec<String> = lookup
+        .lines()
+        .filter(|l| l.starts_with("gumroad/") && (l.contains(" issue: ") || l.contains(" renew: ")))
+        .map(|l| l.split("; buyer").next().unwrap().rsplit(": ").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(serials.len(), 2, "{lookup}");
+    for (serial, last_day) in serials.iter().zip([first_end, renewed_end]) {
+        assert_eq!(buyer.iter().filter(|m| m.contains(serial.as_str())).count(), 1, "{serial} in {buyer:#?}");
+        let verify = |at: Date| {
+            let args = ["verify", "-p", "monthly", "-n", "Jo Example", "-s", serial, "--at", &at.to_string()];
             keypost.tool(&args).status.code()
         };
         assert_eq!((verify(last_day), verify(last_day + days(1))), (Some(0), Some(1)), "{serial} through {last_day}");

@@ -92,6 +92,12 @@ async fn a_provider_silent_for_ten_usual_gaps_alerts_once_per_silence_and_its_ne
     let alerts = silence_alerts(&daemon);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert!(alerts[0].contains("for 41 hours"), "{}", alerts[0]);
+
+    // Turned off for the provider afterwards: the silence is no longer listed.
+    drop(daemon);
+    let mut daemon = daemon_at(dir.path(), "[watch.provider.shop]\nsilence_min_hours = 0\n", &offset);
+    let status = pass_at(&mut daemon, &offset, last + 61 + 46).await;
+    assert_eq!(status["silent_providers"], serde_json::json!([]), "{status:#}");
 }
 
 #[tokio::test]
