@@ -181,12 +181,33 @@ pub struct Daemon<S: Source, M: Mailer> {
     max_wait: Duration,
     /// Vendor tools' requests from the control socket, carried out between passes.
     jobs: Option<tokio::sync::mpsc::Receiver<crate::control::Job>>,
+    /// The next batch, fetched while the last full one was sent: the next pass starts with it. Only read, never
+    /// settled, so a crash or a stop leaves it in the source.
+    prefetched: Option<Vec<RawMail>>,
+}
+
+async fn fetch_from<S: Source>(source: &mut S) -> anyhow::Result<Vec<RawMail>> {
+    source.fetch_new(BATCH).await.with_context(|| format!("Failed to fetch from {}", source.name()))
+}
+
+/// The prefetch of the next batch; a failure is only logged: the next pass fetches again (and reports it).
+async fn fetch_logged<S: Source>(source: &mut S, core: &Core) -> Option<Vec<RawMail>> {
+    match fetch_from(source).await {
+        Ok(batch) => {
+            core.telemetry.mailbox_reached(core.now().unix_timestamp());
+            Some(batch)
+        }
+        Err(err) => {
+            tracing::warn!("Cannot fetch the next batch yet: {err:#}");
+            None
+        }
+    }
 }
 
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
         core.telemetry.set_source(source.name());
-        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None }
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None, prefetched: None }
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -204,9 +225,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     ///
     /// The batch goes through the store's protocol together: each message's outcome is applied as it is decided
     /// (step 2), all of them are made durable with one flush, then what they queued is sent concurrently over the
-    /// mailer's connections, each send recorded durably as soon as it is answered (step 3), then the batch is
-    /// moved in the source with as few commands as it allows (step 4). A single new message is a batch of one:
-    /// nothing waits for a batch to fill.
+    /// mailer's connections, each send recorded durably as soon as it is answered (step 3), while the batch is
+    /// moved in the source with as few commands as it allows (step 4) and, after a full batch, the next one is
+    /// fetched: a crash in either finds everything it needs in the state, as after step 2. A single new message is
+    /// a batch of one: nothing waits for a batch to fill.
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let result = self.pass_unrecorded(shutdown).await;
         let at = self.core.now().unix_timestamp();
@@ -219,12 +241,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         let mut outcome = self.core.send_due(&self.mailer).await?;
         // Orders waiting for pool codes that an import (or a crash right after one) left unanswered.
         outcome.add(&self.core.answer_waiting(&self.mailer).await?);
-        let batch = self
-            .source
-            .fetch_new(BATCH)
-            .await
-            .with_context(|| format!("Failed to fetch from {}", self.source.name()))?;
-        self.core.telemetry.mailbox_reached(self.core.now().unix_timestamp());
+        let batch = match self.prefetched.take() {
+            Some(batch) => batch,
+            None => self.fetch().await?,
+        };
         let source = self.source.name();
         let mut pending = self.core.store.pending();
         let mut settled = Vec::with_capacity(batch.len());
@@ -254,8 +274,16 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         // Even after a failure: what was applied is made durable before anything (the next pass) could send it.
         let queued = pending.durable().await.context("Failed to record the batch's outcomes")?;
         decided?;
-        outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
-        self.settle_all(&settled).await;
+        // Steps 3 and 4 at once: the sends go over SMTP while the batch is moved over IMAP (and, after a full
+        // batch, the next one fetched), since the state already holds everything a crash in either needs.
+        let full = outcome.messages >= BATCH;
+        let (sent, ()) = futures::join!(self.core.send_queued(&self.mailer, &queued), async {
+            Self::settle_all(&mut self.source, &settled).await;
+            if full {
+                self.prefetched = fetch_logged(&mut self.source, &self.core).await;
+            }
+        });
+        outcome.add(&sent?);
         self.core.queue_alert_digest().await?;
         // Like the digest: a silence that cannot be checked must not hold back the sends; tried next pass.
         if let Err(err) = self.core.watch_silence().await {
@@ -336,13 +364,19 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     }
 
     /// A failed move is only logged: the messages come back and are settled again from their records.
-    async fn settle_all(&mut self, settled: &[(String, Disposition)]) {
+    async fn settle_all(source: &mut S, settled: &[(String, Disposition)]) {
         if settled.is_empty() {
             return;
         }
-        if let Err(err) = self.source.settle_all(settled).await {
+        if let Err(err) = source.settle_all(settled).await {
             tracing::warn!("Cannot settle some messages yet: {err:#}");
         }
+    }
+
+    async fn fetch(&mut self) -> anyhow::Result<Vec<RawMail>> {
+        let batch = fetch_from(&mut self.source).await?;
+        self.core.telemetry.mailbox_reached(self.core.now().unix_timestamp());
+        Ok(batch)
     }
 
     /// Polls until `shutdown` fires (a pass in hand ends after the message in hand); errors are logged and

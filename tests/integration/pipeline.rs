@@ -5,7 +5,8 @@
 //! `retry`: a DKIM key lookup that fails for now leaves the message unsettled until `trust.retry_hours`;
 //! `recipient`: a reply goes to the trusted order's buyer only; `send_retry`: the retry schedule of a refused reply
 //! through the running loop, on tokio's paused clock; `payment`: a shop's and its processor's notice of one payment;
-//! `silence`: a provider that stops sending order mail.
+//! `silence`: a provider that stops sending order mail; `overlap`: a full batch is moved and the next one fetched
+//! while its replies are sent.
 use keypost::daemon::Outcome;
 use keypost::mailbox::Disposition;
 use keypost::reply::SendError;
@@ -14,6 +15,7 @@ use keypost::store::ReplyState;
 mod demo;
 pub(crate) mod fakes;
 mod kill;
+mod overlap;
 mod payment;
 mod property;
 mod recipient;

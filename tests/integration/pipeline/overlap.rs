@@ -1,0 +1,93 @@
+//! A full batch's replies are sent while the batch is moved and the next batch fetched (steps 3 and 4 at once):
+//! a mailer that will not answer until the source has moved the batch and handed out the next one would wait
+//! for ever if they ran one after the other. Counted in polls of the runtime, not in time.
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use keypost::daemon::{BATCH, Daemon};
+use keypost::mailbox::{Disposition, RawMail, Source};
+use keypost::reply::{Mailer, Outgoing, SendError};
+use keypost::trust::Verifier;
+
+use super::fakes::{MemorySource, TestReader, daemon, mail};
+
+/// What the source did so far, shared with the mailer.
+#[derive(Default)]
+struct Progress {
+    fetches: Cell<usize>,
+    settled: Cell<usize>,
+}
+
+struct Watched(MemorySource, Rc<Progress>);
+
+impl Source for Watched {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
+        self.1.fetches.set(self.1.fetches.get() + 1);
+        self.0.fetch_new(max).await
+    }
+    async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
+        self.0.settle(key, disposition).await
+    }
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        self.0.settle_all(settled).await?;
+        self.1.settled.set(self.1.settled.get() + settled.len());
+        Ok(())
+    }
+    async fn wait_for_new(&mut self, _max_wait: Duration) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Accepts a reply only once the first batch is moved and the second fetched; gives up after many polls.
+struct WaitsForTheSource {
+    progress: Rc<Progress>,
+    sent: RefCell<Vec<String>>,
+}
+
+impl Mailer for WaitsForTheSource {
+    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
+        for _ in 0..10_000 {
+            if self.progress.settled.get() >= BATCH && self.progress.fetches.get() >= 2 {
+                self.sent.borrow_mut().extend(mail.to.iter().cloned());
+                return Ok(());
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(SendError::Transient("the batch was not moved while its replies were sent".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_full_batch_is_moved_and_the_next_fetched_while_its_replies_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = daemon(dir.path(), "");
+    let progress = Rc::new(Progress::default());
+    let mut source = Watched(base.source, progress.clone());
+    let orders = BATCH + BATCH / 2;
+    for n in 0..orders {
+        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
+        source.0.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+    }
+    let verifier = Verifier::new(&base.core.config.trust).unwrap();
+    let mailer = WaitsForTheSource { progress: progress.clone(), sent: RefCell::default() };
+    let mut daemon = Daemon::new(source, mailer, base.core, Box::new(TestReader), verifier);
+
+    let first = daemon.poll_once().await.unwrap();
+    assert_eq!((first.fulfilled, first.sent, first.send_failures), (BATCH, BATCH, 0), "{first}");
+    assert_eq!(progress.fetches.get(), 2, "the second batch was fetched during the first pass");
+    let second = daemon.poll_once().await.unwrap();
+    assert_eq!((second.fulfilled, second.sent, second.send_failures), (BATCH / 2, BATCH / 2, 0), "{second}");
+    assert_eq!(progress.fetches.get(), 2, "the second pass took the batch fetched ahead; it was not full");
+    assert!(daemon.source.0.waiting.is_empty(), "every message moved");
+
+    let buyers: Vec<String> =
+        daemon.mailer.sent.borrow().iter().filter(|to| to.ends_with("@example.com")).cloned().collect();
+    let mut distinct = buyers.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!((buyers.len(), distinct.len()), (orders, orders), "every buyer answered, once");
+}
