@@ -177,6 +177,9 @@ impl ReplyConfig {
         if let Some(template) = &self.template {
             template.validate("reply.template", problems);
         }
+        if let Some(template) = &self.renewal {
+            template.validate("reply.renewal", problems);
+        }
     }
 
     /// What `keypost run` needs beyond [`ReplyConfig::validate`]: a sender and a vendor.
@@ -191,8 +194,8 @@ impl ReplyConfig {
 }
 
 /// A reply template: subject, text body, optional HTML body. Placeholders: `{licensee}` (the exact name to
-/// type), `{serial}`, `{product}`, `{seats}`, `{order_id}`, `{provider}`, `{buyer_name}`, `{download_url}`,
-/// `{activation_url}`, and `{x_url}` for any of them percent-encoded; `{{` and `}}` are literal braces.
+/// type), `{serial}`, `{product}`, `{seats}`, `{order_id}`, `{provider}`, `{buyer_name}`, `{expires}` (the last
+/// valid day, or words for a perpetual licence), `{download_url}`, `{activation_url}`, and `{x_url}` for any of them percent-encoded; `{{` and `}}` are literal braces.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReplyTemplateConfig {
     /// Subject line, e.g. `"Your {product} license"`.

@@ -108,21 +108,53 @@ async fn order_mail(
         message_id: email.message_id.clone(),
         content_hash: email.content_hash.clone(),
     };
-    if let Some(seen) = core.store.seen_email(email.message_id.as_deref(), &email.content_hash)? {
-        let seen = seen.replace('\0', "/");
-        tracing::info!(order = %seen, "Same email seen before; nothing to do.");
-        let mut change = Change::new();
-        change.audit(core.now().unix_timestamp(), "duplicate", label, format!("same email as order {seen}"));
-        return Ok(Assessed { effect: Effect::Duplicate, change, note: format!("duplicate of {seen}") });
-    }
+    let copy_of = match seen_before(core, email, order)? {
+        Seen::New => None,
+        Seen::SameEmail(seen) => {
+            tracing::info!(order = %seen, "Same email seen before; nothing to do.");
+            let mut change = Change::new();
+            change.audit(core.now().unix_timestamp(), "duplicate", label, format!("same email as order {seen}"));
+            return Ok(Assessed { effect: Effect::Duplicate, change, note: format!("duplicate of {seen}") });
+        }
+        Seen::SameText(seen) => Some(seen),
+    };
     let history = history(core, order)?;
     let order = &with_chain_buyer(order, &history);
-    let decision = fulfil::decide(order, &history, &core.config.products, &core.config.limits);
+    let decision = match copy_of {
+        // A copy of a mail under another id (a forward) and a buyer buying the same again read alike when the
+        // provider's mail carries no order id of its own (Gumroad): a person tells them apart, nothing is lost.
+        Some(seen) if history.lines.is_empty() => fulfil::Decision::Review {
+            reason: format!(
+                "same text as order {seen}, under another id: a copy of that mail, or the buyer bought the same \
+                 again (then answer it with `keypost issue`)"
+            ),
+        },
+        _ => fulfil::decide(order, &history, &core.config.products, &core.config.limits),
+    };
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     let mut assessed = core.apply(&origin, order, decision)?;
     core.watch_sequence(order, label, &mut assessed.change)?;
     Ok(assessed)
+}
+
+/// Whether this email was handled before.
+enum Seen {
+    New,
+    /// Its Message-ID, or its text under the same order id: the same email again.
+    SameEmail(String),
+    /// Its text (From, Subject, body) is an earlier order's, but it reads as another order id.
+    SameText(String),
+}
+
+fn seen_before(core: &Core, email: &Email, order: &Order) -> anyhow::Result<Seen> {
+    if let Some(seen) = core.store.seen_email(email.message_id.as_deref(), "")? {
+        return Ok(Seen::SameEmail(seen.replace('\0', "/")));
+    }
+    let Some(seen) = core.store.seen_email(None, &email.content_hash)? else { return Ok(Seen::New) };
+    let this = format!("{}\0{}", order.provider, order.id);
+    let seen_label = seen.replace('\0', "/");
+    Ok(if seen == this { Seen::SameEmail(seen_label) } else { Seen::SameText(seen_label) })
 }
 
 /// The trust check could not finish (a provider key lookup failed temporarily): nothing final is recorded and

@@ -33,6 +33,19 @@ pub struct Rule {
     pub order_id_source: Source,
     /// The fields this layout must have, replacing the fields' own `required` (`items` for the items).
     pub require: Option<Vec<String>>,
+    /// The sections this layout has (`None`: all of them).
+    pub sections: Option<Vec<String>>,
+}
+
+impl Rule {
+    /// Whether a place is read for messages this rule matches: not when it is limited to a section the rule's
+    /// layout does not have.
+    pub fn reads(&self, place: &Place) -> bool {
+        match (&self.sections, &place.section) {
+            (Some(listed), Some(section)) => listed.contains(section),
+            _ => true,
+        }
+    }
 }
 
 /// Where a field is looked for.
@@ -398,7 +411,22 @@ impl Compiler<'_> {
                     .error(format!("{key}.require[{i}]"), format!("{name:?} is not one of {}", FIELD_NAMES.join(", ")));
             }
         }
-        Some(Rule { index, subject, body, kind, order_id, order_id_source, require: rule.require.clone() })
+        for (i, name) in rule.sections.iter().flatten().enumerate() {
+            if !self.sections.contains(name) {
+                self.problems
+                    .error(format!("{key}.sections[{i}]"), format!("{name:?} is not defined under [sections]"));
+            }
+        }
+        Some(Rule {
+            index,
+            subject,
+            body,
+            kind,
+            order_id,
+            order_id_source,
+            require: rule.require.clone(),
+            sections: rule.sections.clone(),
+        })
     }
 
     fn currency(&mut self, code: Option<&str>) -> String {

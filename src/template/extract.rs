@@ -187,7 +187,7 @@ impl Extraction<'_> {
     /// makes the reading broken.
     fn candidates(&mut self, name: &str, field: &Field) -> Option<Vec<Candidate>> {
         let mut found = Vec::new();
-        for place in &field.places {
+        for place in field.places.iter().filter(|place| self.rule.reads(place)) {
             let text = match (&place.source, haystack(self.t, self.email, place)) {
                 (super::compile::Source::OrderId, _) => Cow::Owned(self.order_id.clone().unwrap_or_default()),
                 (_, Ok(text)) => text,
@@ -302,7 +302,7 @@ impl Extraction<'_> {
         // Each place's text, in order; a section whose start anchor is there more than once makes the reading
         // broken, one that is missing only means that layout's items are not in this message.
         let mut texts = Vec::new();
-        for place in &items.places {
+        for place in items.places.iter().filter(|place| self.rule.reads(place)) {
             match haystack(self.t, self.email, place) {
                 Ok(text) => texts.push((place, text)),
                 Err(why) if why.contains("more than once") => {
@@ -327,6 +327,21 @@ impl Extraction<'_> {
             }
         }
         spans.sort_by_key(|(place, start, _, _)| (*place, *start));
+        // Each place is one layout's item list: items from two of them in one message mean one list was written
+        // by someone else (a buyer's note copying another layout's table header).
+        if let (Some(first), Some(last)) = (spans.first(), spans.last())
+            && first.0 != last.0
+        {
+            let name = |p: usize| texts.get(p).and_then(|(place, _)| place.section.clone()).unwrap_or_default();
+            let why = format!(
+                "line items found in two layouts (sections {:?} and {:?}): text someone else wrote may pass for \
+                 the provider's",
+                name(first.0),
+                name(last.0)
+            );
+            self.fail("items", None, &why);
+            return Vec::new();
+        }
         if spans.len() > MAX_ITEMS {
             self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
             return Vec::new();

@@ -99,6 +99,11 @@ pub struct RuleSpec {
     /// The fields this layout must have; replaces the fields' own `required` for messages this rule matches.
     #[serde(default)]
     pub require: Option<Vec<String>>,
+    /// The `[sections]` this layout has. A field or item place limited to a section not listed finds nothing
+    /// here, so buyer-written text that copies another layout's anchor (an invoice's table header in a goods
+    /// sale's note) cannot open that layout's section. Absent: every section.
+    #[serde(default)]
+    pub sections: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -120,3 +120,21 @@ serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff"
     assert_eq!(code, 2, "stdout: {stdout}");
     assert!(stdout.contains("templates.disable[0]: no template \"paypall\""), "{stdout}");
 }
+
+#[test]
+fn check_names_an_unknown_placeholder_in_the_renewal_reply_by_its_key() {
+    let (code, stdout) = check(
+        r#"
+[reply.renewal]
+subject = "Your {product} license, renewed"
+text = "{serial}, valid until {expirs}"
+
+[[product]]
+id = "pro"
+name = "Pro"
+serial = { product_code = 7, key = { inline = "00112233445566778899aabbccddeeff" } }
+"#,
+    );
+    assert_eq!(code, 2, "stdout: {stdout}");
+    assert!(stdout.contains(": reply.renewal.text: unknown placeholder {expirs}"), "{stdout}");
+}

@@ -70,6 +70,29 @@ async fn a_repeat_purchase_by_the_same_buyer_is_a_new_order_with_its_own_reply()
     assert_eq!(daemon.mailer.to("asa@example.com").len(), 2);
 }
 
+/// Some providers' mail carries no order id of its own (Gumroad: the Message-ID stands in). A second purchase of
+/// the same thing by the same buyer then reads like a copy of the first mail: it goes to a person, it is not
+/// filed as a duplicate. The same text under the same id is still the same email.
+#[tokio::test]
+async fn the_same_text_under_another_order_id_goes_to_review_not_to_the_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon(dir.path(), "");
+    // The forward marker keeps the order line out of the content hash, as a Message-ID order id is.
+    let text = "kind: sale\nname: Åsa Öberg\nemail: asa@example.com\nsku: ACME-PRO\nqty: 2";
+    let purchase = |n: &str| mail(&format!("m{n}@shop.example"), &format!("order: G-{n}\n-- forwarded --\n{text}"));
+    daemon.source.deliver("1-first", &purchase("1"));
+    daemon.source.deliver("2-bought-again", &purchase("2"));
+    daemon.source.deliver("3-first-copied", &mail("m9@shop.example", &format!("order: G-1\n-- forwarded --\n{text}")));
+    let outcome = daemon.poll_once().await.unwrap();
+
+    assert_eq!(counts(&outcome), [1, 1, 1, 0, 0, 0], "{outcome}");
+    assert_eq!(daemon.mailer.to("asa@example.com").len(), 1, "the second one waits for the vendor");
+    let alerts = daemon.mailer.vendor_only();
+    let review = alerts.iter().find(|a| a.contains("same text as order shop/G-1")).expect("a review alert");
+    assert!(review.contains("keypost issue"), "{review}");
+    assert!(daemon.core.store.order_line("shop", "G-2", 0).unwrap().is_some(), "recorded, so lookup shows it");
+}
+
 #[tokio::test]
 async fn a_refund_after_a_sale_revokes_the_license_and_alerts_the_vendor() {
     let dir = tempfile::tempdir().unwrap();
