@@ -143,6 +143,11 @@ fn keypost(dir: &Path, args: &[&str]) -> Command {
 
 /// `keypost run` from exec until it logs that it is running; then SIGTERM. Returns seconds to ready.
 fn start_up(dir: &Path) -> f64 {
+    start_up_and_stop(dir, "-TERM")
+}
+
+/// The same, stopped with `signal` (`-KILL`: the next start finds a state not closed cleanly).
+fn start_up_and_stop(dir: &Path, signal: &str) -> f64 {
     let log = dir.join("run.log");
     let started = Instant::now();
     let mut child =
@@ -159,7 +164,7 @@ fn start_up(dir: &Path) -> f64 {
         assert!(child.try_wait().unwrap().is_none(), "exited:\n{}", std::fs::read_to_string(&log).unwrap());
         std::thread::sleep(Duration::from_millis(2));
     };
-    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap();
     child.wait().unwrap();
     ready
 }
@@ -222,6 +227,9 @@ fn main() {
 
     let ready = start_up(dir.path());
     println!("start-up: `keypost run` ready after {:.3} s", ready);
+    start_up_and_stop(dir.path(), "-KILL");
+    let recovered = start_up(dir.path());
+    println!("recovery: `keypost run` ready after {recovered:.3} s on a state left by SIGKILL (redb repairs it)");
     let (lookup_s, _) = timed(keypost(dir.path(), &["lookup", &target]));
     println!("lookup: `keypost lookup EMAIL` {:.1} ms (process, including opening the state)", lookup_s * 1e3);
     for format in ["jsonl", "csv"] {
