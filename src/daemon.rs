@@ -190,6 +190,10 @@ async fn fetch_from<S: Source>(source: &mut S) -> anyhow::Result<Vec<RawMail>> {
     source.fetch_new(BATCH).await.with_context(|| format!("Failed to fetch from {}", source.name()))
 }
 
+async fn wait_unless<S: Source>(ready: bool, source: &mut S, wait: Duration) -> anyhow::Result<()> {
+    if ready { Ok(()) } else { source.wait_for_new(wait).await }
+}
+
 /// The prefetch of the next batch; a failure is only logged: the next pass fetches again (and reports it).
 async fn fetch_logged<S: Source>(source: &mut S, core: &Core) -> Option<Vec<RawMail>> {
     match fetch_from(source).await {
@@ -405,9 +409,11 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                     wait
                 }
             };
+            // A batch fetched ahead is waiting already: asking the source (IMAP: a SELECT) would only cost a trip.
+            let ready = self.prefetched.as_ref().is_some_and(|batch| !batch.is_empty());
             tokio::select! {
                 _ = shutdown.wait() => return Ok(()),
-                result = self.source.wait_for_new(wait) => if let Err(err) = result {
+                result = wait_unless(ready, &mut self.source, wait) => if let Err(err) = result {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
                     tokio::time::sleep(crate::backoff::FIRST).await;
                 },

@@ -175,11 +175,16 @@ impl BuyerEmail {
     }
 
     /// Who the per-buyer rate limit counts: the address lower-cased and without a `+tag`, so `Jane@x.example`
-    /// and `jane+1@x.example` are one buyer.
+    /// and `jane+1@x.example` are one buyer; at Gmail, which ignores dots and answers to both of its domains,
+    /// `j.a.n.e@googlemail.com` is `jane@gmail.com`.
     pub fn rate_key(&self) -> String {
         let (local, domain) = self.0.rsplit_once('@').unwrap_or((self.0.as_str(), ""));
-        let local = local.split_once('+').map_or(local, |(base, _)| base);
-        format!("{}@{}", local.to_lowercase(), domain.to_lowercase())
+        let local = local.split_once('+').map_or(local, |(base, _)| base).to_lowercase();
+        let domain = domain.to_lowercase();
+        match domain.as_str() {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            _ => format!("{local}@{domain}"),
+        }
     }
 }
 
@@ -361,6 +366,14 @@ mod tests {
         assert_eq!(key("Jane@example.com"), "jane@example.com");
         assert_eq!(key("jane+a+b@example.com"), "jane@example.com");
         assert_ne!(key("jane.doe@example.com"), key("jane@example.com"));
+    }
+
+    #[test]
+    fn gmail_dots_and_its_second_domain_do_not_make_another_buyer() {
+        let key = |raw: &str| BuyerEmail::parse(raw).unwrap().rate_key();
+        assert_eq!(key("J.a.n.e+x@GoogleMail.com"), "jane@gmail.com");
+        assert_eq!(key("jane@gmail.com"), "jane@gmail.com");
+        assert_ne!(key("j.ane@example.com"), key("jane@example.com"), "dots count elsewhere");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use keypost::daemon::{BATCH, Daemon};
 use keypost::mailbox::{Disposition, RawMail, Source};
 use keypost::reply::{Mailer, Outgoing, SendError};
+use keypost::service::{ShutdownSignal, ShutdownTrigger, Stop};
 use keypost::trust::Verifier;
 
 use super::fakes::{MemorySource, TestReader, daemon, mail};
@@ -17,6 +18,7 @@ use super::fakes::{MemorySource, TestReader, daemon, mail};
 struct Progress {
     fetches: Cell<usize>,
     settled: Cell<usize>,
+    waits: Cell<usize>,
 }
 
 struct Watched(MemorySource, Rc<Progress>);
@@ -38,6 +40,7 @@ impl Source for Watched {
         Ok(())
     }
     async fn wait_for_new(&mut self, _max_wait: Duration) -> anyhow::Result<()> {
+        self.1.waits.set(self.1.waits.get() + 1);
         Ok(())
     }
 }
@@ -90,4 +93,47 @@ async fn a_full_batch_is_moved_and_the_next_fetched_while_its_replies_are_sent()
     distinct.sort();
     distinct.dedup();
     assert_eq!((buyers.len(), distinct.len()), (orders, orders), "every buyer answered, once");
+}
+
+/// Counts the source's waits for new mail at each send; stops the daemon after the last reply.
+struct StopsAfter {
+    progress: Rc<Progress>,
+    replies: usize,
+    waits_at_send: RefCell<Vec<usize>>,
+    done: ShutdownTrigger,
+}
+
+impl Mailer for StopsAfter {
+    async fn send(&self, _mail: &Outgoing) -> Result<(), SendError> {
+        let mut waits = self.waits_at_send.borrow_mut();
+        waits.push(self.progress.waits.get());
+        if waits.len() == self.replies {
+            self.done.request(Stop::Terminate);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_loop_does_not_ask_the_source_for_news_while_a_batch_fetched_ahead_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = daemon(dir.path(), "");
+    let progress = Rc::new(Progress::default());
+    let mut source = Watched(base.source, progress.clone());
+    let orders = 2 * BATCH + BATCH / 2;
+    for n in 0..orders {
+        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
+        source.0.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+    }
+    let verifier = Verifier::new(&base.core.config.trust).unwrap();
+    let (done, shutdown) = ShutdownSignal::new();
+    let mailer = StopsAfter { progress: progress.clone(), replies: orders, waits_at_send: RefCell::default(), done };
+    let mut daemon = Daemon::new(source, mailer, base.core, Box::new(TestReader), verifier);
+
+    daemon.run(shutdown, |_| {}).await.unwrap();
+
+    let waits = daemon.mailer.waits_at_send.borrow().clone();
+    assert_eq!(waits.len(), orders, "every order answered");
+    assert_eq!(waits.last(), Some(&0), "three batches, two of them fetched ahead: no wait for news in between");
+    assert_eq!(progress.fetches.get(), 3);
 }
