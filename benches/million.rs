@@ -219,8 +219,6 @@ fn main() {
          ({provider_count} orders from the provider in the window)"
     );
     drop(store);
-    // sled releases its lock from a background thread.
-    std::thread::sleep(Duration::from_millis(500));
 
     let ready = start_up(dir.path());
     println!("start-up: `keypost run` ready after {:.3} s", ready);

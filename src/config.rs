@@ -18,7 +18,7 @@ pub const DEFAULT_PATHS: [&str; 2] = ["keypost.toml", "/etc/keypost/keypost.toml
 /// The whole `keypost.toml`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
-    /// Where keypost keeps its state (the sled database).
+    /// Where keypost keeps its state (one redb database file, `keypost.redb`).
     #[serde(default)]
     pub state: store::StateConfig,
     /// Where the provider templates are and how large a message may be.

@@ -1,5 +1,5 @@
 //! The control socket: how the vendor's tools (`lookup`, `resend`, `revoke`, `issue`, `export`, `aside`, `pool`) reach a running
-//! `keypost run`, which holds the state database (sled allows one process per database).
+//! `keypost run`, which holds the state database (its file lock allows one process).
 //!
 //! The daemon listens on `<state.dir>/control.sock` (mode 0600, in the state folder; only its user and root can
 //! connect). One connection carries one request line and one response line, both JSON ([`protocol`]). Reads

@@ -8,7 +8,7 @@
 //! provider gone silent). With I/O: [`reply`] (rendering is pure, sending is behind [`reply::Mailer`]),
 //! [`mailbox`] (Maildir and IMAP behind [`mailbox::Source`]; the archives `keypost replay` reads in
 //! [`mailbox::archive`]), [`net`] (TCP to a mail server, for both), [`store`] (the only
-//! module that touches sled), [`daemon`] (the loops, carrying out the vendor's requests, the digest, lost-licence
+//! module that touches the storage engine, redb), [`daemon`] (the loops, carrying out the vendor's requests, the digest, lost-licence
 //! requests and `keypost replay`), [`control`] (the socket through which the vendor's tools reach a running
 //! daemon: transport and formatting), [`cli`] (one function per subcommand).
 //!

@@ -1,27 +1,42 @@
-//! The state: the only module that touches sled. It records, it does not decide.
+//! The state: the only module that touches the storage engine (redb; sled only to move an old state over). It
+//! records, it does not decide.
+//!
+//! # Engine
+//! redb: pure Rust, ACID transactions on a copy-on-write B-tree whose two commit slots carry checksums, so a crash
+//! (SIGKILL, a power cut) leaves the last durable commit readable and redb repairs the rest on the next open. It
+//! replaced sled 0.34, which sometimes could not reopen its state after a SIGKILL ("Read corrupted data at file
+//! offset None") and read its whole log at every open (1.4 s at 200,000 orders). SQLite through rusqlite would
+//! have served as well; redb keeps the byte-keyed layout below as it was (one table of `&[u8] -> &[u8]`, so the
+//! prefix scans map one to one), needs no C, and its non-durable commits are exactly the "applied, flushed later"
+//! that [`Store::pending`] and [`Store::commit_waiting`] need.
 //!
 //! # Layout
-//! One sled tree; keys carry a prefix (see `records.rs`): orders by provider + order id + line; indexes by
-//! Message-ID and content hash (the same email seen twice), by buyer email and by licensee (lookup), by
-//! provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one record per
-//! source message with its final disposition; the outbox of rendered replies not yet sent; the audit trail; the
-//! code pools and the orders waiting for codes (`store/pool.rs`); the schema version. A [`Change`] is applied as one
-//! sled batch, so every transition is atomic, and [`Store::flush`] makes it durable.
+//! One table in `state/keypost.redb`; keys carry a prefix (see `records.rs`): orders by provider + order id +
+//! line; indexes by Message-ID and content hash (the same email seen twice), by buyer email and by licensee
+//! (lookup), by provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one
+//! record per source message with its final disposition; the outbox of rendered replies not yet sent; the audit
+//! trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version and the next
+//! audit/pool number (`engine.rs`). A [`Change`] is applied in one write transaction, so every transition is
+//! atomic. A durable commit fsyncs before it returns, in the caller's thread: nothing else of the daemon's
+//! (a send, the next message) runs until the record is on disk, which is what bounds the repeats after a crash
+//! to the sends in flight. A commit that is not durable is visible at once, and the next durable commit makes it
+//! durable with it.
 //!
 //! # Protocol (what a crash at each point leads to)
 //! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
-//! step 2's changes are applied one message after another and flushed once with [`Store::pending`]; then the
-//! sends of step 3 run concurrently, each recorded durably as soon as the server answered it; then step 4 moves
-//! the batch):
+//! step 2's changes are applied one message after another and made durable once with [`Store::pending`]; then
+//! the sends of step 3 run concurrently, each recorded durably as soon as the server answered it; then step 4
+//! moves the batch):
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
-//! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the Message-ID and content-hash
-//!    indexes, the outbox entries (fully rendered bytes with their deterministic Message-ID), the source
-//!    message's disposition, the audit lines — *then flush*; only then does it hand out what was queued. A crash before the flush completes loses the whole
-//!    batch (case 1). A crash after it: the message comes back, its source record says it is settled, so it is
-//!    only moved again; the outbox entries are sent on start-up. No decision is made twice.
+//! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the
+//!    Message-ID and content-hash indexes, the outbox entries (fully rendered bytes with their deterministic
+//!    Message-ID), the source message's disposition, the audit lines — *then fsync*; only then does it hand out
+//!    what was queued. A crash before the fsync completes loses the whole batch (case 1). A crash after it: the
+//!    message comes back, its source record says it is settled, so it is only moved again; the outbox entries
+//!    are sent on start-up. No decision is made twice.
 //! 3. *Send each outbox entry*, then commit "sent" durably (entry removed, order's reply state `sent`, audit).
-//!    A crash after the server accepted the message but before that flush is the one accepted duplicate: the
+//!    A crash after the server accepted the message but before that fsync is the one accepted duplicate: the
 //!    entry is still queued and is sent again, with identical bytes and the same Message-ID.
 //!    A failure is committed (attempts, next try, or `failed` plus a vendor alert) before anything else.
 //! 4. *Settle the source message* (move it to its folder). A crash before: see 2. Never deleted.
@@ -29,14 +44,19 @@
 //! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
 //! twice except in the window of step 3. A revocation committed while an order's reply still waits in the
 //! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
-//! same order: a durable commit, then send. The one write not flushed is a message's note that it waits for a
-//! later pass ([`Store::commit_waiting`]): nothing external follows it. sled's file lock allows one process: while `keypost run` holds it, the
-//! tools ask it over its control socket and its loop carries them out between passes (`control.rs`).
-//! The database itself is created in `sled.creating` and renamed to `sled` only with its schema flushed, so a crash
-//! on the very first start is rebuilt rather than mistaken for damage.
-//! Corruption found at open stops start-up with an error; keypost never starts over with an empty database
+//! same order: a durable commit, then send. The one write not made durable is a message's note that it waits
+//! for a later pass ([`Store::commit_waiting`]): nothing external follows it. redb's file lock allows one
+//! process: while `keypost run` holds it, the tools ask it over its control socket and its loop carries them
+//! out between passes (`control.rs`).
+//! The database itself is created in `keypost.redb.creating` and renamed to `keypost.redb` only with its schema
+//! durable, so a crash on the very first start is rebuilt rather than mistaken for damage. An old `sled` state is
+//! copied over the same way and then renamed `sled.migrated`, never deleted (`migrate.rs`).
+//! A file redb cannot recover stops start-up with an error; keypost never starts over with an empty database
 //! when one was there.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::ReadableDatabase as _;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -46,6 +66,8 @@ use crate::problems::Problems;
 
 mod chain;
 mod change;
+mod engine;
+mod migrate;
 mod pool;
 mod rate;
 mod records;
@@ -55,6 +77,7 @@ pub use change::Change;
 pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
 pub use watch::SilenceRecord;
 
+use engine::TABLE;
 use records::*;
 pub use records::{
     AuditEntry, Cancelled, ChainState, DigestRecord, License, OrderRecord, OutboxEntry, Purpose, ReplyState,
@@ -67,7 +90,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// `[state]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct StateConfig {
-    /// Folder of the sled database; relative to the config file's folder.
+    /// Folder of the state database (`keypost.redb`); relative to the config file's folder.
     #[serde(default = "default_dir")]
     pub dir: PathBuf,
 }
@@ -95,13 +118,13 @@ pub enum StoreError {
     #[error("the state database {path} is in use by another keypost process (stop `keypost run` first)")]
     Locked { path: PathBuf },
     #[error("cannot open the state database {path}")]
-    Open { path: PathBuf, source: sled::Error },
+    Open { path: PathBuf, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("the state database {path} is damaged ({detail}); keypost will not start over empty: restore a backup")]
     Corrupt { path: PathBuf, detail: String },
     #[error("the state database {path} has schema {found}, newer than this keypost ({SCHEMA_VERSION}); upgrade")]
     NewerSchema { path: PathBuf, found: u32 },
     #[error("state database failure")]
-    Db(#[from] sled::Error),
+    Db(#[from] redb::Error),
     #[error("state record {key} cannot be read")]
     Decode { key: String, source: serde_json::Error },
 }
@@ -110,7 +133,7 @@ pub enum StoreError {
 /// an existing one with any group or other bit is narrowed to 0700, with a warning.
 fn make_private(state_dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    let io = |source: std::io::Error| StoreError::Open { path: state_dir.to_owned(), source: sled::Error::Io(source) };
+    let io = |source: std::io::Error| StoreError::Open { path: state_dir.to_owned(), source: Box::new(source) };
     if !state_dir.exists() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io)?;
     }
@@ -122,82 +145,16 @@ fn make_private(state_dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// sled creates its files with the process umask (often 0644); inside the 0700 state folder no one else can reach
-/// them, and they are narrowed to 0600 (folders 0700) as well, so a copy made with their modes stays private.
-fn keep_private(dir: &Path) {
+/// The database file is created 0600; one copied in with wider modes is narrowed, so a copy made with its modes
+/// stays private.
+fn keep_private(file: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else { continue };
-        let mode = if kind.is_dir() {
-            0o700
-        } else if kind.is_file() {
-            0o600
-        } else {
-            continue;
-        };
-        if let Err(err) = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode)) {
-            tracing::warn!(file = %entry.path().display(), "Cannot make a state file private: {err}");
-        }
-        if kind.is_dir() {
-            keep_private(&entry.path());
-        }
+    let Ok(meta) = std::fs::metadata(file) else { return };
+    if meta.permissions().mode() & 0o077 == 0 {
+        return;
     }
-}
-
-/// Builds a new database with its schema version in a staging folder, then renames it to `dir`.
-fn create(state_dir: &Path, dir: &Path) -> Result<(), StoreError> {
-    let io = |source: std::io::Error| StoreError::Open { path: dir.to_owned(), source: sled::Error::Io(source) };
-    let staging = state_dir.join("sled.creating");
-    if staging.exists() {
-        // Left by a crash during an earlier first start: it never held an order.
-        std::fs::remove_dir_all(&staging).map_err(io)?;
-    }
-    {
-        let db = open_sled(&staging)?;
-        db.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-        db.insert(rate::META_COUNTED, b"1")?;
-        db.flush()?;
-    }
-    std::fs::rename(&staging, dir).map_err(io)
-}
-
-/// sled's page cache. Its default (1 GiB) lets a large state fill the daemon's memory with pages it rarely reads
-/// again; the hot records (outbox, recent orders, counters) fit in far less.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Opens sled at `dir`, mapping its failures to what the vendor needs to know. sled releases its file lock from
-/// a background thread, so a database this process (or a process that just exited) closed a moment ago may still
-/// read as locked: that is retried for up to two seconds before it counts as another process holding it.
-fn open_sled(dir: &Path) -> Result<sled::Db, StoreError> {
-    let mut attempts = 0;
-    loop {
-        // sled 0.34 can panic on some damaged files; that must become an error, not a crash loop.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open());
-        return match opened {
-            Ok(Ok(db)) => Ok(db),
-            Ok(Err(err @ sled::Error::Corruption { .. })) => {
-                Err(StoreError::Corrupt { path: dir.to_owned(), detail: format!("sled could not recover it: {err}") })
-            }
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(StoreError::Corrupt { path: dir.to_owned(), detail: format!("sled could not recover it: {what}") })
-            }
-            // sled 0.34 reports its file lock only as an `Other` I/O error with this text.
-            Ok(Err(sled::Error::Io(err))) if err.to_string().contains("could not acquire lock") => {
-                attempts += 1;
-                if attempts < 40 {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    continue;
-                }
-                Err(StoreError::Locked { path: dir.to_owned() })
-            }
-            Ok(Err(source)) => Err(StoreError::Open { path: dir.to_owned(), source }),
-        };
+    if let Err(err) = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(file = %file.display(), "Cannot make the state file private: {err}");
     }
 }
 
@@ -241,9 +198,9 @@ impl Pending<'_> {
         !self.queued.is_empty()
     }
 
-    /// Flushes everything applied; returns what the batch put into the outbox, which may be sent now.
+    /// Makes everything applied durable; returns what the batch put into the outbox, which may be sent now.
     pub async fn durable(self) -> Result<Queued, StoreError> {
-        self.store.flush_durable().await?;
+        self.store.write(Vec::new(), redb::Durability::Immediate)?;
         Ok(Queued(self.queued))
     }
 }
@@ -251,46 +208,53 @@ impl Pending<'_> {
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: sled::Db,
-    /// Held while a commit raises rate counters (see `rate.rs`).
-    counting: std::sync::Arc<std::sync::Mutex<()>>,
-    /// One flush at a time: sled 0.34's concurrent `flush_async` calls can wait on each other for ever (seen with
-    /// twenty replies sent at once, each recording its send durably).
-    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    db: Arc<redb::Database>,
+    ids: Arc<engine::Ids>,
 }
 
 impl Store {
-    /// Opens (or creates) the database in `state_dir/sled` and checks its schema.
+    /// Opens (or creates) the database `state_dir/keypost.redb` and checks its schema.
     ///
-    /// A new database is built in `state_dir/sled.creating` and renamed into place only once its schema version
-    /// is flushed, so a crash during the very first start leaves a staging folder that is simply rebuilt, never
-    /// a database without a schema (which every later start would have to refuse as damaged).
+    /// A new database is built in `state_dir/keypost.redb.creating` and renamed into place only once its schema
+    /// version is durable, so a crash during the very first start leaves a staging file that is simply rebuilt,
+    /// never a database without a schema (which every later start would have to refuse as damaged). A state
+    /// folder that holds only the old `sled` database has it copied over the same way (`migrate.rs`).
     pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
-        let dir = state_dir.join("sled");
+        let path = state_dir.join(engine::FILE);
         make_private(state_dir)?;
-        if !dir.exists() {
-            create(state_dir, &dir)?;
+        let legacy = state_dir.join(migrate::LEGACY);
+        if !path.exists() {
+            let staging = state_dir.join(engine::STAGING);
+            if legacy.exists() {
+                migrate::from_sled(&legacy, &staging, &path)?;
+            } else {
+                engine::create(&staging, &path, SCHEMA_VERSION)?;
+            }
+        } else if legacy.exists() {
+            migrate::finish(&legacy)?;
         }
-        let store = Self { db: open_sled(&dir)?, counting: Default::default(), flushing: Default::default() };
-        store.check_schema(&dir)?;
-        rate::build_once(&store.db)?;
-        keep_private(&dir);
+        let db = engine::open(&path)?;
+        let ids = {
+            let table = match db.begin_read()?.open_table(TABLE) {
+                Ok(table) => table,
+                Err(redb::TableError::TableDoesNotExist(_)) => {
+                    return Err(StoreError::Corrupt { path, detail: "no records table".into() });
+                }
+                Err(err) => return Err(err.into()),
+            };
+            check_schema(&table, &path)?;
+            engine::Ids::load(&table)?
+        };
+        let store = Self { db: Arc::new(db), ids: Arc::new(ids) };
+        rate::build_once(&store)?;
+        keep_private(&path);
         Ok(store)
     }
 
-    fn check_schema(&self, dir: &Path) -> Result<(), StoreError> {
-        let corrupt = |detail: &str| StoreError::Corrupt { path: dir.to_owned(), detail: detail.to_owned() };
-        match self.db.get(META_SCHEMA)? {
-            Some(raw) => {
-                let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| corrupt("unreadable schema version"))?;
-                let found = u32::from_be_bytes(bytes);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { path: dir.to_owned(), found });
-                }
-                Ok(())
-            }
-            None => Err(corrupt("no schema version")),
-        }
+    /// Whether `state_dir` holds a state (or an old one [`Store::open`] would move over): the tools that only
+    /// read do not create one.
+    pub fn exists(state_dir: &Path) -> bool {
+        state_dir.join(engine::FILE).exists() || state_dir.join(migrate::LEGACY).exists()
     }
 
     /// Protocol step 2 (and step 3's record of each send): applies `change` atomically, then waits until it is
@@ -300,16 +264,16 @@ impl Store {
         self.commit_durable_all([change]).await
     }
 
-    /// The same for several changes (a batch of messages) at the cost of one flush: each change is applied as
-    /// its own atomic batch, in order, and none of their queued messages may be sent until all are durable. A
-    /// crash before the flush completes may lose some of them, each whole, never part of one.
+    /// The same for several changes (a batch of messages) at the cost of one fsync: the changes are applied
+    /// in order in one transaction, and none of their queued messages may be sent until all are durable. A
+    /// crash before the fsync completes loses all of them (each whole, never part of one).
+    ///
+    /// Async for its callers' sake (sled's flush was); the fsync (a few milliseconds) blocks the calling thread
+    /// on purpose, see the module doc.
     pub async fn commit_durable_all(&self, changes: impl IntoIterator<Item = Change>) -> Result<Queued, StoreError> {
-        let mut queued = Vec::new();
-        for change in changes {
-            queued.extend_from_slice(change.queued());
-            self.commit(change)?;
-        }
-        self.flush_durable().await?;
+        let changes: Vec<Change> = changes.into_iter().collect();
+        let queued = changes.iter().flat_map(|change| change.queued().iter().cloned()).collect();
+        self.write(changes, redb::Durability::Immediate)?;
         Ok(Queued(queued))
     }
 
@@ -328,37 +292,46 @@ impl Store {
         self.commit(change)
     }
 
-    /// Waits until everything applied so far is on disk. Flushes queue behind each other; one that starts after a
-    /// write was applied covers it, so waiting for the lock never weakens durability.
-    async fn flush_durable(&self) -> Result<(), StoreError> {
-        let _one_at_a_time = self.flushing.lock().await;
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
     /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
     fn commit(&self, change: Change) -> Result<(), StoreError> {
-        if change.counted().is_empty() {
-            let batch = change.into_batch(|| self.db.generate_id())?;
-            self.db.apply_batch(batch)?;
-            return Ok(());
+        self.write(vec![change], redb::Durability::None)
+    }
+
+    /// Applies changes in order in one transaction. With [`redb::Durability::Immediate`] it returns once that
+    /// and every commit before it are on disk; quick repair stores the allocator state with it, so opening after
+    /// a crash need not rebuild it from the whole file.
+    fn write(&self, changes: Vec<Change>, durability: redb::Durability) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write()?;
+        if matches!(durability, redb::Durability::Immediate) {
+            txn.set_quick_repair(true);
         }
-        // Read-count-write of the rate counters must not interleave with another commit's.
-        let _counting = self.counting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let counters = rate::increments(&self.db, change.counted())?;
-        let mut batch = change.into_batch(|| self.db.generate_id())?;
-        for (key, value) in counters {
-            batch.insert(key, value);
-        }
-        self.db.apply_batch(batch)?;
+        txn.set_durability(durability)?;
+        let written = {
+            let mut table = txn.open_table(TABLE)?;
+            for change in changes {
+                change.apply(&mut table, &self.ids)?;
+            }
+            self.ids.write(&mut table)?
+        };
+        txn.commit()?;
+        self.ids.stored(written);
         Ok(())
     }
 
     /// Waits until everything committed is on disk (tests without a runtime).
     #[cfg(test)]
     fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.write(Vec::new(), redb::Durability::Immediate)
+    }
+
+    /// A read snapshot of the records table.
+    fn table(&self) -> Result<engine::ReadTable, StoreError> {
+        Ok(self.db.begin_read()?.open_table(TABLE)?)
+    }
+
+    /// Every entry under `prefix`, in key order.
+    fn prefix(&self, prefix: &[u8]) -> Result<engine::Prefix, StoreError> {
+        engine::Prefix::new(&self.table()?, prefix)
     }
 
     pub fn source_record(&self, source: &str, key: &str) -> Result<Option<SourceRecord>, StoreError> {
@@ -368,9 +341,10 @@ impl Store {
     /// Every message set aside and not released or dropped since, as (source, key, record), in key order.
     pub fn set_aside(&self) -> Result<Vec<(String, String, SourceRecord)>, StoreError> {
         let mut found = Vec::new();
-        for item in self.db.scan_prefix(SOURCES) {
+        for item in self.prefix(SOURCES.as_bytes())? {
             let (key, value) = item?;
-            let record: SourceRecord = decode(&key, &value)?;
+            let key = key.value();
+            let record: SourceRecord = decode(key, value.value())?;
             if record.disposition != crate::mailbox::Disposition::SetAside {
                 continue;
             }
@@ -426,8 +400,9 @@ impl Store {
     pub fn seen_email(&self, message_id: Option<&str>, content_hash: &str) -> Result<Option<String>, StoreError> {
         let by_id = message_id.map(|id| records::key(BY_MESSAGE_ID, &[id]));
         let by_hash = (!content_hash.is_empty()).then(|| records::key(BY_HASH, &[content_hash]));
+        let table = self.table()?;
         for key in by_id.into_iter().chain(by_hash) {
-            if let Some(value) = self.db.get(&key)? {
+            if let Some(value) = engine::get(&table, &key)? {
                 return Ok(Some(String::from_utf8_lossy(&value).into_owned()));
             }
         }
@@ -446,9 +421,9 @@ impl Store {
     /// Every order line recorded under this payment id (each provider's notice of the payment), in key order.
     pub fn payment_lines(&self, payment_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let mut found = Vec::new();
-        for item in self.db.scan_prefix(records::key(BY_PAYMENT, &[payment_id, ""])) {
+        for item in self.prefix(&records::key(BY_PAYMENT, &[payment_id, ""]))? {
             let (_, order) = item?;
-            if let Some(record) = self.get::<OrderRecord>(&order)? {
+            if let Some(record) = self.get::<OrderRecord>(order.value())? {
                 found.push(record);
             }
         }
@@ -465,9 +440,10 @@ impl Store {
         buyer: Option<&BuyerEmail>,
         since: i64,
     ) -> Result<(u32, u32), StoreError> {
-        let provider_count = rate::count_since(&self.db, BY_PROVIDER_TIME, provider, since)?;
+        let table = self.table()?;
+        let provider_count = rate::count_since(&table, BY_PROVIDER_TIME, provider, since)?;
         let buyer_count = match buyer {
-            Some(buyer) => rate::count_since(&self.db, BY_BUYER_TIME, &buyer.rate_key(), since)?,
+            Some(buyer) => rate::count_since(&table, BY_BUYER_TIME, &buyer.rate_key(), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))
@@ -491,7 +467,7 @@ impl Store {
     }
 
     pub fn outbox_len(&self) -> usize {
-        self.db.scan_prefix(OUTBOX).count()
+        self.prefix(OUTBOX.as_bytes()).map_or(0, Iterator::count)
     }
 
     /// Every order line, sorted by provider, order id and line.
@@ -501,19 +477,28 @@ impl Store {
 
     /// Every order line in the same order, read one at a time: what `export` streams in constant memory.
     pub fn orders_iter(&self) -> impl Iterator<Item = Result<OrderRecord, StoreError>> + '_ {
-        self.db.scan_prefix(ORDERS).map(|item| item.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
+        let (failed, entries) = match self.prefix(ORDERS.as_bytes()) {
+            Ok(entries) => (None, Some(entries)),
+            Err(err) => (Some(Err(err)), None),
+        };
+        let records = entries.into_iter().flatten().map(|item| item.and_then(|(k, v)| decode(k.value(), v.value())));
+        failed.into_iter().chain(records)
     }
 
     /// The lines with this order id, from any provider: one seek per provider, not a read of every order.
     fn lines_with_order_id(&self, order_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let mut found = Vec::new();
         let mut from = ORDERS.as_bytes().to_vec();
-        while let Some(item) = self.db.range(from.as_slice()..).next() {
+        let table = self.table()?;
+        while let Some(item) = table.range(from.as_slice()..)?.next() {
             let (key, _) = item?;
-            let Some(rest) = key.strip_prefix(ORDERS.as_bytes()) else { break };
+            let Some(rest) = key.value().strip_prefix(ORDERS.as_bytes()) else { break };
             let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
             let mut prefix = [ORDERS.as_bytes(), provider, b"\0", order_id.as_bytes(), b"\0"].concat();
-            found.extend(self.scan::<OrderRecord>(&prefix)?);
+            for item in engine::Prefix::new(&table, &prefix)? {
+                let (key, value) = item?;
+                found.push(decode(key.value(), value.value())?);
+            }
             // The next provider: keys of this one are `provider NUL ...`, all below `provider 0x01`.
             prefix.truncate(ORDERS.len() + provider.len());
             prefix.push(1);
@@ -528,9 +513,9 @@ impl Store {
         let needle = query.trim().to_lowercase();
         let mut found = if query.trim().is_empty() { Vec::new() } else { self.lines_with_order_id(query.trim())? };
         for prefix in [BY_BUYER, BY_LICENSEE] {
-            for item in self.db.scan_prefix(records::key(prefix, &[&needle, ""])) {
+            for item in self.prefix(&records::key(prefix, &[&needle, ""]))? {
                 let (_, order) = item?;
-                if let Some(record) = self.get::<OrderRecord>(&order)? {
+                if let Some(record) = self.get::<OrderRecord>(order.value())? {
                     found.push(record);
                 }
             }
@@ -552,14 +537,26 @@ impl Store {
     }
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.db.get(key)?.map(|raw| decode(key, &raw)).transpose()
+        self.table()?.get(key)?.map(|raw| decode(key, raw.value())).transpose()
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
-        self.db
-            .scan_prefix(prefix)
-            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| decode(&k, &v)))
-            .collect()
+        self.prefix(prefix)?.map(|item| item.and_then(|(k, v)| decode(k.value(), v.value()))).collect()
+    }
+}
+
+fn check_schema(table: &engine::ReadTable, path: &Path) -> Result<(), StoreError> {
+    let corrupt = |detail: &str| StoreError::Corrupt { path: path.to_owned(), detail: detail.to_owned() };
+    match table.get(META_SCHEMA)? {
+        Some(raw) => {
+            let bytes: [u8; 4] = raw.value().try_into().map_err(|_| corrupt("unreadable schema version"))?;
+            let found = u32::from_be_bytes(bytes);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema { path: path.to_owned(), found });
+            }
+            Ok(())
+        }
+        None => Err(corrupt("no schema version")),
     }
 }
 

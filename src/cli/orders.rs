@@ -1,5 +1,5 @@
 //! The vendor's order tools: lookup, resend, revoke, issue, export. Each becomes a [`Request`]; when the state
-//! is free the tool carries it out itself, and while `keypost run` holds it (sled allows one process) the tool
+//! is free the tool carries it out itself, and while `keypost run` holds it (its file lock allows one process) the tool
 //! asks the daemon over its control socket. Either way `Core::execute` carries it out and `control::answer` writes the output and the exit code.
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,13 +1,13 @@
 //! A vendor tool run as root (`sudo keypost lookup ...`) against the state of a service that runs as another user
-//! must not leave files in it that the service cannot open: sled creates and rewrites files as it goes, and a
-//! root-owned one stops the next `keypost run` with "permission denied".
+//! must not leave files in it that the service cannot open: the store creates files (on the first start, when it
+//! moves an old state over) and a root-owned one stops the next `keypost run` with "permission denied".
 //!
 //! The tools become the state folder's owner (its uid and gid, no other groups) before they open the state, so
 //! everything they write is the service's, exactly as if the service had written it. Refusing with a command to
 //! use instead does not work for the packaged unit: its `DynamicUser=` has no user name while the service is
 //! stopped, and its state is reached through `/var/lib/private`, which only root may enter. So the tool enters
 //! the state folder while still root and afterwards reaches it as `/proc/self/cwd` (a process may always follow
-//! its own links there, and sled turns relative paths into absolute ones by the way the owner may not pass);
+//! its own links there, whatever the path to it the owner may not pass);
 //! what only root may read (the configuration's secrets) is read before. `keypost run` is refused instead: a daemon reads its
 //! mailbox and secrets all the time, and the service is the way to run it as its user.
 use std::os::unix::fs::MetadataExt as _;
@@ -58,7 +58,7 @@ impl Owner {
         tracing::debug!(uid = self.uid, gid = self.gid, "Acting as the state folder's owner.");
         let here = PathBuf::from("/proc/self/cwd");
         anyhow::ensure!(
-            here.join("sled").exists(),
+            crate::store::Store::exists(&here),
             "cannot reach the state folder as {} through {}",
             self.name(),
             here.display()

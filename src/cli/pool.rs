@@ -102,7 +102,7 @@ pub(super) fn check_stock(loaded: &Loaded, problems: &mut crate::problems::Probl
 /// The pools' stock; none at all when the state was never created.
 fn stocks(loaded: &Loaded, pools: &[(String, u32)]) -> anyhow::Result<Vec<crate::pool::Stock>> {
     let state = crate::daemon::build::state_dir(loaded);
-    if !state.join("sled").exists() {
+    if !crate::store::Store::exists(&state) {
         return Ok(Vec::new());
     }
     let request = Request::PoolStatus { pools: pools.to_vec(), json: true };

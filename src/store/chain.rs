@@ -16,7 +16,8 @@ impl Store {
 
     /// The first order line that carried this subscription reference.
     pub fn by_subscription(&self, provider: &str, subscription: &str) -> Result<Option<OrderRecord>, StoreError> {
-        match self.db.get(records::key(BY_SUBSCRIPTION, &[provider, subscription]))? {
+        let order = super::engine::get(&self.table()?, &records::key(BY_SUBSCRIPTION, &[provider, subscription]))?;
+        match order {
             Some(order) => self.get(&order),
             None => Ok(None),
         }
@@ -32,9 +33,9 @@ impl Store {
     /// The order lines an index prefix points at.
     fn indexed(&self, prefix: &[u8]) -> Result<Vec<OrderRecord>, StoreError> {
         let mut found = Vec::new();
-        for item in self.db.scan_prefix(prefix) {
+        for item in self.prefix(prefix)? {
             let (_, order) = item?;
-            if let Some(record) = self.get::<OrderRecord>(&order)? {
+            if let Some(record) = self.get::<OrderRecord>(order.value())? {
                 found.push(record);
             }
         }

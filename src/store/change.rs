@@ -1,7 +1,8 @@
-//! [`Change`]: one state transition, collected and then applied as a single atomic sled batch.
+//! [`Change`]: one state transition, collected and then applied within one write transaction (atomic).
 use serde::Serialize;
 
 use super::StoreError;
+use super::engine::{Ids, WriteTable};
 use super::rate::Counted;
 use super::records::*;
 use crate::fulfil::FollowKind;
@@ -131,11 +132,6 @@ impl Change {
         &self.queued
     }
 
-    /// The rate-index entries this change writes (the store adds their counters when it applies it).
-    pub(super) fn counted(&self) -> &[Counted] {
-        &self.counted
-    }
-
     fn count(&mut self, entry: Counted) {
         self.put(entry.index_key.clone(), Vec::new());
         self.counted.push(entry);
@@ -155,11 +151,40 @@ impl Change {
         self.removes.push(key);
     }
 
-    pub(super) fn into_batch(
-        self,
-        mut next_id: impl FnMut() -> Result<u64, sled::Error>,
-    ) -> Result<sled::Batch, StoreError> {
+    /// Writes the change into a write transaction: removals, then puts, then audit lines under fresh numbers,
+    /// then the rate counters its new time-index entries raise (counted against the state before this change).
+    pub(super) fn apply(self, table: &mut WriteTable<'_>, ids: &Ids) -> Result<(), StoreError> {
+        let counters = super::rate::increments(table, &self.counted)?;
+        for key in &self.removes {
+            table.remove(key.as_slice())?;
+        }
+        for (key, value) in &self.puts {
+            table.insert(key.as_slice(), value.as_slice())?;
+        }
+        for entry in self.audit {
+            let bytes = serde_json::to_vec(&entry).unwrap_or_default();
+            table.insert(key(AUDIT, &[&format!("{:020}", ids.take())]).as_slice(), bytes.as_slice())?;
+        }
+        for (key, value) in counters {
+            table.insert(key.as_slice(), value.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// What the sled store before redb wrote for this change, as it wrote it (one sled batch: removals, puts,
+    /// audit lines under `generate_id`, rate counters read from the database): the migration tests build an old
+    /// state with it.
+    #[cfg(test)]
+    pub(super) fn into_sled_batch(self, db: &sled::Db) -> sled::Batch {
         let mut batch = sled::Batch::default();
+        let mut counters: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
+        for entry in &self.counted {
+            if db.contains_key(&entry.index_key).unwrap() {
+                continue;
+            }
+            let stored = db.get(&entry.counter_key).unwrap().map_or(0, |raw| serde_json::from_slice(&raw).unwrap());
+            *counters.entry(entry.counter_key.clone()).or_insert(stored) += 1;
+        }
         for key in self.removes {
             batch.remove(key);
         }
@@ -167,10 +192,12 @@ impl Change {
             batch.insert(key, value);
         }
         for entry in self.audit {
-            let id = next_id()?;
-            let bytes = serde_json::to_vec(&entry).unwrap_or_default();
-            batch.insert(key(AUDIT, &[&format!("{id:020}")]), bytes);
+            let id = db.generate_id().unwrap();
+            batch.insert(key(AUDIT, &[&format!("{id:020}")]), serde_json::to_vec(&entry).unwrap());
         }
-        Ok(batch)
+        for (key, n) in counters {
+            batch.insert(key, n.to_string().into_bytes());
+        }
+        batch
     }
 }

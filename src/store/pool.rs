@@ -115,7 +115,7 @@ impl Change {
 impl Store {
     /// A fresh number for the available queue, higher than every earlier one.
     pub fn pool_next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        Ok(self.ids.take())
     }
 
     pub fn pool_code(&self, product: &str, code: &str) -> Result<Option<PoolCode>, StoreError> {
@@ -125,16 +125,15 @@ impl Store {
     /// The first `count` available codes of a product, oldest import first (fewer when the pool has fewer).
     pub fn pool_available(&self, product: &str, count: usize) -> Result<Vec<Available>, StoreError> {
         let prefix = key(POOL_AVAILABLE, &[product, ""]);
-        self.db
-            .scan_prefix(&prefix)
+        self.prefix(&prefix)?
             .take(count)
-            .map(|item| item.map_err(StoreError::from).and_then(|(k, v)| super::decode(&k, &v)))
+            .map(|item| item.and_then(|(k, v)| super::decode(k.value(), v.value())))
             .collect()
     }
 
     /// How many codes of a product are available right now.
     pub fn pool_available_count(&self, product: &str) -> usize {
-        self.db.scan_prefix(key(POOL_AVAILABLE, &[product, ""])).count()
+        self.prefix(&key(POOL_AVAILABLE, &[product, ""])).map_or(0, Iterator::count)
     }
 
     /// Every code of a product by state.
@@ -153,9 +152,9 @@ impl Store {
     /// Every product that has codes in the state, in order.
     pub fn pool_products(&self) -> Result<Vec<String>, StoreError> {
         let mut products = Vec::new();
-        for item in self.db.scan_prefix(POOL_CODES) {
+        for item in self.prefix(POOL_CODES.as_bytes())? {
             let (key, _) = item?;
-            let name = key.get(POOL_CODES.len()..).unwrap_or_default();
+            let name = key.value().get(POOL_CODES.len()..).unwrap_or_default();
             let product = name.split(|b| *b == 0).next().unwrap_or_default();
             let product = String::from_utf8_lossy(product).into_owned();
             if products.last() != Some(&product) {
@@ -177,7 +176,7 @@ impl Store {
     }
 
     pub fn has_waiting_orders(&self) -> bool {
-        self.db.scan_prefix(POOL_WAITING).next().is_some()
+        self.prefix(POOL_WAITING.as_bytes()).is_ok_and(|mut entries| entries.next().is_some())
     }
 }
 

@@ -3,13 +3,16 @@
 //! orders into one hour, and every decision asks).
 //!
 //! Invariants: a counter counts the time-index entries (`tp/`, `tb/`) of its minute, each once: it is raised in
-//! the same sled batch that writes a new entry (never for a rewrite of an existing one), under the store's
-//! counting lock, so two commits cannot both count one entry or lose an increment. Entries are never removed,
+//! the same write transaction that writes a new entry (never for a rewrite of an existing one), and write
+//! transactions run one at a time, so two commits cannot both count one entry or lose an increment. Entries are never removed,
 //! so counters only grow. A database from before the counters gets them built once from the indexes at open.
 use std::collections::{BTreeMap, HashSet};
 
+use redb::ReadableTable;
+
+use super::engine::TABLE;
 use super::records::{BY_BUYER_TIME, BY_PROVIDER_TIME, key, time_part};
-use super::{StoreError, decode};
+use super::{Store, StoreError, decode};
 
 /// Per-minute counters, keyed by index prefix, provider or buyer, and the minute's first second.
 pub(super) const COUNTS: &str = "c/";
@@ -17,7 +20,7 @@ pub(super) const COUNTS: &str = "c/";
 pub(super) const META_COUNTED: &[u8] = b"meta/rate-counters";
 const MINUTE: i64 = 60;
 
-/// A key and its value, to add to a sled batch.
+/// A key and its value, to write in the same transaction.
 type Put = (Vec<u8>, Vec<u8>);
 
 /// A time-index entry a change writes, and the counter it adds one to if it is new.
@@ -39,12 +42,12 @@ fn counter_key(index: &str, ident: &str, at: i64) -> Vec<u8> {
 }
 
 /// The counter values to write with a batch that puts `entries`: each entry not yet in the database, and not
-/// repeated earlier in `entries`, adds one to its minute. Call under the counting lock, just before applying.
-pub(super) fn increments(db: &sled::Db, entries: &[Counted]) -> Result<Vec<Put>, StoreError> {
+/// repeated earlier in `entries`, adds one to its minute. Call in the transaction, before it writes `entries`.
+pub(super) fn increments(db: &impl Records, entries: &[Counted]) -> Result<Vec<Put>, StoreError> {
     let mut seen = HashSet::new();
     let mut counters: BTreeMap<&[u8], u64> = BTreeMap::new();
     for entry in entries {
-        if !seen.insert(entry.index_key.as_slice()) || db.contains_key(&entry.index_key)? {
+        if !seen.insert(entry.index_key.as_slice()) || db.get(entry.index_key.as_slice())?.is_some() {
             continue;
         }
         let count = match counters.get_mut(entry.counter_key.as_slice()) {
@@ -59,35 +62,39 @@ pub(super) fn increments(db: &sled::Db, entries: &[Counted]) -> Result<Vec<Put>,
     Ok(counters.into_iter().map(|(k, n)| (k.to_vec(), n.to_string().into_bytes())).collect())
 }
 
-fn read(db: &sled::Db, counter_key: &[u8]) -> Result<u64, StoreError> {
-    db.get(counter_key)?.map_or(Ok(0), |raw| decode(counter_key, &raw))
+/// The records table, as a write transaction or a read snapshot sees it.
+pub(super) trait Records: ReadableTable<&'static [u8], &'static [u8]> {}
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Records for T {}
+
+fn read(db: &impl Records, counter_key: &[u8]) -> Result<u64, StoreError> {
+    db.get(counter_key)?.map_or(Ok(0), |raw| decode(counter_key, raw.value()))
 }
 
 /// Distinct orders in `index` for `ident` from the start of the minute `since` falls in: up to 59 s more than
 /// asked for, never less, so a limit checked against it is never exceeded.
-pub(super) fn count_since(db: &sled::Db, index: &str, ident: &str, since: i64) -> Result<u32, StoreError> {
+pub(super) fn count_since(db: &impl Records, index: &str, ident: &str, since: i64) -> Result<u32, StoreError> {
     let start = counter_key(index, ident, since);
     let mut end = key(COUNTS, &[index, ident, ""]);
     end.push(0xff);
     let mut total = 0u64;
-    for item in db.range(start..end) {
+    for item in db.range(start.as_slice()..end.as_slice())? {
         let (k, v) = item?;
-        total = total.saturating_add(decode::<u64>(&k, &v)?);
+        total = total.saturating_add(decode::<u64>(k.value(), v.value())?);
     }
     Ok(u32::try_from(total).unwrap_or(u32::MAX))
 }
 
 /// Builds the counters from the time indexes once, for a database written before they existed.
-pub(super) fn build_once(db: &sled::Db) -> Result<(), StoreError> {
-    if db.contains_key(META_COUNTED)? {
+pub(super) fn build_once(store: &Store) -> Result<(), StoreError> {
+    if store.table()?.get(META_COUNTED)?.is_some() {
         return Ok(());
     }
     let mut counters: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     for index in [BY_PROVIDER_TIME, BY_BUYER_TIME] {
-        for item in db.scan_prefix(index) {
+        for item in store.prefix(index.as_bytes())? {
             let (k, _) = item?;
             // `index` + ident NUL time NUL rest; neither a provider nor a rate key contains NUL.
-            let Some(rest) = k.get(index.len()..) else { continue };
+            let Some(rest) = k.value().get(index.len()..) else { continue };
             let mut parts = rest.splitn(3, |b| *b == 0);
             let (Some(ident), Some(time)) = (parts.next(), parts.next()) else { continue };
             let Some(at) = std::str::from_utf8(time).ok().and_then(|t| t.parse::<i64>().ok()) else { continue };
@@ -95,14 +102,17 @@ pub(super) fn build_once(db: &sled::Db) -> Result<(), StoreError> {
             *counters.entry(counter).or_default() += 1;
         }
     }
-    let mut batch = sled::Batch::default();
     let built = counters.len();
-    for (k, n) in counters {
-        batch.insert(k, n.to_string().into_bytes());
+    let mut txn = store.db.begin_write()?;
+    {
+        let mut table = txn.open_table(TABLE)?;
+        for (k, n) in counters {
+            table.insert(k.as_slice(), n.to_string().into_bytes().as_slice())?;
+        }
+        table.insert(META_COUNTED, b"1".as_slice())?;
     }
-    batch.insert(META_COUNTED, b"1".to_vec());
-    db.apply_batch(batch)?;
-    db.flush()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    txn.commit()?;
     tracing::info!(counters = built, "Built the rate-limit counters from the order history (once).");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! What the store keeps, as serde records (JSON values in sled), and the keys they live under.
+//! What the store keeps, as serde records (JSON values in the one redb table), and the keys they live under.
 //! Key fields are joined with NUL, which no order field can contain (`order.rs` refuses control characters).
 use serde::{Deserialize, Serialize};
 
@@ -235,6 +235,8 @@ pub struct AuditEntry {
 }
 
 pub(super) const META_SCHEMA: &[u8] = b"meta/schema";
+/// The next number for an audit line or a pool code (see `engine::Ids`).
+pub(super) const META_NEXT_ID: &[u8] = b"meta/next-id";
 pub(super) const ORDERS: &str = "o/";
 pub(super) const BY_MESSAGE_ID: &str = "m/";
 pub(super) const BY_HASH: &str = "h/";

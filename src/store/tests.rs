@@ -42,7 +42,7 @@ pub(super) fn record(order_id: &str, line: u32, buyer: &str, at: i64) -> OrderRe
     }
 }
 
-fn outgoing(id: &str) -> Outgoing {
+pub(super) fn outgoing(id: &str) -> Outgoing {
     Outgoing { message_id: id.into(), from: "v@x.example".into(), to: vec!["b@y.example".into()], bytes: b"x".to_vec() }
 }
 
@@ -145,10 +145,14 @@ fn a_state_written_before_the_rate_counters_gets_them_built_once_at_open() {
         change.put_order(&record("A-3", 0, "bo@example.com", 5030));
         store.commit(change).unwrap();
         // What an older keypost left: the time indexes, no counters.
-        for item in store.db.scan_prefix(rate::COUNTS) {
-            store.db.remove(item.unwrap().0).unwrap();
-        }
-        store.db.remove(rate::META_COUNTED).unwrap();
+        let counters: Vec<Vec<u8>> =
+            store.prefix(rate::COUNTS.as_bytes()).unwrap().map(|item| item.unwrap().0.value().to_vec()).collect();
+        raw_write(&store, |table| {
+            for key in &counters {
+                table.remove(key.as_slice()).unwrap();
+            }
+            table.remove(rate::META_COUNTED).unwrap();
+        });
         assert_eq!(store.recent_counts("paypal", Some(&asa), 0).unwrap(), (0, 0));
         store.flush_blocking().unwrap();
     }
@@ -218,7 +222,7 @@ fn a_damaged_database_stops_start_up_instead_of_starting_empty() {
         store.commit(change).unwrap();
         store.flush_blocking().unwrap();
     }
-    let db_file = dir.path().join("sled").join("db");
+    let db_file = dir.path().join("keypost.redb");
     let len = std::fs::metadata(&db_file).unwrap().len() as usize;
     std::fs::write(&db_file, vec![0x5a; len]).unwrap();
     let err = Store::open(dir.path()).unwrap_err();
@@ -229,10 +233,10 @@ fn a_damaged_database_stops_start_up_instead_of_starting_empty() {
 fn a_first_start_killed_while_creating_the_database_is_rebuilt_not_refused() {
     let dir = tempfile::tempdir().unwrap();
     // What a kill during creation leaves: a staging database without its schema version.
-    drop(sled::Config::new().path(dir.path().join("sled.creating")).open().unwrap());
+    drop(redb::Database::create(dir.path().join("keypost.redb.creating")).unwrap());
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.outbox_len(), 0);
-    assert!(!dir.path().join("sled.creating").exists());
+    assert!(!dir.path().join("keypost.redb.creating").exists());
     drop(store);
     Store::open(dir.path()).unwrap();
 }
@@ -240,8 +244,12 @@ fn a_first_start_killed_while_creating_the_database_is_rebuilt_not_refused() {
 #[test]
 fn a_database_without_a_schema_version_is_refused_as_damaged() {
     let dir = tempfile::tempdir().unwrap();
-    drop(sled::Config::new().path(dir.path().join("sled")).open().unwrap());
+    drop(redb::Database::create(dir.path().join("keypost.redb")).unwrap());
     assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
+    let txn = redb::Database::open(dir.path().join("keypost.redb")).unwrap().begin_write().unwrap();
+    drop(txn.open_table(TABLE).unwrap());
+    txn.commit().unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })), "a table without the schema");
 }
 
 #[test]
@@ -249,12 +257,96 @@ fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path()).unwrap();
-        store.db.insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
-        store.flush_blocking().unwrap();
+        raw_write(&store, |table| {
+            table.insert(META_SCHEMA, (SCHEMA_VERSION + 1).to_be_bytes().as_slice()).unwrap();
+        });
     }
     assert!(
         matches!(Store::open(dir.path()), Err(StoreError::NewerSchema { found, .. }) if found == SCHEMA_VERSION + 1)
     );
+}
+
+#[test]
+fn a_second_open_of_a_state_in_use_is_refused_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked { .. })));
+    drop(store);
+    Store::open(dir.path()).unwrap();
+}
+
+#[test]
+fn audit_lines_and_pool_numbers_keep_rising_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_then_seq = |store: &Store, at: i64| {
+        let mut change = Change::new();
+        change.audit(at, "noted", "x", "");
+        store.commit(change).unwrap();
+        store.pool_next_seq().unwrap()
+    };
+    let first = {
+        let store = Store::open(dir.path()).unwrap();
+        audit_then_seq(&store, 1);
+        let seq = audit_then_seq(&store, 2);
+        // The last number was handed out but never committed: the next start may hand it out again.
+        store.flush_blocking().unwrap();
+        seq
+    };
+    let store = Store::open(dir.path()).unwrap();
+    assert!(audit_then_seq(&store, 3) >= first);
+    let order: Vec<i64> = store.audit().unwrap().iter().map(|entry| entry.at).collect();
+    assert_eq!(order, [1, 2, 3], "the audit trail stays in the order it was written");
+}
+
+#[tokio::test]
+async fn changes_made_durable_together_are_all_there_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut pending = store.pending();
+        for i in 0..3 {
+            let mut change = Change::new();
+            change.put_order(&record(&format!("P-{i}"), 0, "asa@example.com", 100));
+            change.queue(&OutboxEntry::new(outgoing(&format!("r{i}@v")), Purpose::Vendor, 100));
+            pending.apply(change).unwrap();
+        }
+        assert_eq!(store.order_lines("paypal", "P-2").unwrap().len(), 1, "visible before it is durable");
+        let queued = pending.durable().await.unwrap();
+        assert_eq!(queued.message_ids(), ["r0@v", "r1@v", "r2@v"]);
+        // Concurrent durable commits (the sends of a batch) each return once theirs is on disk.
+        let sends = (0..3).map(|i| {
+            let store = store.clone();
+            async move {
+                let mut change = Change::new();
+                change.unqueue(&format!("r{i}@v"));
+                store.commit_durable(change).await.unwrap()
+            }
+        });
+        futures_join(sends).await;
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.orders().unwrap().len(), 3);
+    assert_eq!(store.outbox_len(), 0);
+}
+
+async fn futures_join<F>(futures: impl Iterator<Item = F>)
+where
+    F: std::future::Future<Output: Send + 'static> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for future in futures {
+        set.spawn(future);
+    }
+    while let Some(done) = set.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Writes into the records table directly, durably (what an older or a damaged state holds).
+fn raw_write(store: &Store, write: impl FnOnce(&mut engine::WriteTable<'_>)) {
+    let txn = store.db.begin_write().unwrap();
+    write(&mut txn.open_table(TABLE).unwrap());
+    txn.commit().unwrap();
 }
 
 #[test]
@@ -265,10 +357,7 @@ fn the_state_folder_is_created_private_and_an_open_one_is_narrowed() {
     let state = dir.path().join("a/state");
     drop(Store::open(&state).unwrap());
     assert_eq!(mode(&state), 0o700);
-    for entry in std::fs::read_dir(state.join("sled")).unwrap() {
-        let path = entry.unwrap().path();
-        assert_eq!(mode(&path) & 0o077, 0, "{} is open to others", path.display());
-    }
+    assert_eq!(mode(&state.join("keypost.redb")), 0o600);
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
     drop(Store::open(&state).unwrap());
     assert_eq!(mode(&state), 0o700, "an open state folder is narrowed");

@@ -42,9 +42,10 @@ impl Store {
     pub fn order_providers(&self) -> Result<Vec<String>, StoreError> {
         let mut providers = Vec::new();
         let mut from = BY_PROVIDER_TIME.as_bytes().to_vec();
-        while let Some(item) = self.db.range(from.as_slice()..).next() {
+        let table = self.table()?;
+        while let Some(item) = table.range(from.as_slice()..)?.next() {
             let (found, _) = item?;
-            let Some(rest) = found.strip_prefix(BY_PROVIDER_TIME.as_bytes()) else { break };
+            let Some(rest) = found.value().strip_prefix(BY_PROVIDER_TIME.as_bytes()) else { break };
             let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
             providers.push(String::from_utf8_lossy(provider).into_owned());
             // The next provider: this one's keys are `provider NUL ...`, all below `provider 0x01`.
@@ -57,10 +58,11 @@ impl Store {
     pub fn order_times(&self, provider: &str, count: usize) -> Result<Vec<i64>, StoreError> {
         let prefix = key(BY_PROVIDER_TIME, &[provider, ""]);
         let mut times = Vec::with_capacity(count);
-        for item in self.db.scan_prefix(&prefix).rev().take(count) {
+        for item in super::engine::under(&self.table()?, &prefix)?.rev().take(count) {
             let (found, _) = item?;
             // `tp/` provider NUL time (20 digits) NUL order id.
-            let time = found.get(prefix.len()..).unwrap_or_default().split(|b| *b == 0).next().unwrap_or_default();
+            let time =
+                found.value().get(prefix.len()..).unwrap_or_default().split(|b| *b == 0).next().unwrap_or_default();
             if let Some(at) = std::str::from_utf8(time).ok().and_then(|t| t.parse::<i64>().ok()) {
                 times.push(at);
             }
@@ -77,9 +79,10 @@ impl Store {
     /// The providers silent now: alerted, and no order recorded since. In provider order.
     pub fn silent_providers(&self) -> Result<Vec<(String, SilenceRecord)>, StoreError> {
         let mut silent = Vec::new();
-        for item in self.db.scan_prefix(SILENCES) {
+        for item in self.prefix(SILENCES.as_bytes())? {
             let (found, value) = item?;
-            let record: SilenceRecord = super::decode(&found, &value)?;
+            let found = found.value();
+            let record: SilenceRecord = super::decode(found, value.value())?;
             let provider = String::from_utf8_lossy(found.get(SILENCES.len()..).unwrap_or_default()).into_owned();
             if self.order_times(&provider, 1)?.last().is_none_or(|last| *last <= record.since) {
                 silent.push((provider, record));

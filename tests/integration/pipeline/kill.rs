@@ -78,11 +78,13 @@ fn replies(sends: &BTreeMap<String, Vec<String>>) -> usize {
     sends.keys().filter(|id| id.starts_with("keypost.reply.")).count()
 }
 
-/// Until a random number (1 to 12) of further replies went out, or a random time (10 to 400 ms) passed,
+/// Until a random number (1 to 12) of further replies went out, or a random time (10 ms to 3 s) passed,
 /// whichever is first: so kills land during start-up, between orders and mid-send, on fast and slow machines.
+/// A batch (100 messages) is decided whole before its one durable commit, and a kill before that commit loses
+/// all of it: the wait must be able to outlast deciding one in a debug build, or no kill ever lands mid-send.
 fn wait_for_a_random_moment(out: &Path) {
     let target = replies(&sends(out)) + fastrand::usize(1..=12);
-    let deadline = Instant::now() + Duration::from_millis(fastrand::u64(10..400));
+    let deadline = Instant::now() + Duration::from_millis(fastrand::u64(10..3000));
     while Instant::now() < deadline && replies(&sends(out)) < target {
         std::thread::sleep(Duration::from_millis(fastrand::u64(1..4)));
     }
@@ -109,7 +111,16 @@ fn killing_the_daemon_at_random_moments_loses_no_order_and_only_repeats_identica
 
     let sends = sends(&out);
     let duplicates: usize = sends.values().map(|copies| copies.len() - 1).sum();
-    let killed_mid_drain = progress.iter().filter(|&&answered| answered < ORDERS).count();
+    // Mid-drain: the run had sent replies when it was killed, and not all of them.
+    let mut before = 0;
+    let killed_mid_drain = progress
+        .iter()
+        .filter(|&&answered| {
+            let moved = answered > before && answered < ORDERS;
+            before = answered;
+            moved
+        })
+        .count();
     println!(
         "kill -9: {KILLS} kills ({killed_mid_drain} mid-drain), replies answered after each kill {progress:?}, \
          {} orders answered, {duplicates} duplicate send(s), {:.1} s\nfinal pass:\n{summary}",
@@ -122,7 +133,7 @@ fn killing_the_daemon_at_random_moments_loses_no_order_and_only_repeats_identica
         assert!(out.join(format!("{id}.eml")).exists(), "{id} has its file");
     }
     assert!(duplicates <= KILLS, "at most one duplicate per kill, got {duplicates}");
-    assert!(killed_mid_drain >= 20, "the kills must land while orders are still being drained: {progress:?}");
+    assert!(killed_mid_drain >= KILLS / 2, "the kills must land while orders are being answered: {progress:?}");
     let month = keypost::mailbox::month(time::OffsetDateTime::now_utc());
     let done = std::fs::read_dir(dir.path().join(format!("mail/.keypost.done.{month}/cur"))).unwrap().count();
     assert_eq!(done, ORDERS, "every message settled, none deleted");

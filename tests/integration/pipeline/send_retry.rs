@@ -73,8 +73,8 @@ async fn a_refused_reply_is_retried_after_2_s_then_8_s_then_32_s_and_sent_once()
     source.0.deliver("1", &mail("m1@shop.example", &sale("A-1", "asa@example.com")));
     let mut daemon = Daemon::new(source, mailer, core, Box::new(TestReader), verifier);
 
-    // Not a timer: the paused clock jumps to the next timer whenever the runtime waits, e.g. for the state's flush
-    // on sled's own thread, so a timer here would end the run at once.
+    // Not a timer: the paused clock jumps to the next timer whenever the runtime waits, e.g. for the state's fsync
+    // on a blocking thread, so a timer here would end the run at once.
     daemon.run(shutdown, |_| {}).await.unwrap();
 
     let tries = daemon.mailer.tries.borrow().clone();
