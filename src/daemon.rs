@@ -411,13 +411,16 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             };
             // A batch fetched ahead is waiting already: asking the source (IMAP: a SELECT) would only cost a trip.
             let ready = self.prefetched.as_ref().is_some_and(|batch| !batch.is_empty());
+            // In this order: a stop requested during the pass ends the loop even when more mail is ready at once,
+            // and a vendor's request is served before the next pass of a long drain.
             tokio::select! {
+                biased;
                 _ = shutdown.wait() => return Ok(()),
+                Some(job) = jobs::next(&mut self.jobs) => self.serve(job).await,
                 result = wait_unless(ready, &mut self.source, wait) => if let Err(err) = result {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
                     tokio::time::sleep(crate::backoff::FIRST).await;
                 },
-                Some(job) = jobs::next(&mut self.jobs) => self.serve(job).await,
             }
         }
     }
