@@ -25,8 +25,8 @@
 //! # Protocol (what a crash at each point leads to)
 //! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
 //! step 2's changes are applied one message after another and made durable once with [`Store::pending`]; then
-//! the sends of step 3 run concurrently, each recorded durably as soon as the server answered it; then step 4
-//! moves the batch):
+//! the sends of step 3 run concurrently, each recorded durably as soon as the server answered it, while step 4
+//! moves the batch, which needs nothing from step 3: a crash during either is case 2):
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
 //! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the

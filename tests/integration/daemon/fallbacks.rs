@@ -32,8 +32,10 @@ async fn without_idle_and_move_keypost_polls_and_copies_then_expunges_each_order
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_keypost_reconnects_and_answers_every_order_once() {
-    const BACKLOG: usize = 150;
-    const TOTAL: usize = 180;
+    // Large enough that the restart lands mid-drain: a batch is moved and the next fetched while replies go out,
+    // so 150 orders were all answered before Dovecot was back.
+    const BACKLOG: usize = 600;
+    const TOTAL: usize = 630;
     let mut dovecot = Dovecot::start();
     let sink = RecordingSink::start(VENDOR);
     let orders = Orders::new();
