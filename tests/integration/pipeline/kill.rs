@@ -63,11 +63,12 @@ fn keypost(dir: &Path) -> Command {
     crate::support::keypost(dir, &["--config", "keypost.toml", "run"])
 }
 
-/// Message-ID -> the SHA-256 of every copy sent.
+/// Message-ID -> the SHA-256 of every copy sent. Read while keypost appends to the log: a line not yet ended by
+/// its newline is a write still under way (each record is one write), not a record.
 fn sends(out: &Path) -> BTreeMap<String, Vec<String>> {
     let log = std::fs::read_to_string(out.join(SENDS_LOG)).unwrap_or_default();
     let mut sends: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in log.lines() {
+    for line in log.split_inclusive('\n').filter_map(|line| line.strip_suffix('\n')) {
         let (id, hash) = line.split_once(' ').unwrap();
         sends.entry(id.to_owned()).or_default().push(hash.to_owned());
     }
