@@ -10,7 +10,23 @@ use time::{Date, OffsetDateTime};
 
 use super::{wait_folders, wait_running};
 use crate::support::binary::{VENDOR, config, is_reply};
-use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestSigner, done_folder};
+use crate::support::{Dovecot, Keypost, Orders, SmtpSink, TestImap, TestSigner, done_folder};
+
+/// The test's mail, appended to INBOX one message at a time: each is waited for until keypost filed it as done.
+#[derive(Default)]
+struct Inbox {
+    done: u32,
+}
+
+impl Inbox {
+    async fn deliver(&mut self, client: &mut TestImap, keypost: &Keypost, mail: Vec<u8>) {
+        client.append("INBOX", &mail).await;
+        self.done += 1;
+        let done = done_folder();
+        let folders = [("INBOX", 0), (done.as_str(), self.done)];
+        wait_folders(client, &folders, Duration::from_secs(30), keypost).await;
+    }
+}
 
 const BUYER: &str = "tomas.nowak@example.com";
 const LICENSEE: &str = "Nowak Consulting";
@@ -80,36 +96,29 @@ async fn a_subscription_is_sold_renewed_once_cancelled_refunded_and_extended_wit
     let mut client = dovecot.client().await;
     let today = OffsetDateTime::now_utc().date();
     let (first_end, renewed_end) = (today + days(365), today + days(730));
-    let mut expected_done = 0;
-    let mut deliver = async |mail: Vec<u8>, client: &mut crate::support::TestImap| {
-        client.append("INBOX", &mail).await;
-        expected_done += 1;
-        let done = done_folder();
-        let folders = [("INBOX", 0), (done.as_str(), expected_done)];
-        wait_folders(client, &folders, Duration::from_secs(30), &keypost).await;
-    };
+    let mut inbox = Inbox::default();
 
     // The first payment: a serial valid through its next billing date.
-    deliver(paddle(&signer, "subscription_first_payment", first_end, "sub-1"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, paddle(&signer, "subscription_first_payment", first_end, "sub-1")).await;
     assert_eq!(to(&sink.received(1, Duration::from_secs(20)), BUYER).len(), 1, "{}", keypost.log());
 
     // The renewal, the same mail again, and another message about the same payment: one new serial.
     let renewal = paddle(&signer, "subscription_renewal", renewed_end, "sub-2");
-    deliver(renewal.clone(), &mut client).await;
-    deliver(renewal, &mut client).await;
-    deliver(paddle(&signer, "subscription_renewal", renewed_end, "sub-2-again"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, renewal.clone()).await;
+    inbox.deliver(&mut client, &keypost, renewal).await;
+    inbox.deliver(&mut client, &keypost, paddle(&signer, "subscription_renewal", renewed_end, "sub-2-again")).await;
     let dumps = sink.received(2, Duration::from_secs(20));
     assert_eq!(to(&dumps, BUYER).len(), 2, "one renewal reply: {dumps:#?}");
 
     // The cancellation: the vendor is told, the buyer gets nothing (Paddle confirms it to them).
-    deliver(paddle(&signer, "subscription_cancelled", renewed_end, "sub-3"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, paddle(&signer, "subscription_cancelled", renewed_end, "sub-3")).await;
     let dumps = sink.received(3, Duration::from_secs(20));
     let vendor = to(&dumps, VENDOR);
     assert!(vendor.iter().any(|m| m.contains("subscription cancelled: paddle/5120044-3310#0")), "{vendor:#?}");
     assert_eq!(to(&dumps, BUYER).len(), 2, "nothing to the buyer on a cancellation");
 
     // The renewal's refund revokes its serial at once.
-    deliver(paddle(&signer, "subscription_payment_refunded", renewed_end, "sub-4"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, paddle(&signer, "subscription_payment_refunded", renewed_end, "sub-4")).await;
     let dumps = sink.received(4, Duration::from_secs(20));
     assert!(to(&dumps, VENDOR).iter().any(|m| m.contains("revoked: paddle/5120044-7781 (refund)")), "{dumps:#?}");
 
@@ -190,25 +199,18 @@ async fn a_gumroad_recurring_charge_renews_the_subscribers_licence_instead_of_se
     let mut client = dovecot.client().await;
     let today = OffsetDateTime::now_utc().date();
     let (first_end, renewed_end) = (today + days(31), today + days(62));
-    let mut expected_done = 0;
-    let mut deliver = async |mail: Vec<u8>, client: &mut crate::support::TestImap| {
-        client.append("INBOX", &mail).await;
-        expected_done += 1;
-        let done = done_folder();
-        let folders = [("INBOX", 0), (done.as_str(), expected_done)];
-        wait_folders(client, &folders, Duration::from_secs(30), &keypost).await;
-    };
+    let mut inbox = Inbox::default();
 
     // The first charge ("You have a new subscriber for ...") is a sale: a serial for the SKU's 31 days.
-    deliver(gumroad(&signer, "subscription_first_sale"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, gumroad(&signer, "subscription_first_sale")).await;
     let first_reply = to(&sink.received(1, Duration::from_secs(20)), SUBSCRIBER);
     assert_eq!(first_reply.len(), 1, "{}", keypost.log());
     assert!(first_reply[0].contains("Subject: Your Acme Pro Monthly license"), "{first_reply:#?}");
 
     // The next charge, delivered twice: one renewal, through the SKU's term after the first expiry.
     let renewal = gumroad(&signer, "subscription_renewal");
-    deliver(renewal.clone(), &mut client).await;
-    deliver(renewal, &mut client).await;
+    inbox.deliver(&mut client, &keypost, renewal.clone()).await;
+    inbox.deliver(&mut client, &keypost, renewal).await;
     let dumps = sink.received(2, Duration::from_secs(20));
     let buyer = to(&dumps, SUBSCRIBER);
     assert_eq!(buyer.len(), 2, "one renewal reply: {dumps:#?}");
@@ -216,7 +218,7 @@ async fn a_gumroad_recurring_charge_renews_the_subscribers_licence_instead_of_se
     assert!(renewed.contains(&format!("Valid until: {renewed_end}")), "{renewed}");
 
     // The subscriber cancels: the vendor is told, the licence runs to the end of what was paid.
-    deliver(gumroad(&signer, "subscription_cancelled_by_customer"), &mut client).await;
+    inbox.deliver(&mut client, &keypost, gumroad(&signer, "subscription_cancelled_by_customer")).await;
     let dumps = sink.received(3, Duration::from_secs(20));
     keypost.stop();
     assert!(to(&dumps, VENDOR).iter().any(|m| m.contains("subscription cancelled: gumroad/")), "{dumps:#?}");
