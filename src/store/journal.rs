@@ -137,11 +137,11 @@ impl Store {
         if !changes.is_empty() {
             self.write(changes, redb::Durability::Immediate)?;
         }
-        if journaled > 0 {
-            if let Err(err) = self.journal.folded(journaled) {
-                // Harmless: the lines are skipped on the next open, their messages no longer being queued.
-                tracing::warn!(file = %self.journal.path().display(), "Cannot empty the send journal: {err}");
-            }
+        // An error is harmless: the lines are skipped on the next open, their messages no longer being queued.
+        if journaled > 0
+            && let Err(err) = self.journal.folded(journaled)
+        {
+            tracing::warn!(file = %self.journal.path().display(), "Cannot empty the send journal: {err}");
         }
         Ok(())
     }
