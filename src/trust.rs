@@ -205,6 +205,9 @@ pub struct ProviderTrust {
     pub dkim_domains: Vec<String>,
     /// Sender addresses or `@domain`s the template recognises.
     pub senders: Vec<String>,
+    /// Headers the template reads a field from (`header:NAME`), lower case. Each copy in the message must be
+    /// signed, Message-ID excepted (see `signed::SINGLE_HEADERS`).
+    pub read_headers: Vec<String>,
 }
 
 /// The outcome of the authenticity check.

@@ -184,6 +184,29 @@ pub struct Template {
     pub payment_processor: String,
 }
 
+impl Template {
+    /// The headers some field or rule reads (`header:NAME`), lower case, each once: the trust check requires
+    /// them to be signed.
+    pub fn read_headers(&self) -> Vec<String> {
+        let fields = [&self.order_id, &self.licensee, &self.buyer_name, &self.buyer_email, &self.total]
+            .into_iter()
+            .chain([&self.subscription, &self.period_end, &self.payment_id, &self.sequence])
+            .flatten()
+            .chain(self.adjustments.iter().map(|(_, field)| field));
+        let places = fields.flat_map(|field| &field.places).chain(self.items.iter().flat_map(|items| &items.places));
+        let sources = places.map(|place| &place.source).chain(self.rules.iter().map(|rule| &rule.order_id_source));
+        let mut names: Vec<String> = sources
+            .filter_map(|source| match source {
+                Source::Header(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 /// Parses and compiles one template's text; `file` names it in problems and gives the default id.
 pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
     let mut problems = Problems::new(file);

@@ -11,6 +11,7 @@ use crate::support::TestSigner;
 mod attacks;
 mod binding;
 mod flood;
+mod headers;
 mod orderings;
 mod parsed;
 mod peer;
@@ -35,6 +36,7 @@ fn paypal() -> ProviderTrust {
         provider: "paypal".into(),
         dkim_domains: vec!["paypal.com".into()],
         senders: vec!["@paypal.com".into()],
+        read_headers: Vec::new(),
     }
 }
 
