@@ -16,6 +16,7 @@ mod orderings;
 mod parsed;
 mod peer;
 mod serials;
+mod servers;
 
 /// The shared test signer: RSA-2048, one key per domain, every key under selector `s1`.
 fn signer(domain: &'static str) -> TestSigner {
