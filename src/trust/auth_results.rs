@@ -37,7 +37,11 @@ pub(crate) enum ResultsRefusal {
 
 /// The method when the topmost header carrying `authserv_id` holds a `dkim=pass` for a provider domain aligned
 /// with the From, and every signature of the message it can refer to passes keypost's rules.
-pub(crate) fn verify(raw: &[u8], authserv_id: &str, context: &Context<'_>) -> Result<String, ResultsRefusal> {
+pub(crate) fn verify(
+    raw: &[u8],
+    authserv_id: &str,
+    context: &Context<'_>,
+) -> Result<(String, Vec<String>), ResultsRefusal> {
     let signed = signed::open(raw).map_err(ResultsRefusal::Message)?;
     let wanted = authserv_id.trim().to_ascii_lowercase();
     let from_domain = domain::address_domain(&signed.from).unwrap_or_default();
@@ -56,8 +60,9 @@ pub(crate) fn verify(raw: &[u8], authserv_id: &str, context: &Context<'_>) -> Re
     let mut refusal = None;
     for (clause, d) in passes {
         match signatures_pass(&signed, clause, &d, context) {
-            Ok(()) => {
-                return Ok(format!("authentication-results {}: dkim=pass header.d={}", quote(&wanted), quote(&d)));
+            Ok(digests) => {
+                let method = format!("authentication-results {}: dkim=pass header.d={}", quote(&wanted), quote(&d));
+                return Ok((method, digests));
             }
             Err(err) => refusal = refusal.or(Some(err)),
         }
@@ -104,26 +109,26 @@ fn dmarc_fails(clause: &syntax::Clause, from_domain: &str) -> bool {
 }
 
 /// Every DKIM-Signature of the message the clause can refer to (there must be one) has this body and passes the
-/// coverage rules: when it cannot be told which one the server checked, all of them must do.
+/// coverage rules: when it cannot be told which one the server checked, all of them must do. Returns their digests.
 fn signatures_pass(
     signed: &Signed<'_>,
     clause: &syntax::Clause,
     d: &str,
     context: &Context<'_>,
-) -> Result<(), ResultsRefusal> {
+) -> Result<Vec<String>, ResultsRefusal> {
     let candidates: Vec<&Signature> =
         signed.message.dkim_headers.iter().map(|h| &h.header).filter(|s| refers_to(clause, d, s)).collect();
     if candidates.is_empty() {
         return Err(ResultsRefusal::NoSignature(quote(d)));
     }
-    for signature in candidates {
+    for signature in &candidates {
         let coverage = |problem: String| ResultsRefusal::Coverage { d: quote(d), problem };
         signed::check_coverage(signature, signed, context).map_err(coverage)?;
         if !signed::body_hash_matches(signature, &signed.message) {
             return Err(coverage("the body was changed after signing".to_owned()));
         }
     }
-    Ok(())
+    Ok(candidates.into_iter().map(signed::digest).collect())
 }
 
 /// The clause can speak of this signature: same `d=` (or, with only `header.i`, an `i=` in the same domain),

@@ -136,6 +136,12 @@ fn check_sender(signature: &Signature, signed: &Signed<'_>, context: &Context<'_
     Ok(())
 }
 
+/// The SHA-256 (hex) of the signature's `b=`: names the signature, so the same signed mail is known again.
+pub(crate) fn digest(signature: &Signature) -> String {
+    use sha2::Digest as _;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&signature.b))
+}
+
 /// The body hash the signature claims is the hash of this message's body (no `l=`): the body is the one the
 /// provider signed, checked without its key.
 pub(crate) fn body_hash_matches(signature: &Signature, message: &AuthenticatedMessage<'_>) -> bool {
