@@ -53,3 +53,33 @@ impl Change {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_indexed_as_states_always_did_is_seen_for_its_provider_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        change.index_email(Some("m1@p"), "hash1", "paypal", "A-1");
+        store.commit(change).unwrap();
+        assert_eq!(store.seen_message_id("paypal", "m1@p").unwrap().as_deref(), Some("paypal\0A-1"));
+        assert_eq!(store.seen_message_id("gumroad", "m1@p").unwrap(), None);
+        assert_eq!(store.seen_message_id("paypal", "m2@p").unwrap(), None);
+    }
+
+    #[test]
+    fn a_signature_is_seen_once_indexed_and_a_state_without_signatures_has_seen_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = ("aa".repeat(32), "bb".repeat(32));
+        assert_eq!(store.seen_signature(std::slice::from_ref(&a)).unwrap(), None);
+        let mut change = Change::new();
+        change.index_signatures(std::slice::from_ref(&a), "gumroad", "G-1");
+        store.commit(change).unwrap();
+        assert_eq!(store.seen_signature(&[b.clone(), a]).unwrap().as_deref(), Some("gumroad\0G-1"));
+        assert_eq!(store.seen_signature(&[b]).unwrap(), None);
+    }
+}

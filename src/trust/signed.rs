@@ -26,7 +26,7 @@ const READ_HEADERS: [&str; 4] = ["from", "to", "cc", "subject"];
 /// Message-ID and often no Content-Transfer-Encoding; PayPal's 2016 signature has no Content-Type), so an
 /// unsigned one is accepted, but never a second copy: which one a reader takes could not be told, and the
 /// signature would vouch for neither. A re-sent genuine mail whose unsigned Message-ID or MIME headers were
-/// changed reads as the same text (the content hash) and goes to review.
+/// changed still carries the provider's signature, by which the daemon knows it (`store/seen.rs`).
 pub(crate) const SINGLE_HEADERS: [&str; 4] =
     ["message-id", "mime-version", "content-type", "content-transfer-encoding"];
 
