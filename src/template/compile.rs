@@ -93,6 +93,8 @@ pub struct Items {
     pub required: bool,
     /// Every item must have a price or amount above zero.
     pub priced: bool,
+    /// At most one item: the layout prints one.
+    pub single: bool,
     pub clean: Vec<Clean>,
 }
 
@@ -558,7 +560,7 @@ impl Compiler<'_> {
         if places.iter().all(|place| place.patterns.is_empty()) {
             return None;
         }
-        Some(Items { places, quantity, required: spec.required, priced: spec.priced, clean })
+        Some(Items { places, quantity, required: spec.required, priced: spec.priced, single: spec.single, clean })
     }
 
     fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {
