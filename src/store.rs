@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! One table in `state/keypost.redb`; keys carry a prefix (see `records.rs`): orders by provider + order id +
-//! line; indexes by Message-ID and content hash (the same email seen twice), by buyer email and by licensee
+//! line; indexes by Message-ID, content hash and proving signature (the same email seen twice, `seen.rs`), by
+//! buyer email and by licensee
 //! (lookup), by provider and buyer with time (rate limits) with per-minute counters over them (`rate.rs`); one
 //! record per source message with its final disposition; the outbox of rendered replies not yet sent; the audit
 //! trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version and the next
@@ -72,6 +73,7 @@ mod pool;
 mod rate;
 mod read;
 mod records;
+mod seen;
 mod watch;
 mod wire;
 
