@@ -4,7 +4,10 @@
 //! differs too, read as a second sale. The provider signature that proved the first order is what gives it away.
 //! And the Message-ID index is per provider: another provider's genuine order that happens to carry the same
 //! Message-ID is not a duplicate.
-use super::serials::{VENDOR_ADDRESS, daemon_pinning, sale};
+use keypost::daemon::replay::{Finding, Replayer};
+use keypost::mailbox::{MailContent, RawMail};
+
+use super::serials::{VENDOR_ADDRESS, daemon_pinning, loaded, sale};
 use super::*;
 
 const GUMROAD_ID: &str = "6908a2c1d3e4f_1a2b3c4d5e6f7a80";
@@ -44,6 +47,19 @@ async fn a_signed_gumroad_sale_resent_under_a_new_message_id_and_charset_is_set_
     assert!(daemon.core.store.order_lines("gumroad", "7a19b3d2e4f5a_9f8e7d6c5b4a3921").unwrap().is_empty());
     let alerts = daemon.mailer.vendor_only().join("\n").split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(alerts.contains(&format!("already proved order gumroad/{GUMROAD_ID}")), "{alerts}");
+
+    // `keypost replay` over an archive holding the re-sent copy says the same, and would not apply it.
+    drop(daemon);
+    let loaded = loaded(dir.path(), &[&paypal, &gumroad]);
+    let core = keypost::daemon::build::core(&loaded).unwrap();
+    let reader = keypost::daemon::build::reader(&loaded).unwrap();
+    let replayer = Replayer::new(core, reader, Verifier::new(&loaded.config.trust).unwrap());
+    let raw = RawMail { key: "archive/1".into(), content: MailContent::Bytes(replayed.into_bytes()) };
+    let finding = replayer.look(&raw).await.unwrap();
+    assert!(
+        matches!(&finding, Finding::SetAside { reason } if reason.contains("signature already proved order gumroad/")),
+        "{finding:?}"
+    );
 }
 
 #[tokio::test]

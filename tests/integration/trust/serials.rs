@@ -40,6 +40,15 @@ fn daemon(state: &std::path::Path, pinned: &TestSigner) -> TestDaemon {
 
 /// The daemon with the PayPal template and the others built in, `pinned` keys, orders bound to the vendor.
 pub(super) fn daemon_pinning(state: &std::path::Path, pinned: &[&TestSigner]) -> TestDaemon {
+    let loaded = loaded(state, pinned);
+    let core = keypost::daemon::build::core(&loaded).unwrap();
+    let reader = keypost::daemon::build::reader(&loaded).unwrap();
+    let verifier = Verifier::new(&loaded.config.trust).unwrap();
+    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
+}
+
+/// The configuration `daemon_pinning` runs with, its state in `state`.
+pub(super) fn loaded(state: &std::path::Path, pinned: &[&TestSigner]) -> Loaded {
     let config = format!(
         r#"
 [reply]
@@ -64,11 +73,7 @@ serial = {{ product_code = 7, key = {{ inline = "00112233445566778899aabbccddeef
     let config = keypost::config::parse(&config, &mut problems).unwrap_or_else(|| panic!("{:?}", problems.items()));
     config.validate(&mut problems);
     assert!(!problems.has_errors(), "{:?}", problems.items());
-    let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
-    let core = keypost::daemon::build::core(&loaded).unwrap();
-    let reader = keypost::daemon::build::reader(&loaded).unwrap();
-    let verifier = Verifier::new(&loaded.config.trust).unwrap();
-    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
+    Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] }
 }
 
 #[tokio::test]
