@@ -108,7 +108,10 @@ impl Store {
     /// in its group's [`Store::commit_sends`]. An error means the note was not written: the caller must then
     /// commit that send's record durably on its own.
     pub fn journal_sent(&self, at: i64, message_id: &str) -> std::io::Result<()> {
-        self.journal.append(at, message_id)
+        match &self.journal {
+            Some(journal) => journal.append(at, message_id),
+            None => Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "the state was opened only to read")),
+        }
     }
 
     /// Adds to `change` the record of `entry` sent at `at`: out of the outbox, an audit line, and for a reply its
@@ -139,9 +142,10 @@ impl Store {
         }
         // An error is harmless: the lines are skipped on the next open, their messages no longer being queued.
         if journaled > 0
-            && let Err(err) = self.journal.folded(journaled)
+            && let Some(journal) = &self.journal
+            && let Err(err) = journal.folded(journaled)
         {
-            tracing::warn!(file = %self.journal.path().display(), "Cannot empty the send journal: {err}");
+            tracing::warn!(file = %journal.path().display(), "Cannot empty the send journal: {err}");
         }
         Ok(())
     }
@@ -163,6 +167,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Whether `state_dir` has a journal with lines in it (an earlier process's sends not yet recorded), which a
+/// read-only open cannot record.
+pub(super) fn has_lines(state_dir: &Path) -> bool {
+    std::fs::metadata(state_dir.join(FILE)).is_ok_and(|meta| meta.len() > 0)
 }
 
 /// Every whole, well-formed line; a line without its newline (cut by a power cut) or garbled is skipped.

@@ -432,3 +432,17 @@ async fn the_journal_is_emptied_only_after_the_commit_of_every_send_it_holds() {
     assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
     assert_eq!(store.outbox_len(), 0);
 }
+
+#[test]
+fn a_tool_opening_to_read_a_state_with_sends_left_in_the_journal_sees_them_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        queued_reply(&store, "r1@v");
+        store.journal_sent(160, "r1@v").unwrap();
+    }
+    let store = Store::open_read(dir.path()).unwrap();
+    assert_eq!(store.outbox_len(), 0, "the journal's send is recorded before the tool reads");
+    let line = store.order_line("paypal", "A-1", 0).unwrap().unwrap();
+    assert_eq!(line.reply, ReplyState::Sent { message_id: "r1@v".into(), at: 160 });
+}
