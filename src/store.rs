@@ -71,9 +71,11 @@ mod engine;
 mod migrate;
 mod pool;
 mod rate;
+mod read;
 mod records;
 mod seen;
 mod watch;
+mod wire;
 
 pub use change::Change;
 pub use pool::{Available, CodeCounts, CodeState, PoolCode, WaitingOrder};
@@ -127,6 +129,8 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("state database failure")]
     Db(#[from] redb::Error),
+    #[error("the state was opened only to read; a change needs `Store::open`")]
+    ReadOnly,
     #[error("state record {key} cannot be read")]
     Decode { key: String, source: serde_json::Error },
 }
@@ -210,7 +214,7 @@ impl Pending<'_> {
 /// The open state database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<redb::Database>,
+    db: Arc<engine::Db>,
     ids: Arc<engine::Ids>,
 }
 
@@ -247,7 +251,7 @@ impl Store {
             check_schema(&table, &path)?;
             engine::Ids::load(&table)?
         };
-        let store = Self { db: Arc::new(db), ids: Arc::new(ids) };
+        let store = Self { db: Arc::new(engine::Db::Write(db)), ids: Arc::new(ids) };
         rate::build_once(&store)?;
         keep_private(&path);
         Ok(store)
@@ -563,8 +567,13 @@ fn check_schema(table: &engine::ReadTable, path: &Path) -> Result<(), StoreError
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw)
-        .map_err(|source| StoreError::Decode { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
+    // UTF-8 checked once for the whole value, so serde_json does not check every string again (a tenth of an
+    // export's time); a value that is not UTF-8 gets serde_json's own error.
+    let parsed = match std::str::from_utf8(raw) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(raw),
+    };
+    parsed.map_err(|source| StoreError::Decode { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
 }
 
 #[cfg(test)]
