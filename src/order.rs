@@ -66,17 +66,29 @@ fn is_format_char(c: char) -> bool {
 }
 
 fn checked_text(field: &'static str, raw: &str, max: usize) -> Result<String, FieldError> {
+    checked_str(field, raw, max).map(str::to_owned)
+}
+
+/// The same for a value already owned (a record read from the state): kept, not copied, when nothing is trimmed.
+fn checked_owned(field: &'static str, raw: String, max: usize) -> Result<String, FieldError> {
+    let trimmed = checked_str(field, &raw, max)?;
+    Ok(if trimmed.len() == raw.len() { raw } else { trimmed.to_owned() })
+}
+
+fn checked_str<'a>(field: &'static str, raw: &'a str, max: usize) -> Result<&'a str, FieldError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return Err(FieldError::Empty { field });
     }
-    if trimmed.chars().count() > max {
+    // ASCII (nearly every value): a byte is a character, and the only forbidden ones are the C0 controls and DEL.
+    let ascii = trimmed.is_ascii();
+    if (if ascii { trimmed.len() } else { trimmed.chars().count() }) > max {
         return Err(FieldError::TooLong { field, max });
     }
-    if trimmed.chars().any(is_forbidden_char) {
+    if if ascii { trimmed.bytes().any(|b| b.is_ascii_control()) } else { trimmed.chars().any(is_forbidden_char) } {
         return Err(FieldError::ControlCharacter { field });
     }
-    Ok(trimmed.to_owned())
+    Ok(trimmed)
 }
 
 macro_rules! text_newtype {
@@ -101,7 +113,7 @@ macro_rules! text_newtype {
         impl TryFrom<String> for $name {
             type Error = FieldError;
             fn try_from(raw: String) -> Result<Self, FieldError> {
-                Self::parse(&raw)
+                checked_owned($field, raw, $max).map(Self)
             }
         }
 
@@ -144,7 +156,11 @@ pub struct BuyerEmail(String);
 
 impl BuyerEmail {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let value = checked_text("buyer email", raw, 254)?;
+        Self::checked(checked_text("buyer email", raw, 254)?)
+    }
+
+    /// `value` checked as text already.
+    fn checked(value: String) -> Result<Self, FieldError> {
         let invalid = || FieldError::InvalidEmail { field: "buyer email", value: value.clone() };
         let (local, domain) = value.rsplit_once('@').ok_or_else(invalid)?;
         let local_ok = !local.is_empty()
@@ -162,6 +178,10 @@ impl BuyerEmail {
             });
         if !(local_ok && domain_ok) {
             return Err(invalid());
+        }
+        if domain.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+            // Already lower-case ASCII (every address read back from the state, nearly every other): no copy.
+            return Ok(Self(value));
         }
         Ok(Self(format!("{local}@{}", domain.to_lowercase())))
     }
@@ -191,7 +211,7 @@ impl BuyerEmail {
 impl TryFrom<String> for BuyerEmail {
     type Error = FieldError;
     fn try_from(raw: String) -> Result<Self, FieldError> {
-        Self::parse(&raw)
+        Self::checked(checked_owned("buyer email", raw, 254)?)
     }
 }
 
@@ -381,6 +401,35 @@ mod tests {
         assert!(Licensee::parse("evil\u{202E}txt.exe").is_err());
         assert!(Licensee::parse(&"x".repeat(201)).is_err());
         assert_eq!(Licensee::parse("  Åsa Öberg ").unwrap().as_str(), "Åsa Öberg");
+    }
+
+    #[test]
+    fn a_value_read_back_from_the_state_is_checked_exactly_as_one_read_from_mail() {
+        let read = |raw: &str| serde_json::from_value::<Licensee>(serde_json::Value::String(raw.into()));
+        let cases = [
+            "Åsa Öberg".to_owned(),
+            " padded ".to_owned(),
+            "tab\there".to_owned(),
+            "del\u{7f}".to_owned(),
+            "c1\u{85}".to_owned(),
+            "x".repeat(200),
+            "x".repeat(201),
+            "ö".repeat(200),
+            "ö".repeat(201),
+            "   ".to_owned(),
+        ];
+        for raw in &cases {
+            let parsed = Licensee::parse(raw);
+            assert_eq!(read(raw).ok(), parsed.clone().ok(), "{raw:?}");
+            assert_eq!(read(raw).is_err(), parsed.is_err(), "{raw:?}");
+        }
+        let email = |raw: &str| serde_json::from_value::<BuyerEmail>(serde_json::Value::String(raw.into()));
+        for raw in
+            ["Jo.Doe@Example.COM", " jo@x.example ", "jo@x.example", "jo@bü.example", "jo@BÜ.example", "a\tb@x.example"]
+        {
+            assert_eq!(email(raw).ok(), BuyerEmail::parse(raw).ok(), "{raw:?}");
+        }
+        assert_eq!(email("Jo@BÜ.Example").unwrap().as_str(), "Jo@bü.example");
     }
 
     #[test]

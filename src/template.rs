@@ -236,7 +236,12 @@ impl Templates {
     /// Who may send a provider's mail, from its template's `[trust]` and `[match]` tables.
     pub fn provider_trust(&self, provider: &str) -> Option<ProviderTrust> {
         let t = self.get(provider)?;
-        Some(ProviderTrust { provider: t.id.clone(), dkim_domains: t.dkim_domains.clone(), senders: t.senders.clone() })
+        Some(ProviderTrust {
+            provider: t.id.clone(),
+            dkim_domains: t.dkim_domains.clone(),
+            senders: t.senders.clone(),
+            read_headers: t.read_headers(),
+        })
     }
 
     /// What the message is. Templates are tried in their order ([`Templates::iter`]); the first whose sender,

@@ -205,13 +205,18 @@ pub struct ProviderTrust {
     pub dkim_domains: Vec<String>,
     /// Sender addresses or `@domain`s the template recognises.
     pub senders: Vec<String>,
+    /// Headers the template reads a field from (`header:NAME`), lower case. Each copy in the message must be
+    /// signed, Message-ID excepted (see `signed::SINGLE_HEADERS`).
+    pub read_headers: Vec<String>,
 }
 
 /// The outcome of the authenticity check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Proven, and how (e.g. `dkim d=paypal.com`).
-    Trusted { method: String },
+    /// Proven, and how (e.g. `dkim d=paypal.com`). `signatures`: the SHA-256 (hex) of the `b=` of each provider
+    /// signature that proved it (none for `sender_only`): only the provider can make one, so the daemon knows the
+    /// same mail again by it, whatever unsigned headers were changed.
+    Trusted { method: String, signatures: Vec<String> },
     /// Not proven; never fulfilled.
     Refused { reason: String },
     /// Not proven yet: a provider key could not be looked up for now (DNS). Nothing is final; try again later.
@@ -321,7 +326,7 @@ impl Verifier {
                 None => (raw, "message"),
             };
             match dkim::verify(&self.authenticator, &self.keys, signed, &context).await {
-                Ok(method) => return Verdict::Trusted { method },
+                Ok((method, signatures)) => return Verdict::Trusted { method, signatures },
                 Err(err) => {
                     (temporary, settled) = (err.is_temporary(), err.is_final());
                     reasons.push(format!("DKIM ({what}): {err}"));
@@ -335,12 +340,12 @@ impl Verifier {
                 "Authentication-Results: not consulted, keypost checked the provider's signature itself".to_owned(),
             ),
             (Some(id), false) => match auth_results::verify(raw, id, &context) {
-                Ok(method) => return Verdict::Trusted { method },
+                Ok((method, signatures)) => return Verdict::Trusted { method, signatures },
                 Err(err) => reasons.push(format!("Authentication-Results: {err}")),
             },
         }
         match self.sender_only(email, provider) {
-            Ok(method) => Verdict::Trusted { method },
+            Ok(method) => Verdict::Trusted { method, signatures: Vec::new() },
             Err(reason) => {
                 reasons.push(reason);
                 let reason = domain::sanitize(&reasons.join("; "));

@@ -118,9 +118,9 @@ pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         // Acting as the state's owner is `carry_out_with`'s business.
         return carry_out_with(&loaded, request);
     }
-    match Store::open(&state) {
+    match Store::open_read(&state) {
         Ok(store) => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
             control::answer::export_to(&store, args.format, &mut out)?;
             out.flush().context("Failed to write the output")?;
             Ok(ExitCode::SUCCESS)
@@ -148,7 +148,8 @@ pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Resul
         early = Some(Parts::build(&loaded));
         state = owner.become_owner(&state)?;
     }
-    let answer = match Store::open(&state) {
+    let opened = if control::answer::reads_only(&request) { Store::open_read(&state) } else { Store::open(&state) };
+    let answer = match opened {
         Ok(store) => directly(&loaded, store, &request, early)?,
         Err(StoreError::Locked { .. }) => {
             let response = control::ask(&control::socket_path(&state), &request).with_context(|| {

@@ -29,6 +29,18 @@ pub fn read(store: &Store, request: &Request) -> Option<anyhow::Result<Answer>> 
     }
 }
 
+/// Whether [`read`] answers `request` (it changes nothing): a tool opens the state only to read for it.
+pub fn reads_only(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Lookup { .. }
+            | Request::Status { .. }
+            | Request::Export { .. }
+            | Request::AsideList { .. }
+            | Request::PoolStatus { .. }
+    )
+}
+
 /// One set-aside message, as `aside list --json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AsideEntry {
@@ -287,24 +299,22 @@ pub fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
 }
 
 /// Writes the export row by row as the orders are read: memory does not grow with the number of orders.
-/// Returns how many order lines were written.
+/// Returns how many order lines were written. Each row is made in one reused buffer and written whole.
 pub fn export_to(store: &Store, format: ExportFormat, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
     let mut rows = 0u64;
     if format == ExportFormat::Csv {
         writeln!(out, "{}", CSV_HEADER.join(","))?;
     }
+    let mut line = Vec::with_capacity(2048);
     for record in store.orders_iter() {
         let record = record?;
+        line.clear();
         match format {
-            ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut *out, &record)?;
-                writeln!(out)?;
-            }
-            ExportFormat::Csv => {
-                let row = csv_row(&record);
-                writeln!(out, "{}", row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
-            }
+            ExportFormat::Jsonl => serde_json::to_writer(&mut line, &record)?,
+            ExportFormat::Csv => csv_row(&record, &mut line),
         }
+        line.push(b'\n');
+        out.write_all(&line)?;
         rows += 1;
     }
     Ok(rows)
@@ -331,37 +341,73 @@ const CSV_HEADER: [&str; 18] = [
     "follows",
 ];
 
-fn csv_row(r: &OrderRecord) -> [String; 18] {
+/// One CSV row, the fields of [`CSV_HEADER`] in order, appended to `line`.
+fn csv_row(r: &OrderRecord, line: &mut Vec<u8>) {
     let license = r.license.as_ref();
-    [
-        r.provider.clone(),
-        r.order_id.to_string(),
-        r.line.to_string(),
-        r.kind.as_str().to_owned(),
-        r.test.to_string(),
-        rfc3339(r.received_at),
-        r.decision.clone(),
-        r.reason.clone(),
-        license.map(|l| l.grant.product.clone()).unwrap_or_default(),
-        license.map(|l| l.grant.seats.to_string()).unwrap_or_default(),
-        license.map(|l| l.grant.licensee.to_string()).unwrap_or_default(),
-        license.map(|l| l.serial.clone()).unwrap_or_default(),
-        r.buyer_email.as_ref().map(ToString::to_string).unwrap_or_default(),
-        reply_state(&r.reply),
-        r.revoked.as_ref().map(|v| v.reason.clone()).unwrap_or_default(),
-        license.and_then(|l| l.expires.clone()).unwrap_or_default(),
-        licence_status(r),
-        license
+    let mut row = CsvRow { line, fields: 0 };
+    row.field(&r.provider);
+    row.field(r.order_id.as_str());
+    row.field(&r.line.to_string());
+    row.field(r.kind.as_str());
+    row.field(if r.test { "true" } else { "false" });
+    row.field(&rfc3339(r.received_at));
+    row.field(&r.decision);
+    row.field(&r.reason);
+    row.field(license.map_or("", |l| l.grant.product.as_str()));
+    row.field(&license.map(|l| l.grant.seats.to_string()).unwrap_or_default());
+    row.field(license.map_or("", |l| l.grant.licensee.as_str()));
+    row.field(license.map_or("", |l| l.serial.as_str()));
+    row.field(r.buyer_email.as_ref().map_or("", |e| e.as_str()));
+    row.field(&reply_state(&r.reply));
+    row.field(r.revoked.as_ref().map_or("", |v| v.reason.as_str()));
+    row.field(license.and_then(|l| l.expires.as_deref()).unwrap_or_default());
+    row.field(&licence_status(r));
+    row.field(
+        &license
             .and_then(|l| l.grant.follows.as_ref())
             .map(|f| format!("{} of {}", f.how.as_str(), f.of))
             .unwrap_or_default(),
-    ]
+    );
 }
 
-/// RFC 4180 quoting; a leading `=+-@` is prefixed with `'` so a spreadsheet does not run a buyer's name.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+/// A CSV line being written: each field quoted by [`push_csv_field`], comma-separated.
+struct CsvRow<'a> {
+    line: &'a mut Vec<u8>,
+    fields: usize,
+}
+
+impl CsvRow<'_> {
+    fn field(&mut self, value: &str) {
+        if self.fields > 0 {
+            self.line.push(b',');
+        }
+        self.fields += 1;
+        push_csv_field(self.line, value);
+    }
+}
+
+/// RFC 4180 quoting, appended to `out`; a leading `=+-@` is prefixed with `'` so a spreadsheet does not run a
+/// buyer's name.
+fn push_csv_field(out: &mut Vec<u8>, value: &str) {
+    let defuse = value.starts_with(['=', '+', '-', '@']);
+    let quote = value.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push(b'"');
+    }
+    if defuse {
+        out.push(b'\'');
+    }
+    if quote {
+        for part in value.split('"').enumerate() {
+            if part.0 > 0 {
+                out.extend_from_slice(b"\"\"");
+            }
+            out.extend_from_slice(part.1.as_bytes());
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(value.as_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -396,10 +442,18 @@ mod tests {
         assert_eq!(none.exit, super::EXIT_ERROR);
     }
 
+    fn csv_field(value: &str) -> String {
+        let mut out = Vec::new();
+        super::push_csv_field(&mut out, value);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(super::csv_field("Åsa, \"Bo\""), "\"Åsa, \"\"Bo\"\"\"");
-        assert_eq!(super::csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(super::csv_field("plain"), "plain");
+        assert_eq!(csv_field("Åsa, \"Bo\""), "\"Åsa, \"\"Bo\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("=SUM(A1,\"x\")"), "\"'=SUM(A1,\"\"x\"\")\"");
+        assert_eq!(csv_field(""), "");
     }
 }

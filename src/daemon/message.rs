@@ -95,21 +95,32 @@ async fn order_mail(
         Some(trust) => verifier.check(bytes, email, &trust).await,
         None => Verdict::Refused { reason: format!("no trust information for provider {}", order.provider) },
     };
-    match verdict {
+    let signatures = match verdict {
         Verdict::Refused { reason } => {
             let note = format!("{} order {} not trusted: {reason}", order.provider, order.id);
             return set_aside(core, label, "not trusted", note);
         }
         Verdict::Retry { reason } => return retry_later(core, label, order, reason),
-        Verdict::Trusted { method } => tracing::debug!(method, "Sender trusted."),
-    }
+        Verdict::Trusted { method, signatures } => {
+            tracing::debug!(method, "Sender trusted.");
+            signatures
+        }
+    };
     let origin = Origin {
         label: label.to_owned(),
         message_id: email.message_id.clone(),
         content_hash: email.content_hash.clone(),
     };
-    let copy_of = match seen_before(core, email, order)? {
+    let copy_of = match seen_before(core, email, order, &signatures)? {
         Seen::New => None,
+        Seen::SameSignature(seen) => {
+            let note = format!(
+                "{} order {}: the provider's signature on this mail already proved order {seen}: that mail again, \
+                 with headers the signature does not cover changed (Message-ID, Content-Type), read as another order",
+                order.provider, order.id
+            );
+            return set_aside(core, label, "signed mail re-sent as another order", note);
+        }
         Seen::SameEmail(seen) => {
             tracing::info!(order = %seen, "Same email seen before; nothing to do.");
             let mut change = Change::new();
@@ -134,6 +145,7 @@ async fn order_mail(
     tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     let mut assessed = core.apply(&origin, order, decision)?;
+    assessed.change.index_signatures(&signatures, &order.provider, order.id.as_str());
     core.watch_sequence(order, label, &mut assessed.change)?;
     Ok(assessed)
 }
@@ -141,18 +153,31 @@ async fn order_mail(
 /// Whether this email was handled before.
 enum Seen {
     New,
-    /// Its Message-ID, or its text under the same order id: the same email again.
+    /// Its Message-ID (an order of the same provider), its text under the same order id, or the provider
+    /// signature of this same order: the same email again.
     SameEmail(String),
+    /// The provider signature that proves it proved another order: that order's mail with unsigned headers
+    /// changed. Never a new order.
+    SameSignature(String),
     /// Its text (From, Subject, body) is an earlier order's, but it reads as another order id.
     SameText(String),
 }
 
-fn seen_before(core: &Core, email: &Email, order: &Order) -> anyhow::Result<Seen> {
-    if let Some(seen) = core.store.seen_email(email.message_id.as_deref(), "")? {
+/// `signatures`: the digests of the provider signatures that proved the message (`Verdict::Trusted`).
+fn seen_before(core: &Core, email: &Email, order: &Order, signatures: &[String]) -> anyhow::Result<Seen> {
+    let this = format!("{}\0{}", order.provider, order.id);
+    if let Some(seen) = core.store.seen_signature(signatures)? {
+        let seen_label = seen.replace('\0', "/");
+        return Ok(if seen == this { Seen::SameEmail(seen_label) } else { Seen::SameSignature(seen_label) });
+    }
+    // Per provider: another provider's mail under the same Message-ID (a careless generator, or an unsigned
+    // Message-ID copied onto a genuine order) is not this one, whose own order id decides.
+    if let Some(id) = email.message_id.as_deref()
+        && let Some(seen) = core.store.seen_message_id(&order.provider, id)?
+    {
         return Ok(Seen::SameEmail(seen.replace('\0', "/")));
     }
     let Some(seen) = core.store.seen_email(None, &email.content_hash)? else { return Ok(Seen::New) };
-    let this = format!("{}\0{}", order.provider, order.id);
     let seen_label = seen.replace('\0', "/");
     Ok(if seen == this { Seen::SameEmail(seen_label) } else { Seen::SameText(seen_label) })
 }

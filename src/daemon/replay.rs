@@ -154,7 +154,7 @@ impl Replayer {
                     }
                 };
                 match verdict {
-                    Verdict::Trusted { .. } => self.against_state(&order, &email)?,
+                    Verdict::Trusted { signatures, .. } => self.against_state(&order, &email, &signatures)?,
                     Verdict::Refused { reason } => {
                         Finding::SetAside { reason: format!("{}/{} not trusted: {reason}", order.provider, order.id) }
                     }
@@ -166,13 +166,30 @@ impl Replayer {
         })
     }
 
-    /// A trusted order against its lines on file.
-    fn against_state(&self, order: &Order, email: &crate::email::Email) -> anyhow::Result<Finding> {
+    /// A trusted order (`signatures`: what proved it) against its lines on file.
+    fn against_state(
+        &self,
+        order: &Order,
+        email: &crate::email::Email,
+        signatures: &[String],
+    ) -> anyhow::Result<Finding> {
         let name = format!("{}/{}", order.provider, order.id);
         let lines = self.core.store.order_lines(&order.provider, order.id.as_str())?;
-        // The daemon's rule: the same email (by Message-ID or content) never makes a second order.
+        // The daemon's rules: a provider signature that proved another order makes the mail a re-sent copy,
+        // set aside; the same email (by Message-ID of the same provider, or content) never makes a second order.
+        let store = &self.core.store;
         if lines.is_empty()
-            && let Some(seen) = self.core.store.seen_email(email.message_id.as_deref(), &email.content_hash)?
+            && let Some(seen) = store.seen_signature(signatures)?
+        {
+            let reason = format!("{name}: the provider's signature already proved order {}", seen.replace('\0', "/"));
+            return Ok(Finding::SetAside { reason });
+        }
+        let by_id = match email.message_id.as_deref() {
+            Some(id) => store.seen_message_id(&order.provider, id)?,
+            None => None,
+        };
+        if lines.is_empty()
+            && let Some(seen) = by_id.or(store.seen_email(None, &email.content_hash)?)
         {
             let detail = format!("the same email as order {}", seen.replace('\0', "/"));
             return Ok(Finding::Answered { order: name, detail });

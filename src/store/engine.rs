@@ -80,6 +80,56 @@ pub(super) fn open(path: &Path) -> Result<redb::Database, StoreError> {
     Ok(db)
 }
 
+/// The database as a [`super::Store`] holds it: open to write (the daemon, a tool that changes the state), or
+/// open only to read (a tool that reads), which writes nothing to the file: an open to write marks the header
+/// and syncs it, and a close writes the allocator state and syncs again, five fsyncs that a `lookup` would
+/// otherwise wait for on a busy disk.
+pub(super) enum Db {
+    Write(redb::Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    pub(super) fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        use redb::ReadableDatabase as _;
+        Ok(match self {
+            Db::Write(db) => db.begin_read()?,
+            Db::Read(db) => db.begin_read()?,
+        })
+    }
+
+    /// Refused on a database opened to read: a read-only store is a bug in its caller, never a silent no-op.
+    pub(super) fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        match self {
+            Db::Write(db) => Ok(db.begin_write()?),
+            Db::Read(_) => Err(StoreError::ReadOnly),
+        }
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Db::Write(_) => "Db::Write",
+            Db::Read(_) => "Db::Read",
+        })
+    }
+}
+
+/// Opens the database at `path` only to read. `None` when it cannot be read as it is: an unclean shutdown left it
+/// to repair, which only an open to write ([`open`]) does.
+pub(super) fn open_read(path: &Path) -> Result<Option<redb::ReadOnlyDatabase>, StoreError> {
+    let opened = std::panic::catch_unwind(|| redb::Builder::new().set_cache_size(CACHE_BYTES).open_read_only(path));
+    match opened {
+        Ok(Ok(db)) => Ok(Some(db)),
+        Ok(Err(redb::DatabaseError::RepairAborted)) => Ok(None),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(StoreError::Locked { path: path.to_owned() }),
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)))) => Err(corrupt(path, &what)),
+        Ok(Err(err)) => Err(StoreError::Open { path: path.to_owned(), source: Box::new(err) }),
+        Err(panic) => Err(corrupt(path, &panic_text(panic.as_ref()))),
+    }
+}
+
 /// What a caught panic said.
 pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic

@@ -98,21 +98,19 @@ impl OrderRecord {
     }
 }
 
-/// An issued license.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An issued license. Stored flat, the grant's fields then its own (serde by hand in `wire.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct License {
-    #[serde(flatten)]
     pub grant: Grant,
     pub serial: String,
     /// `YYYY-MM-DD`, the date inside the serial.
     pub issued: String,
     /// `YYYY-MM-DD`, the last valid day inside the serial; none: perpetual (or not known, before 0.x).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
 }
 
-/// Where an order's reply stands.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where an order's reply stands. Stored as `{"state": "sent", ...}`; read by hand (`wire.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum ReplyState {
     /// No reply is due (review, skip, revoked).

@@ -94,6 +94,8 @@ pub struct Items {
     pub required: bool,
     /// Every item must have a price or amount above zero.
     pub priced: bool,
+    /// At most one item: the layout prints one.
+    pub single: bool,
     pub clean: Vec<Clean>,
 }
 
@@ -183,6 +185,29 @@ pub struct Template {
     /// Whose payment ids `payment_id` reads: the one processor of `paid_through`, else the template itself. The
     /// order's payment id is `processor:value`.
     pub payment_processor: String,
+}
+
+impl Template {
+    /// The headers some field or rule reads (`header:NAME`), lower case, each once: the trust check requires
+    /// them to be signed.
+    pub fn read_headers(&self) -> Vec<String> {
+        let fields = [&self.order_id, &self.licensee, &self.buyer_name, &self.buyer_email, &self.total]
+            .into_iter()
+            .chain([&self.subscription, &self.period_end, &self.payment_id, &self.sequence])
+            .flatten()
+            .chain(self.adjustments.iter().map(|(_, field)| field));
+        let places = fields.flat_map(|field| &field.places).chain(self.items.iter().flat_map(|items| &items.places));
+        let sources = places.map(|place| &place.source).chain(self.rules.iter().map(|rule| &rule.order_id_source));
+        let mut names: Vec<String> = sources
+            .filter_map(|source| match source {
+                Source::Header(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 /// Parses and compiles one template's text; `file` names it in problems and gives the default id.
@@ -554,7 +579,7 @@ impl Compiler<'_> {
         if places.iter().all(|place| place.patterns.is_empty()) {
             return None;
         }
-        Some(Items { places, quantity, required: spec.required, priced: spec.priced, clean })
+        Some(Items { places, quantity, required: spec.required, priced: spec.priced, single: spec.single, clean })
     }
 
     fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {

@@ -335,6 +335,14 @@ impl Extraction<'_> {
             self.fail("items", None, &why);
             return Vec::new();
         }
+        if items.single && spans.len() > 1 {
+            let why = format!(
+                "{} line items where the layout prints one: text someone else wrote may pass for the provider's",
+                spans.len()
+            );
+            self.fail("items", None, &why);
+            return Vec::new();
+        }
         if spans.len() > MAX_ITEMS {
             self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
             return Vec::new();

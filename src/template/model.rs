@@ -218,6 +218,10 @@ pub struct ItemsSpec {
     /// items, a line made up in it then cannot add up to the total.
     #[serde(default)]
     pub priced: bool,
+    /// The layout prints exactly one item (a charge's description, a membership level): a second match is text
+    /// someone else wrote, and makes the reading broken.
+    #[serde(default)]
+    pub single: bool,
     /// Clean-ups for `sku` and `name`.
     #[serde(default)]
     pub clean: Option<Vec<String>>,

@@ -555,3 +555,16 @@ fn a_rule_reads_its_order_id_where_order_id_from_says_and_names_its_key_when_mis
     let problems = Templates::load(&config, Path::new("/")).unwrap_err();
     assert!(problems.iter().any(|p| p.key == "rule[0].order_id_from" && p.message.contains("needs")), "{problems:?}");
 }
+
+#[test]
+fn the_headers_templates_read_are_handed_to_the_trust_check() {
+    let templates = Templates::builtin().unwrap_or_else(|p| panic!("{p:#?}"));
+    let reads = |id: &str| templates.provider_trust(id).map(|t| t.read_headers).unwrap_or_default();
+    assert_eq!(reads("woocommerce"), ["reply-to"]);
+    assert_eq!(reads("zencart"), ["reply-to"]);
+    assert_eq!(reads("gumroad"), ["message-id"]);
+    assert_eq!(reads("polar"), ["message-id"]);
+    assert_eq!(reads("paypal"), Vec::<String>::new());
+    let all: Vec<String> = templates.iter().flat_map(|t| t.read_headers()).collect();
+    assert!(all.iter().all(|h| h == "reply-to" || h == "message-id"), "{all:?}");
+}

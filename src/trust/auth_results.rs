@@ -1,7 +1,9 @@
 //! Authentication-Results (RFC 8601) from the vendor's own receiving server, for a provider signature keypost
 //! cannot check itself (its key is neither pinned nor reachable). Only the topmost header that carries the
-//! configured authserv-id counts: the receiving server adds its header on top, so anything below it was already
-//! in the message when it arrived and could have been written by the sender.
+//! configured authserv-id and reports DKIM counts: the receiving server adds its headers on top (one per milter:
+//! OpenDMARC's above OpenDKIM's), so anything below it was already in the message when it arrived and could have
+//! been written by the sender. No rule on Received headers: the server's header sits below the MTA's own Received
+//! in real setups, and a position cannot tell it from a sender's header put first (docs/security.md, rule 2).
 //!
 //! A `dkim=pass` says that a signature verified, not what it covered. So the signature it speaks of must be in the
 //! message (matched by `header.d`, and `header.s` / `header.b` when given), its body hash must be the hash of this
@@ -22,8 +24,11 @@ pub(crate) enum ResultsRefusal {
     Missing(String),
     #[error("the topmost header from {authserv_id} cannot be read ({error})")]
     Unreadable { authserv_id: String, error: syntax::SyntaxError },
+    /// The topmost header of the server that reports DKIM at all (`server_dkim_verdict`).
     #[error("the topmost header from {authserv_id} shows no aligned dkim=pass for provider {provider}")]
     NoPass { authserv_id: String, provider: String },
+    #[error("a header from {authserv_id} reports dmarc={result} for the From domain")]
+    DmarcFail { authserv_id: String, result: String },
     #[error("dkim=pass for {0}, but no DKIM-Signature in the message matches it")]
     NoSignature(String),
     #[error("dkim=pass for {d}: {problem}")]
@@ -32,16 +37,15 @@ pub(crate) enum ResultsRefusal {
 
 /// The method when the topmost header carrying `authserv_id` holds a `dkim=pass` for a provider domain aligned
 /// with the From, and every signature of the message it can refer to passes keypost's rules.
-pub(crate) fn verify(raw: &[u8], authserv_id: &str, context: &Context<'_>) -> Result<String, ResultsRefusal> {
+pub(crate) fn verify(
+    raw: &[u8],
+    authserv_id: &str,
+    context: &Context<'_>,
+) -> Result<(String, Vec<String>), ResultsRefusal> {
     let signed = signed::open(raw).map_err(ResultsRefusal::Message)?;
     let wanted = authserv_id.trim().to_ascii_lowercase();
-    let value = headers_in_order(&signed)
-        .into_iter()
-        .find(|value| syntax::authserv_id(value).is_ok_and(|id| id == wanted))
-        .ok_or_else(|| ResultsRefusal::Missing(quote(authserv_id)))?;
-    let results =
-        syntax::parse(&value).map_err(|error| ResultsRefusal::Unreadable { authserv_id: quote(authserv_id), error })?;
     let from_domain = domain::address_domain(&signed.from).unwrap_or_default();
+    let results = server_dkim_verdict(&signed, authserv_id, &wanted, context)?;
     let passes: Vec<_> = results
         .clauses
         .iter()
@@ -56,8 +60,9 @@ pub(crate) fn verify(raw: &[u8], authserv_id: &str, context: &Context<'_>) -> Re
     let mut refusal = None;
     for (clause, d) in passes {
         match signatures_pass(&signed, clause, &d, context) {
-            Ok(()) => {
-                return Ok(format!("authentication-results {}: dkim=pass header.d={}", quote(&wanted), quote(&d)));
+            Ok(digests) => {
+                let method = format!("authentication-results {}: dkim=pass header.d={}", quote(&wanted), quote(&d));
+                return Ok((method, digests));
             }
             Err(err) => refusal = refusal.or(Some(err)),
         }
@@ -65,27 +70,65 @@ pub(crate) fn verify(raw: &[u8], authserv_id: &str, context: &Context<'_>) -> Re
     Err(refusal.unwrap_or(ResultsRefusal::NoSignature(String::new())))
 }
 
+/// The server's DKIM verdict: its topmost header (carrying `wanted`) that reports a `dkim` result. Each milter
+/// adds its own header on top of the message, just below the MTA's Received (OpenDKIM and OpenDMARC insert at
+/// index 1), so OpenDMARC's `dmarc=` header sits above OpenDKIM's `dkim=` one: the server's headers above the one
+/// read are passed over, unless one reports DMARC failing for the From domain (then the message is refused).
+/// Every header read must parse; anything below the one read was already in the message when it arrived.
+fn server_dkim_verdict(
+    signed: &Signed<'_>,
+    authserv_id: &str,
+    wanted: &str,
+    context: &Context<'_>,
+) -> Result<syntax::Results, ResultsRefusal> {
+    let from_domain = domain::address_domain(&signed.from).unwrap_or_default();
+    let unreadable = |error| ResultsRefusal::Unreadable { authserv_id: quote(authserv_id), error };
+    let ours =
+        headers_in_order(signed).into_iter().filter(|value| syntax::authserv_id(value).is_ok_and(|id| id == wanted));
+    let mut seen = false;
+    for value in ours {
+        seen = true;
+        let results = syntax::parse(&value).map_err(unreadable)?;
+        if results.clauses.iter().any(|c| c.method == "dkim") {
+            return Ok(results);
+        }
+        if let Some(clause) = results.clauses.iter().find(|c| dmarc_fails(c, &from_domain)) {
+            return Err(ResultsRefusal::DmarcFail { authserv_id: quote(authserv_id), result: clause.result.clone() });
+        }
+    }
+    Err(match seen {
+        true => ResultsRefusal::NoPass { authserv_id: quote(authserv_id), provider: context.provider.provider.clone() },
+        false => ResultsRefusal::Missing(quote(authserv_id)),
+    })
+}
+
+/// A `dmarc=` result other than pass or none for the From domain (`header.from`; without it, for the message).
+fn dmarc_fails(clause: &syntax::Clause, from_domain: &str) -> bool {
+    let about_from = clause.property("header", "from").is_none_or(|p| p.value.trim().eq_ignore_ascii_case(from_domain));
+    clause.method == "dmarc" && !matches!(clause.result.as_str(), "pass" | "none") && about_from
+}
+
 /// Every DKIM-Signature of the message the clause can refer to (there must be one) has this body and passes the
-/// coverage rules: when it cannot be told which one the server checked, all of them must do.
+/// coverage rules: when it cannot be told which one the server checked, all of them must do. Returns their digests.
 fn signatures_pass(
     signed: &Signed<'_>,
     clause: &syntax::Clause,
     d: &str,
     context: &Context<'_>,
-) -> Result<(), ResultsRefusal> {
+) -> Result<Vec<String>, ResultsRefusal> {
     let candidates: Vec<&Signature> =
         signed.message.dkim_headers.iter().map(|h| &h.header).filter(|s| refers_to(clause, d, s)).collect();
     if candidates.is_empty() {
         return Err(ResultsRefusal::NoSignature(quote(d)));
     }
-    for signature in candidates {
+    for signature in &candidates {
         let coverage = |problem: String| ResultsRefusal::Coverage { d: quote(d), problem };
         signed::check_coverage(signature, signed, context).map_err(coverage)?;
         if !signed::body_hash_matches(signature, &signed.message) {
             return Err(coverage("the body was changed after signing".to_owned()));
         }
     }
-    Ok(())
+    Ok(candidates.into_iter().map(signed::digest).collect())
 }
 
 /// The clause can speak of this signature: same `d=` (or, with only `header.i`, an `i=` in the same domain),

@@ -132,14 +132,15 @@ pub(crate) fn authenticator(dns: bool) -> anyhow::Result<MessageAuthenticator> {
 /// Provider signatures checked per message; real mail carries one or two.
 const MAX_SIGNATURES: usize = 4;
 
-/// Verifies `raw` (the message, or the original attached to a forward) and returns the method on success.
+/// Verifies `raw` (the message, or the original attached to a forward) and returns the method and the digest of
+/// the signature that passed.
 /// On top of mail-auth's cryptographic verdict the rules of [`signed::check_coverage`] apply.
 pub(crate) async fn verify(
     authenticator: &MessageAuthenticator,
     keys: &KeyStore,
     raw: &[u8],
     context: &Context<'_>,
-) -> Result<String, DkimRefusal> {
+) -> Result<(String, Vec<String>), DkimRefusal> {
     let mut signed = signed::open(raw).map_err(DkimRefusal::Message)?;
     if signed.message.dkim_headers.is_empty() && !signed.message.has_dkim_errors {
         return Err(DkimRefusal::NoSignature);
@@ -160,7 +161,7 @@ pub(crate) async fn verify(
             other => Err(describe(other, signature)),
         };
         match verdict {
-            Ok(()) => return Ok(format!("dkim d={d}")),
+            Ok(()) => return Ok((format!("dkim d={d}"), vec![signed::digest(signature)])),
             Err(problem) => problems.push(format!("d={d}: {problem}")),
         }
     }

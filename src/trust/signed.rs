@@ -3,8 +3,10 @@
 //! did): both apply exactly these rules, so neither is a way around the other. Pure.
 //!
 //! Invariants: the header section ends where mail-auth (which hashes the body) and mail-parser (whose text the
-//! templates read) both say it does; every From, To, Cc and Subject in the message is one the signature covers;
-//! no signature with `l=` is accepted.
+//! templates read) both say it does; every From, To, Cc and Subject in the message is one the signature covers,
+//! and so is every copy of a header the provider's template reads a field from (Reply-To), Message-ID excepted;
+//! the message has at most one Message-ID, MIME-Version, Content-Type and Content-Transfer-Encoding unless the
+//! signature covers more; no signature with `l=` is accepted.
 use mail_auth::AuthenticatedMessage;
 use mail_auth::common::crypto::HashAlgorithm;
 use mail_auth::dkim::Signature;
@@ -18,6 +20,15 @@ use crate::email::Email;
 /// Headers keypost reads (From, Subject) or binds the order with (To, Cc): every copy must be signed, or a copy
 /// the verifier never hashed (DKIM hashes the bottom-most ones) could be the one that is read.
 const READ_HEADERS: [&str; 4] = ["from", "to", "cc", "subject"];
+
+/// Headers that name the message (Message-ID: a Gumroad order id, the duplicate index) or say how the signed body
+/// bytes are read (MIME). Real providers do not all sign them (SendGrid, which sends Gumroad's mail, signs no
+/// Message-ID and often no Content-Transfer-Encoding; PayPal's 2016 signature has no Content-Type), so an
+/// unsigned one is accepted, but never a second copy: which one a reader takes could not be told, and the
+/// signature would vouch for neither. A re-sent genuine mail whose unsigned Message-ID or MIME headers were
+/// changed still carries the provider's signature, by which the daemon knows it (`store/seen.rs`).
+pub(crate) const SINGLE_HEADERS: [&str; 4] =
+    ["message-id", "mime-version", "content-type", "content-transfer-encoding"];
 
 /// Headers added in transit, so a copy the signer did not see is expected.
 const TRANSIT_HEADERS: [&str; 5] =
@@ -94,8 +105,14 @@ pub(crate) fn check_coverage(signature: &Signature, signed: &Signed<'_>, context
     if !domain::aligned(&signature.d, &from_domain, &context.provider.dkim_domains) {
         return Err(format!("not aligned with the From domain {}", quote(&from_domain)));
     }
-    if let Some(name) = unsigned_copy(signature, &signed.message) {
+    if let Some(name) = unsigned_copy(signature, &signed.message, &context.provider.read_headers) {
         return Err(format!("the message has a {} header the signature does not cover", quote(&name)));
+    }
+    if let Some((name, count)) = second_copy(signature, &signed.message) {
+        return Err(format!(
+            "the message has {count} {} headers and the signature covers fewer: which one is read cannot be told",
+            quote(&name)
+        ));
     }
     check_sender(signature, signed, context)
 }
@@ -119,6 +136,12 @@ fn check_sender(signature: &Signature, signed: &Signed<'_>, context: &Context<'_
     Ok(())
 }
 
+/// The SHA-256 (hex) of the signature's `b=`: names the signature, so the same signed mail is known again.
+pub(crate) fn digest(signature: &Signature) -> String {
+    use sha2::Digest as _;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(&signature.b))
+}
+
 /// The body hash the signature claims is the hash of this message's body (no `l=`): the body is the one the
 /// provider signed, checked without its key.
 pub(crate) fn body_hash_matches(signature: &Signature, message: &AuthenticatedMessage<'_>) -> bool {
@@ -128,16 +151,30 @@ pub(crate) fn body_hash_matches(signature: &Signature, message: &AuthenticatedMe
     })
 }
 
-/// A header the message has more copies of than the signature covers: any of [`READ_HEADERS`], and any other
-/// signed header except those added in transit (a verifier checks the bottom copy, a mail reader shows the top).
-fn unsigned_copy(signature: &Signature, message: &AuthenticatedMessage<'_>) -> Option<String> {
-    let signed_count = |name: &str| signature.h.iter().filter(|s| s.trim().eq_ignore_ascii_case(name)).count();
+/// A header the message has more copies of than the signature covers: any of [`READ_HEADERS`], any header the
+/// template reads (`read`; Message-ID is left to [`second_copy`]), and any other signed header except those added
+/// in transit (a verifier checks the bottom copy, a mail reader shows the top).
+fn unsigned_copy(signature: &Signature, message: &AuthenticatedMessage<'_>, read: &[String]) -> Option<String> {
     let signed_names = signature.h.iter().map(|h| h.trim().to_ascii_lowercase());
     READ_HEADERS
         .iter()
         .map(|h| (*h).to_owned())
+        .chain(read.iter().map(|h| h.to_ascii_lowercase()).filter(|h| h != "message-id"))
         .chain(signed_names.filter(|h| !TRANSIT_HEADERS.contains(&h.as_str())))
-        .find(|h| count_headers(message, h) > signed_count(h))
+        .find(|h| count_headers(message, h) > signed_count(signature, h))
+}
+
+/// One of [`SINGLE_HEADERS`] the message has more than one copy of, beyond what the signature covers, with
+/// how many copies there are.
+fn second_copy(signature: &Signature, message: &AuthenticatedMessage<'_>) -> Option<(String, usize)> {
+    SINGLE_HEADERS.iter().find_map(|name| {
+        let count = count_headers(message, name);
+        (count > signed_count(signature, name).max(1)).then(|| ((*name).to_owned(), count))
+    })
+}
+
+fn signed_count(signature: &Signature, name: &str) -> usize {
+    signature.h.iter().filter(|s| s.trim().eq_ignore_ascii_case(name)).count()
 }
 
 pub(crate) fn count_headers(message: &AuthenticatedMessage<'_>, name: &str) -> usize {

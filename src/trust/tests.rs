@@ -10,6 +10,7 @@ fn paypal() -> ProviderTrust {
         provider: "paypal".into(),
         dkim_domains: vec!["paypal.com".into()],
         senders: vec!["service@paypal.com".into()],
+        read_headers: Vec::new(),
     }
 }
 

@@ -157,6 +157,7 @@ impl Reader for TestReader {
             provider: provider.to_owned(),
             dkim_domains: vec![],
             senders: vec!["@shop.example".into()],
+            read_headers: Vec::new(),
         })
     }
 }

@@ -25,6 +25,7 @@ impl Reader for SignedShop {
             provider: provider.to_owned(),
             dkim_domains: vec!["shop.example".into()],
             senders: vec!["@shop.example".into()],
+            read_headers: Vec::new(),
         })
     }
 }

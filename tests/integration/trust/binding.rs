@@ -79,7 +79,7 @@ async fn signed_original_forwarded_by_someone_not_among_the_forwarders_is_refuse
     assert_eq!(reason, "forwarded by mallory@evil.example, who is not among trust.forwarders");
     for by in ["vendor@example.org", "jo@staff.vendor.example"] {
         let verdict = check(&verifier, &raw, &forwarded_by(&original, by)).await;
-        assert_eq!(verdict, Verdict::Trusted { method: "dkim d=paypal.com".into() }, "{by}");
+        assert_eq!(trusted_by(&verdict), "dkim d=paypal.com", "{by}");
     }
 }
 

@@ -8,12 +8,12 @@ use keypost::daemon::Daemon;
 use super::*;
 use crate::pipeline::fakes::{MemorySource, RecordingMailer, TestDaemon};
 
-const VENDOR_ADDRESS: &str = "sales@vendor.example";
+pub(super) const VENDOR_ADDRESS: &str = "sales@vendor.example";
 const FIXTURE_ID: &str = "5TY12345AB678901C";
 const AR_PASS: &str = "mx.vendor.example; dkim=pass header.d=paypal.com header.s=s2";
 
 /// The PayPal sale fixture (its Authentication-Results dropped) as order `n`: its own id, Message-ID and buyer.
-fn sale(n: usize, to: &str) -> String {
+pub(super) fn sale(n: usize, to: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/paypal/sale_plain_text.eml");
     let fixture = std::fs::read_to_string(path).unwrap();
     assert!(fixture.contains(FIXTURE_ID) && fixture.contains("To: sales@vendor.example"), "the fixture changed");
@@ -35,6 +35,20 @@ fn below_signature(signed: &str, line: &str) -> String {
 }
 
 fn daemon(state: &std::path::Path, pinned: &TestSigner) -> TestDaemon {
+    daemon_pinning(state, &[pinned])
+}
+
+/// The daemon with the PayPal template and the others built in, `pinned` keys, orders bound to the vendor.
+pub(super) fn daemon_pinning(state: &std::path::Path, pinned: &[&TestSigner]) -> TestDaemon {
+    let loaded = loaded(state, pinned);
+    let core = keypost::daemon::build::core(&loaded).unwrap();
+    let reader = keypost::daemon::build::reader(&loaded).unwrap();
+    let verifier = Verifier::new(&loaded.config.trust).unwrap();
+    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
+}
+
+/// The configuration `daemon_pinning` runs with, its state in `state`.
+pub(super) fn loaded(state: &std::path::Path, pinned: &[&TestSigner]) -> Loaded {
     let config = format!(
         r#"
 [reply]
@@ -49,21 +63,17 @@ recipients = ["{VENDOR_ADDRESS}"]
 [[product]]
 id = "pro"
 name = "Acme Pro"
-skus = ["ACME-PRO"]
+skus = ["ACME-PRO", "Acme Pro"]
 min_price = [{{ currency = "USD", amount = "20.00" }}]
 serial = {{ product_code = 7, key = {{ inline = "00112233445566778899aabbccddeeff" }} }}
 "#,
-        pinned.pinned_toml()
+        pinned.iter().map(|key| key.pinned_toml()).collect::<String>()
     );
     let mut problems = Problems::new("test.toml");
     let config = keypost::config::parse(&config, &mut problems).unwrap_or_else(|| panic!("{:?}", problems.items()));
     config.validate(&mut problems);
     assert!(!problems.has_errors(), "{:?}", problems.items());
-    let loaded = Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] };
-    let core = keypost::daemon::build::core(&loaded).unwrap();
-    let reader = keypost::daemon::build::reader(&loaded).unwrap();
-    let verifier = Verifier::new(&loaded.config.trust).unwrap();
-    Daemon::new(MemorySource::default(), RecordingMailer::default(), core, reader, verifier)
+    Loaded { config, path: state.join("keypost.toml"), base_dir: state.to_owned(), warnings: vec![] }
 }
 
 #[tokio::test]
