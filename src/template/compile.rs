@@ -195,10 +195,11 @@ impl Template {
             .into_iter()
             .chain([&self.subscription, &self.period_end, &self.payment_id, &self.sequence])
             .flatten()
-            .chain(self.adjustments.iter().map(|(_, field)| field));
+            .chain(self.adjustments.iter().map(|(_, field)| field))
+            .chain(self.rules.iter().filter_map(|rule| rule.order_id.as_ref()));
         let places = fields.flat_map(|field| &field.places).chain(self.items.iter().flat_map(|items| &items.places));
-        let sources = places.map(|place| &place.source).chain(self.rules.iter().map(|rule| &rule.order_id_source));
-        let mut names: Vec<String> = sources
+        let mut names: Vec<String> = places
+            .map(|place| &place.source)
             .filter_map(|source| match source {
                 Source::Header(name) => Some(name.clone()),
                 _ => None,

@@ -354,12 +354,11 @@ impl Extraction<'_> {
                 self.line_amounts.push(amount);
             }
         }
-        if let (Some(field), [item]) = (&items.quantity, found.as_mut_slice()) {
-            if let Some(q) = self.text("items[0].quantity", Some(field))
-                && let Some(q) = self.valid("items[0].quantity", quantity(&q))
-            {
-                item.quantity = q;
-            }
+        if let (Some(field), [item]) = (&items.quantity, found.as_mut_slice())
+            && let Some(q) = self.text("items[0].quantity", Some(field))
+            && let Some(q) = self.valid("items[0].quantity", quantity(&q))
+        {
+            item.quantity = q;
         }
         if found.is_empty() && self.required("items", items.required) {
             self.fail("items", None, "required but no line item found (has the provider changed its layout?)");
