@@ -14,6 +14,7 @@ pub mod link;
 pub mod placeholder;
 mod render;
 pub mod smtp;
+mod wire;
 
 pub use alert::{Alert, Delivery, RevokedLine};
 pub use render::{LicenseReply, ProductReply, RenderError, Renderer};
@@ -248,7 +249,8 @@ pub struct Outgoing {
     pub from: String,
     /// Envelope recipients (RCPT TO), Bcc included.
     pub to: Vec<String>,
-    /// The RFC 5322 message.
+    /// The RFC 5322 message (kept as a JSON string when it is UTF-8, see `wire.rs`).
+    #[serde(with = "wire")]
     pub bytes: Vec<u8>,
 }
 
