@@ -12,6 +12,8 @@
 //!   after those replies went out, exactly as one message at a time would be handled.
 //! - A message whose deciding fails is not decided ahead either: the next pass decides it again and reports.
 //! - A requested stop ends deciding ahead between two messages; the rest stay in the source.
+//! - It yields to the sends between two messages, so an accepted reply is noted in the send journal within one
+//!   message's deciding.
 use super::{Judge, Outcome, Step};
 use crate::mailbox::{Disposition, RawMail};
 use crate::service::ShutdownSignal;
@@ -43,6 +45,9 @@ pub(super) async fn decide(
     let mut rest = Vec::new();
     let mut messages = batch.into_iter();
     for raw in messages.by_ref() {
+        // Deciding does not wait on anything: without this the sends beside it (same thread) would see their
+        // server's answers only after the whole batch, which widens the window in which a kill repeats a reply.
+        tokio::task::yield_now().await;
         if shutdown.is_some_and(ShutdownSignal::is_requested) {
             rest.push(raw);
             break;
