@@ -229,7 +229,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     ///
     /// The batch goes through the store's protocol together: each message's outcome is applied as it is decided
     /// (step 2), all of them are made durable with one flush, then what they queued is sent concurrently over the
-    /// mailer's connections, each send recorded durably as soon as it is answered (step 3), while the batch is
+    /// mailer's connections, each accepted send noted in the send journal at once and all recorded with one flush
+    /// (step 3), while the batch is
     /// moved in the source with as few commands as it allows (step 4) and, after a full batch, the next one is
     /// fetched: a crash in either finds everything it needs in the state, as after step 2. A single new message is
     /// a batch of one: nothing waits for a batch to fill.

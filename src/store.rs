@@ -19,15 +19,16 @@
 //! trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version and the next
 //! audit/pool number (`engine.rs`). A [`Change`] is applied in one write transaction, so every transition is
 //! atomic. A durable commit fsyncs before it returns, in the caller's thread: nothing else of the daemon's
-//! (a send, the next message) runs until the record is on disk, which is what bounds the repeats after a crash
-//! to the sends in flight. A commit that is not durable is visible at once, and the next durable commit makes it
-//! durable with it.
+//! (a send, the next message) runs until the record is on disk. A commit that is not durable is visible at once,
+//! and the next durable commit makes it durable with it. Beside the database, `state/sent.journal` notes each
+//! send the SMTP server accepted the moment it answers (`journal.rs`), so a group of sends needs one fsync.
 //!
 //! # Protocol (what a crash at each point leads to)
 //! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
 //! step 2's changes are applied one message after another and made durable once with [`Store::pending`]; then
-//! the sends of step 3 run concurrently, each recorded durably as soon as the server answered it, while step 4
-//! moves the batch, which needs nothing from step 3: a crash during either is case 2):
+//! the sends of step 3 run concurrently, each noted in the send journal as soon as the server answered it and all
+//! recorded with one durable commit, while step 4 moves the batch, which needs nothing from step 3: a crash
+//! during either is case 2):
 //! 1. *Nothing recorded yet* (parse, classify, trust, decide, make serials, render): a crash leaves the message
 //!    waiting in its source; it is handed out again and processed from scratch. Nothing was sent.
 //! 2. *Commit one batch durably* ([`Store::commit_durable`]) — order lines with their decision and licenses, the
@@ -36,14 +37,20 @@
 //!    what was queued. A crash before the fsync completes loses the whole batch (case 1). A crash after it: the
 //!    message comes back, its source record says it is settled, so it is only moved again; the outbox entries
 //!    are sent on start-up. No decision is made twice.
-//! 3. *Send each outbox entry*, then commit "sent" durably (entry removed, order's reply state `sent`, audit).
-//!    A crash after the server accepted the message but before that fsync is the one accepted duplicate: the
-//!    entry is still queued and is sent again, with identical bytes and the same Message-ID.
-//!    A failure is committed (attempts, next try, or `failed` plus a vendor alert) before anything else.
+//! 3. *Send each outbox entry*; the moment the server accepts one, append its Message-ID to the send journal (one
+//!    `write`, which a killed process cannot take back); when the group's sends are done, commit "sent" for all
+//!    of them durably (entry removed, order's reply state `sent`, audit) with [`Store::commit_sends`], then
+//!    empty the journal. A crash of the process after the journal line: the next open records the send from the
+//!    journal before anything reads the outbox, so it is not sent again. The accepted duplicates: a crash between
+//!    the server's acceptance and the journal line (a loopback round trip), and a power cut before the group's
+//!    commit (the journal is not fsynced on its own); either sends the entry again with identical bytes and the
+//!    same Message-ID. If the journal cannot be written, that send is committed durably on its own, as before.
+//!    A failed try is recorded (attempts, next try, or `failed` plus a vendor alert) in the same group commit,
+//!    before anything else; a crash before it only makes the entry be tried again at once.
 //! 4. *Settle the source message* (move it to its folder). A crash before: see 2. Never deleted.
 //!
 //! So no order is lost (a message leaves the queue only after its outcome is durable) and no reply is sent
-//! twice except in the window of step 3. A revocation committed while an order's reply still waits in the
+//! twice except in the windows of step 3. A revocation committed while an order's reply still waits in the
 //! outbox takes the reply out in the same batch. The vendor's tools (`resend`, `revoke`, `issue`) follow the
 //! same order: a durable commit, then send. The one write not made durable is a message's note that it waits
 //! for a later pass ([`Store::commit_waiting`]): nothing external follows it. redb's file lock allows one
@@ -68,6 +75,7 @@ use crate::problems::Problems;
 mod chain;
 mod change;
 mod engine;
+mod journal;
 mod migrate;
 mod pool;
 mod rate;
@@ -216,6 +224,8 @@ impl Pending<'_> {
 pub struct Store {
     db: Arc<engine::Db>,
     ids: Arc<engine::Ids>,
+    /// The send journal; `None` when the state was opened only to read.
+    journal: Option<Arc<journal::Journal>>,
 }
 
 impl Store {
@@ -251,8 +261,14 @@ impl Store {
             check_schema(&table, &path)?;
             engine::Ids::load(&table)?
         };
-        let store = Self { db: Arc::new(engine::Db::Write(db)), ids: Arc::new(ids) };
+        let journal_io =
+            |source: std::io::Error| StoreError::Open { path: state_dir.join(journal::FILE), source: Box::new(source) };
+        let (journal, left) = journal::Journal::open(state_dir).map_err(journal_io)?;
+        let journal = Arc::new(journal);
+        let store = Self { db: Arc::new(engine::Db::Write(db)), ids: Arc::new(ids), journal: Some(journal.clone()) };
         rate::build_once(&store)?;
+        store.fold_journal(&left)?;
+        journal.clear().map_err(journal_io)?;
         keep_private(&path);
         Ok(store)
     }

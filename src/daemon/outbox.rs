@@ -1,5 +1,6 @@
 //! Sending the durable outbox (the store's protocol step 3): entries are sent concurrently (the mailer bounds
-//! how many at once), and each one's outcome is committed durably as soon as the server has answered it.
+//! how many at once); each one the server accepted is noted in the send journal at once, and the outcomes of the
+//! group are committed durably together when its sends are done.
 //! Transient failures are retried quickly at first and then less and less often (see [`retry_delay`]);
 //! permanent ones (or too many attempts) mark the reply failed and alert the vendor.
 use anyhow::Context as _;
@@ -11,6 +12,16 @@ use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 
 /// The longest wait between two tries.
 const MAX_RETRY_SECS: u64 = 6 * 60 * 60;
+
+/// One entry's try: what it adds to the pass's counts, and the record its group commits.
+#[derive(Default)]
+struct Tried {
+    outcome: Outcome,
+    /// `None` when the record was already committed on its own.
+    change: Option<Change>,
+    /// Whether the send journal holds this send.
+    journaled: bool,
+}
 
 impl Core {
     /// Sends every entry whose next try is due.
@@ -29,57 +40,79 @@ impl Core {
     }
 
     /// Sends the entries concurrently; the mailer bounds how many are on the wire at once (its connections).
-    /// Each result is recorded durably as soon as it comes, so a crash repeats at most the sends in flight.
+    /// Each accepted send is noted in the send journal the moment the server answers, so a crash of the process
+    /// after that does not send it again; the records of all of them (and of failed tries) then go into the state
+    /// with one durable commit, instead of one fsync per send.
     async fn send_all<M: Mailer>(&self, mailer: &M, entries: Vec<OutboxEntry>) -> anyhow::Result<Outcome> {
+        if entries.is_empty() {
+            return Ok(Outcome::default());
+        }
         let results = futures::future::join_all(entries.into_iter().map(|entry| self.send_one(mailer, entry))).await;
         let mut outcome = Outcome::default();
         let mut first_err = None;
+        let mut changes = Vec::with_capacity(results.len());
+        let mut journaled = 0;
         for result in results {
             match result {
-                Ok(one) => outcome.add(&one),
+                Ok(tried) => {
+                    outcome.add(&tried.outcome);
+                    journaled += usize::from(tried.journaled);
+                    changes.extend(tried.change);
+                }
                 Err(err) => {
                     first_err.get_or_insert(err);
                 }
             }
         }
+        // Even after an error: the records of the sends that went out are committed before anything else.
+        // An alert this queued (a send given up) goes out with the next due pass, not from here.
+        self.store.commit_sends(changes, journaled).await.context("Failed to record the sends")?;
         first_err.map_or(Ok(outcome), Err)
     }
 
-    /// Protocol step 3 for one entry: send it, then record the result durably before anything else.
+    /// Protocol step 3 for one entry: send it; if the server accepted it, note that in the send journal at once.
+    /// Returns the record to commit with the group (or, when the journal cannot be written, commits it durably
+    /// here, as each send was recorded before the journal).
     #[tracing::instrument(skip_all, fields(message_id = %entry.outgoing.message_id))]
-    async fn send_one<M: Mailer>(&self, mailer: &M, entry: OutboxEntry) -> anyhow::Result<Outcome> {
+    async fn send_one<M: Mailer>(&self, mailer: &M, entry: OutboxEntry) -> anyhow::Result<Tried> {
         let result = mailer.send(&entry.outgoing).await;
         let now = self.now().unix_timestamp();
         let mut change = Change::new();
-        let mut outcome = Outcome::default();
+        let mut tried = Tried::default();
         match result {
             Ok(()) => {
+                tried.journaled = match self.store.journal_sent(now, &entry.outgoing.message_id) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::warn!("Cannot write the send journal; recording this send on its own: {err}");
+                        false
+                    }
+                };
                 self.record_sent(&entry, now, &mut change)?;
-                outcome.sent = 1;
+                tried.outcome.sent = 1;
             }
             Err(err) => {
                 self.record_failure(entry, &err, now, &mut change)?;
-                outcome.send_failures = 1;
+                tried.outcome.send_failures = 1;
             }
         }
-        // An alert this queued (a send given up) goes out with the next due pass, not from here.
-        self.store.commit_durable(change).await.context("Failed to record a send")?;
-        Ok(outcome)
+        if tried.outcome.sent == 1 && !tried.journaled {
+            self.store.commit_durable(change).await.context("Failed to record a send")?;
+        } else {
+            tried.change = Some(change);
+        }
+        Ok(tried)
     }
 
     fn record_sent(&self, entry: &OutboxEntry, now: i64, change: &mut Change) -> anyhow::Result<()> {
-        let id = &entry.outgoing.message_id;
-        change.unqueue(id);
-        change.audit(now, "sent", id, format!("{} recipient(s)", entry.outgoing.to.len()));
         self.telemetry.smtp_reached(now);
+        let before = self.store.record_sent(entry, now, change)?;
+        if let Some(record) = before {
+            // From the order's record to the server's acceptance; a resend by hand is not a reply's latency.
+            let since_recorded = self.now() - time::OffsetDateTime::from_unix_timestamp(record.received_at)?;
+            self.telemetry.reply_sent((record.resends == 0).then(|| since_recorded.as_seconds_f64()));
+        }
         if let Purpose::Reply { provider, order_id, line } = &entry.purpose {
-            if let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? {
-                // From the order's record to the server's acceptance; a resend by hand is not a reply's latency.
-                let since_recorded = self.now() - time::OffsetDateTime::from_unix_timestamp(record.received_at)?;
-                self.telemetry.reply_sent((record.resends == 0).then(|| since_recorded.as_seconds_f64()));
-                record.reply = ReplyState::Sent { message_id: id.clone(), at: now };
-                change.put_order(&record);
-            }
             tracing::info!(provider, order_id = %order_id, line, "Reply sent.");
         }
         Ok(())

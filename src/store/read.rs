@@ -5,20 +5,20 @@
 //!
 //! Invariants: a store opened here never writes (a change fails with [`StoreError::ReadOnly`]); a state that
 //! needs a write before it can be read as it is (none yet, an old sled one, a repair after an unclean shutdown,
-//! the rate counters' one-off build) is opened to write instead, exactly as [`Store::open`] would; a state the
+//! sends left in the send journal by a crash, the rate counters' one-off build) is opened to write instead, exactly as [`Store::open`] would; a state the
 //! daemon holds is [`StoreError::Locked`], as for an open to write, so the tools ask the daemon.
 use std::path::Path;
 use std::sync::Arc;
 
 use super::engine::{self, TABLE};
-use super::{Store, StoreError, check_schema, keep_private, make_private, migrate, rate};
+use super::{Store, StoreError, check_schema, journal, keep_private, make_private, migrate, rate};
 
 impl Store {
     /// Opens the state only to read, with the same checks as [`Store::open`]; see the module doc for when it
     /// opens it to write instead.
     pub fn open_read(state_dir: &Path) -> Result<Self, StoreError> {
         let path = state_dir.join(engine::FILE);
-        if !path.exists() || state_dir.join(migrate::LEGACY).exists() {
+        if !path.exists() || state_dir.join(migrate::LEGACY).exists() || journal::has_lines(state_dir) {
             return Store::open(state_dir);
         }
         make_private(state_dir)?;
@@ -38,7 +38,7 @@ impl Store {
         let ids = engine::Ids::load(&table)?;
         drop(table);
         keep_private(&path);
-        Ok(Self { db: Arc::new(db), ids: Arc::new(ids) })
+        Ok(Self { db: Arc::new(db), ids: Arc::new(ids), journal: None })
     }
 }
 

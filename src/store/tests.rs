@@ -362,3 +362,87 @@ fn the_state_folder_is_created_private_and_an_open_one_is_narrowed() {
     drop(Store::open(&state).unwrap());
     assert_eq!(mode(&state), 0o700, "an open state folder is narrowed");
 }
+
+/// A reply queued durably for order `A-1`, as step 2 leaves it.
+fn queued_reply(store: &Store, id: &str) {
+    let mut change = Change::new();
+    change.put_order(&record("A-1", 0, "asa@example.com", 100));
+    let purpose = Purpose::Reply { provider: "paypal".into(), order_id: OrderId::parse("A-1").unwrap(), line: 0 };
+    change.queue(&OutboxEntry::new(outgoing(id), purpose, 100));
+    store.commit(change).unwrap();
+    store.flush_blocking().unwrap();
+}
+
+#[test]
+fn a_send_noted_in_the_journal_is_recorded_as_sent_when_a_crash_came_before_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        queued_reply(&store, "r1@v");
+        store.journal_sent(160, "r1@v").unwrap();
+        // The process dies here: the group's commit_sends never ran.
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.outbox_entry("r1@v").unwrap().is_none(), "not sent again after the restart");
+    let line = store.order_line("paypal", "A-1", 0).unwrap().unwrap();
+    assert_eq!(line.reply, ReplyState::Sent { message_id: "r1@v".into(), at: 160 });
+    let events: Vec<String> = store.audit().unwrap().into_iter().map(|entry| entry.event).collect();
+    assert_eq!(events, ["sent", "journal"]);
+    assert_eq!(std::fs::metadata(dir.path().join(journal::FILE)).unwrap().len(), 0, "emptied once recorded");
+}
+
+#[test]
+fn a_journal_line_whose_commit_landed_before_the_crash_changes_nothing_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        queued_reply(&store, "r1@v");
+        store.journal_sent(160, "r1@v").unwrap();
+        let entry = store.outbox_entry("r1@v").unwrap().unwrap();
+        let mut change = Change::new();
+        store.record_sent(&entry, 160, &mut change).unwrap();
+        // Committed, and the process dies before the journal is emptied.
+        store.write(vec![change], redb::Durability::Immediate).unwrap();
+        assert!(std::fs::metadata(dir.path().join(journal::FILE)).unwrap().len() > 0);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let events: Vec<String> = store.audit().unwrap().into_iter().map(|entry| entry.event).collect();
+    assert_eq!(events, ["sent"], "recorded once");
+}
+
+#[tokio::test]
+async fn the_journal_is_emptied_only_after_the_commit_of_every_send_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    queued_reply(&store, "r1@v");
+    queued_reply(&store, "r2@v");
+    let journal = dir.path().join(journal::FILE);
+    let mut changes = Vec::new();
+    for id in ["r1@v", "r2@v"] {
+        store.journal_sent(160, id).unwrap();
+        let entry = store.outbox_entry(id).unwrap().unwrap();
+        let mut change = Change::new();
+        store.record_sent(&entry, 160, &mut change).unwrap();
+        changes.push(change);
+    }
+    let second = changes.split_off(1);
+    store.commit_sends(changes, 1).await.unwrap();
+    assert!(std::fs::metadata(&journal).unwrap().len() > 0, "r2's line still waits for its commit");
+    store.commit_sends(second, 1).await.unwrap();
+    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    assert_eq!(store.outbox_len(), 0);
+}
+
+#[test]
+fn a_tool_opening_to_read_a_state_with_sends_left_in_the_journal_sees_them_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        queued_reply(&store, "r1@v");
+        store.journal_sent(160, "r1@v").unwrap();
+    }
+    let store = Store::open_read(dir.path()).unwrap();
+    assert_eq!(store.outbox_len(), 0, "the journal's send is recorded before the tool reads");
+    let line = store.order_line("paypal", "A-1", 0).unwrap().unwrap();
+    assert_eq!(line.reply, ReplyState::Sent { message_id: "r1@v".into(), at: 160 });
+}

@@ -27,10 +27,9 @@ pub struct Rule {
     pub subject: Option<Regex>,
     pub body: Option<Regex>,
     pub kind: RuleKind,
-    /// Replace the template's order id patterns for messages this rule matches (empty: the template's).
-    pub order_id: Vec<Regex>,
-    /// Where `order_id` looks.
-    pub order_id_source: Source,
+    /// Replaces the template's order id for messages this rule matches (`None`: the template's). Built once
+    /// here, not per message: a cloned `Regex` starts with an empty cache and rebuilds its DFA on every search.
+    pub order_id: Option<Field>,
     /// The fields this layout must have, replacing the fields' own `required` (`items` for the items).
     pub require: Option<Vec<String>>,
     /// The sections this layout has (`None`: all of them).
@@ -89,7 +88,9 @@ pub struct Field {
 pub struct Items {
     /// Every match in every place is an item (overlapping matches in one place count once).
     pub places: Vec<Place>,
-    pub quantity: Option<Regex>,
+    /// The quantity of a single item, read from the body (its first place's section); built once, like a rule's
+    /// order id.
+    pub quantity: Option<Field>,
     pub required: bool,
     /// Every item must have a price or amount above zero.
     pub priced: bool,
@@ -194,10 +195,11 @@ impl Template {
             .into_iter()
             .chain([&self.subscription, &self.period_end, &self.payment_id, &self.sequence])
             .flatten()
-            .chain(self.adjustments.iter().map(|(_, field)| field));
+            .chain(self.adjustments.iter().map(|(_, field)| field))
+            .chain(self.rules.iter().filter_map(|rule| rule.order_id.as_ref()));
         let places = fields.flat_map(|field| &field.places).chain(self.items.iter().flat_map(|items| &items.places));
-        let sources = places.map(|place| &place.source).chain(self.rules.iter().map(|rule| &rule.order_id_source));
-        let mut names: Vec<String> = sources
+        let mut names: Vec<String> = places
+            .map(|place| &place.source)
             .filter_map(|source| match source {
                 Source::Header(name) => Some(name.clone()),
                 _ => None,
@@ -225,7 +227,7 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
         .chain([(Adjustment::Fee, &f.fee), (Adjustment::Discount, &f.discount)])
         .filter_map(|(kind, spec)| Some((kind, c.field(kind.name(), spec.as_ref(), &["value"])?)))
         .collect();
-    let template = Template {
+    let mut template = Template {
         id: id.clone(),
         name: spec.name.clone(),
         description: spec.description.clone(),
@@ -267,8 +269,13 @@ pub fn compile(file: &Path, text: &str) -> Result<Template, Vec<Problem>> {
             "cannot tell whose payment id it is: `paid_through` names more than one processor",
         );
     }
+    // A rule's own order id patterns are cleaned as the template's order id is.
+    let id_clean = template.order_id.as_ref().map_or_else(default_clean, |field| field.clean.clone());
+    for field in template.rules.iter_mut().filter_map(|rule| rule.order_id.as_mut()) {
+        field.clean.clone_from(&id_clean);
+    }
     let order_rules_without_id =
-        template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_)) && r.order_id.is_empty());
+        template.rules.iter().any(|r| matches!(r.kind, RuleKind::Order(_)) && r.order_id.is_none());
     if template.order_id.is_none() && order_rules_without_id {
         problems.error("fields.order_id", "is needed: every order has an id");
     }
@@ -414,11 +421,11 @@ impl Compiler<'_> {
         };
         let subject = self.optional(&format!("{key}.subject"), rule.subject.as_deref());
         let body = self.optional(&format!("{key}.body"), rule.body.as_deref());
-        let order_id = match &rule.order_id {
+        let order_id_patterns = match &rule.order_id {
             Some(patterns) => self.alternatives(&format!("{key}.order_id"), patterns, &["value"]),
             None => Vec::new(),
         };
-        let order_id_source = match (&rule.order_id, rule.order_id_from.as_deref()) {
+        let source = match (&rule.order_id, rule.order_id_from.as_deref()) {
             (_, Some("order_id")) => {
                 self.problems
                     .error(format!("{key}.order_id_from"), "\"order_id\" is a source for fields.payment_id only");
@@ -447,8 +454,11 @@ impl Compiler<'_> {
             subject,
             body,
             kind,
-            order_id,
-            order_id_source,
+            order_id: (!order_id_patterns.is_empty()).then(|| Field {
+                places: vec![Place { patterns: order_id_patterns, source, section: None }],
+                required: true,
+                clean: default_clean(), // the template's, set by `compile`
+            }),
             require: rule.require.clone(),
             sections: rule.sections.clone(),
         })
@@ -544,6 +554,16 @@ impl Compiler<'_> {
         if quantity.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
             self.problems.error("items.quantity", "needs a named group (?P<value>...)");
         }
+        // The body (the items' section when they have one), also when the items come from the subject.
+        let quantity = quantity.map(|pattern| Field {
+            places: vec![Place {
+                patterns: vec![pattern],
+                source: Source::Body,
+                section: places.first().and_then(|place| place.section.clone()),
+            }],
+            required: false,
+            clean: clean.clone(),
+        });
         for (p, place) in places.iter().enumerate() {
             let key = if p == 0 { "items".to_owned() } else { format!("items.also[{}]", p - 1) };
             if place.source == Source::OrderId {

@@ -42,15 +42,8 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     };
     let mut x =
         Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new(), order_id: None };
-    let id_field = match (rule.order_id.as_slice(), &t.order_id) {
-        ([], field) => field.clone(),
-        (patterns, field) => Some(Field {
-            places: vec![Place { patterns: patterns.to_vec(), source: rule.order_id_source.clone(), section: None }],
-            required: true,
-            clean: field.as_ref().map_or_else(super::compile::default_clean, |f| f.clean.clone()),
-        }),
-    };
-    let id = x.text("order_id", id_field.as_ref()).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
+    let id_field = rule.order_id.as_ref().or(t.order_id.as_ref());
+    let id = x.text("order_id", id_field).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
     x.order_id = id.as_ref().map(|id| id.as_str().to_owned());
     let payment_id = x.text("payment_id", t.payment_id.as_ref());
     let payment_id =
@@ -361,22 +354,11 @@ impl Extraction<'_> {
                 self.line_amounts.push(amount);
             }
         }
-        if let (Some(pattern), [item]) = (&items.quantity, found.as_mut_slice()) {
-            let field = Field {
-                // The body (the items' section when they have one), also when the items come from the subject.
-                places: vec![Place {
-                    patterns: vec![pattern.clone()],
-                    source: super::compile::Source::Body,
-                    section: items.places.first().and_then(|place| place.section.clone()),
-                }],
-                required: false,
-                clean: items.clean.clone(),
-            };
-            if let Some(q) = self.text("items[0].quantity", Some(&field))
-                && let Some(q) = self.valid("items[0].quantity", quantity(&q))
-            {
-                item.quantity = q;
-            }
+        if let (Some(field), [item]) = (&items.quantity, found.as_mut_slice())
+            && let Some(q) = self.text("items[0].quantity", Some(field))
+            && let Some(q) = self.valid("items[0].quantity", quantity(&q))
+        {
+            item.quantity = q;
         }
         if found.is_empty() && self.required("items", items.required) {
             self.fail("items", None, "required but no line item found (has the provider changed its layout?)");
