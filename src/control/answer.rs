@@ -298,26 +298,53 @@ pub fn export(store: &Store, format: ExportFormat) -> anyhow::Result<Answer> {
     Ok(Answer::success(String::from_utf8(out)?))
 }
 
+/// Order lines a reading thread hands over at a time, and how many such batches may wait: the export holds at
+/// most ~1,300 records however many orders there are.
+const EXPORT_BATCH: usize = 256;
+const EXPORT_BATCHES_WAITING: usize = 4;
+
 /// Writes the export row by row as the orders are read: memory does not grow with the number of orders.
-/// Returns how many order lines were written. Each row is made in one reused buffer and written whole.
+/// Returns how many order lines were written. Reading and decoding the records (two thirds of the work) runs in
+/// a thread of its own, a few batches ahead of this one, which formats each row in one reused buffer and writes
+/// it whole. A failed write (a closed pipe) ends the reader too; a failed read ends the export with its error.
 pub fn export_to(store: &Store, format: ExportFormat, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
-    let mut rows = 0u64;
     if format == ExportFormat::Csv {
         writeln!(out, "{}", CSV_HEADER.join(","))?;
     }
-    let mut line = Vec::with_capacity(2048);
-    for record in store.orders_iter() {
-        let record = record?;
-        line.clear();
-        match format {
-            ExportFormat::Jsonl => serde_json::to_writer(&mut line, &record)?,
-            ExportFormat::Csv => csv_row(&record, &mut line),
+    std::thread::scope(|scope| {
+        let (batches, received) = std::sync::mpsc::sync_channel(EXPORT_BATCHES_WAITING);
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(EXPORT_BATCH);
+            for record in store.orders_iter() {
+                let failed = record.is_err();
+                batch.push(record);
+                if batch.len() == EXPORT_BATCH || failed {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(EXPORT_BATCH));
+                    // An error from `send`: the writer stopped (its output failed); nothing more to read for.
+                    if batches.send(full).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            let _ = batches.send(batch);
+        });
+        let mut rows = 0u64;
+        let mut line = Vec::with_capacity(2048);
+        for batch in received {
+            for record in batch {
+                let record = record?;
+                line.clear();
+                match format {
+                    ExportFormat::Jsonl => serde_json::to_writer(&mut line, &record)?,
+                    ExportFormat::Csv => csv_row(&record, &mut line),
+                }
+                line.push(b'\n');
+                out.write_all(&line)?;
+                rows += 1;
+            }
         }
-        line.push(b'\n');
-        out.write_all(&line)?;
-        rows += 1;
-    }
-    Ok(rows)
+        Ok(rows)
+    })
 }
 
 const CSV_HEADER: [&str; 18] = [
@@ -412,6 +439,7 @@ fn push_csv_field(out: &mut Vec<u8>, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use crate::control::ExportFormat;
     use crate::store::{Change, SelfServiceRecord, Store};
 
     #[tokio::test]
@@ -440,6 +468,65 @@ mod tests {
         assert_eq!(requests[1]["origin"], "m/20");
         let none = super::lookup(&store, "nobody@example.com", true).unwrap();
         assert_eq!(none.exit, super::EXIT_ERROR);
+    }
+
+    /// A state with `n` answered orders, `A-0000` to `A-{n-1}`.
+    async fn state_with_orders(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut change = Change::new();
+        for i in 0..n {
+            let record: crate::store::OrderRecord = serde_json::from_value(serde_json::json!({
+                "provider": "paypal", "order_id": format!("A-{i:04}"), "line": 0, "kind": "sale",
+                "received_at": 1_700_000_000 + i, "origin": "maildir/x", "buyer_email": format!("b{i}@example.com"),
+                "decision": "issue", "reason": "",
+                "reply": {"state": "sent", "message_id": format!("r{i}@v"), "at": 1_700_000_000 + i},
+            }))
+            .unwrap();
+            change.put_order(&record);
+        }
+        store.commit_durable(change).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_export_larger_than_what_the_reader_may_hold_comes_out_whole_and_in_order() {
+        let n = super::EXPORT_BATCH * (super::EXPORT_BATCHES_WAITING + 3) + 5;
+        let (_dir, store) = state_with_orders(n).await;
+        for format in [ExportFormat::Jsonl, ExportFormat::Csv] {
+            let mut out = Vec::new();
+            assert_eq!(super::export_to(&store, format, &mut out).unwrap(), n as u64);
+            let text = String::from_utf8(out).unwrap();
+            let ids: Vec<&str> = text.lines().filter_map(|l| l.split("A-").nth(1)).map(|r| &r[..4]).collect();
+            let expected: Vec<String> = (0..n).map(|i| format!("{i:04}")).collect();
+            assert_eq!(ids, expected, "{format:?}");
+        }
+    }
+
+    /// Takes `left` bytes, then fails like a pipe whose reader went away.
+    struct ClosingPipe {
+        left: usize,
+    }
+
+    impl std::io::Write for ClosingPipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.left < buf.len() {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.left -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_export_into_a_pipe_that_closes_stops_with_its_error_and_its_reader_stops_too() {
+        let (_dir, store) = state_with_orders(super::EXPORT_BATCH * (super::EXPORT_BATCHES_WAITING + 3)).await;
+        let err = super::export_to(&store, ExportFormat::Jsonl, &mut ClosingPipe { left: 10_000 }).unwrap_err();
+        let io = err.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        assert_eq!(io, Some(std::io::ErrorKind::BrokenPipe), "{err:#}");
     }
 
     fn csv_field(value: &str) -> String {
