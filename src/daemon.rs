@@ -13,6 +13,7 @@ use crate::service::ShutdownSignal;
 use crate::store::{Pending, SourceRecord};
 use crate::trust::Verifier;
 
+mod ahead;
 mod alerts;
 pub mod any;
 mod aside;
@@ -32,6 +33,7 @@ mod selfservice;
 mod subscription;
 mod watch;
 
+use ahead::Ahead;
 pub use core::{Assessed, Core, Effect, Origin, Settle};
 pub use manual::MANUAL_PROVIDER;
 pub use seams::{Licenser, Reader, Reading};
@@ -181,9 +183,17 @@ pub struct Daemon<S: Source, M: Mailer> {
     max_wait: Duration,
     /// Vendor tools' requests from the control socket, carried out between passes.
     jobs: Option<tokio::sync::mpsc::Receiver<crate::control::Job>>,
-    /// The next batch, fetched while the last full one was sent: the next pass starts with it. Only read, never
-    /// settled, so a crash or a stop leaves it in the source.
-    prefetched: Option<Vec<RawMail>>,
+    /// The next batch, fetched and decided while the last full one was sent (`ahead.rs`): the next pass sends its
+    /// replies and settles it.
+    ahead: Option<Ahead>,
+}
+
+/// What deciding a message reads, apart from the state it writes through a [`Pending`].
+#[derive(Clone, Copy)]
+struct Judge<'a> {
+    core: &'a Core,
+    reader: &'a dyn Reader,
+    verifier: &'a Verifier,
 }
 
 async fn fetch_from<S: Source>(source: &mut S) -> anyhow::Result<Vec<RawMail>> {
@@ -211,7 +221,11 @@ async fn fetch_logged<S: Source>(source: &mut S, core: &Core) -> Option<Vec<RawM
 impl<S: Source, M: Mailer> Daemon<S, M> {
     pub fn new(source: S, mailer: M, core: Core, reader: Box<dyn Reader>, verifier: Verifier) -> Self {
         core.telemetry.set_source(source.name());
-        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None, prefetched: None }
+        Self { source, mailer, core, reader, verifier, max_wait: MAX_WAIT, jobs: None, ahead: None }
+    }
+
+    fn judge(&self) -> Judge<'_> {
+        Judge { core: &self.core, reader: self.reader.as_ref(), verifier: &self.verifier }
     }
 
     /// Caps the wait between passes below the default minute, e.g. at half the service watchdog interval.
@@ -230,10 +244,10 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     /// The batch goes through the store's protocol together: each message's outcome is applied as it is decided
     /// (step 2), all of them are made durable with one flush, then what they queued is sent concurrently over the
     /// mailer's connections, each accepted send noted in the send journal at once and all recorded with one flush
-    /// (step 3), while the batch is
-    /// moved in the source with as few commands as it allows (step 4) and, after a full batch, the next one is
-    /// fetched: a crash in either finds everything it needs in the state, as after step 2. A single new message is
-    /// a batch of one: nothing waits for a batch to fill.
+    /// (step 3), while the batch is moved in the source with as few commands as it allows (step 4) and, after a
+    /// full batch, the next one is fetched and decided (`ahead.rs`): its replies go out in the next pass, beside
+    /// the batch after it. A crash in any of these finds everything it needs in the state, as after step 2. A
+    /// single new message is a batch of one: nothing waits for a batch to fill.
     async fn pass(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
         let result = self.pass_unrecorded(shutdown).await;
         let at = self.core.now().unix_timestamp();
@@ -243,29 +257,37 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     }
 
     async fn pass_unrecorded(&mut self, shutdown: Option<&ShutdownSignal>) -> anyhow::Result<Outcome> {
-        let mut outcome = self.core.send_due(&self.mailer).await?;
+        let ahead = self.ahead.take();
+        // A batch decided ahead sends its replies below, with this pass's: not here, where nothing overlaps them.
+        let held = ahead.as_ref().map_or(&[][..], |ahead| ahead.queued.message_ids());
+        let mut outcome = self.core.send_due_except(&self.mailer, held).await?;
         // Orders waiting for pool codes that an import (or a crash right after one) left unanswered.
         outcome.add(&self.core.answer_waiting(&self.mailer).await?);
-        let batch = match self.prefetched.take() {
-            Some(batch) => batch,
-            None => self.fetch().await?,
+        let (batch, mut pending, mut settled) = match ahead {
+            Some(ahead) => {
+                outcome.add(&ahead.outcome);
+                (ahead.rest, self.core.store.pending_after(ahead.queued), ahead.settled)
+            }
+            None => {
+                let batch = self.fetch().await?;
+                let settled = Vec::with_capacity(batch.len());
+                (batch, self.core.store.pending(), settled)
+            }
         };
         let source = self.source.name();
-        let mut pending = self.core.store.pending();
-        let mut settled = Vec::with_capacity(batch.len());
         let mut decided = Ok(());
         for raw in batch {
             if shutdown.is_some_and(ShutdownSignal::is_requested) {
                 tracing::info!("Stopping between two messages; the rest stay for the next start.");
                 break;
             }
-            let mut step = self.decide(&source, &raw, &mut pending, &mut settled, true).await;
+            let mut step = decide(self.judge(), &source, &raw, &mut pending, &mut settled, true).await;
             if let Ok(Step::SendFirst) = step {
                 // A refund or cancellation would take back a reply of this batch not sent yet: send those first, as
                 // handling one message at a time would, then decide it on the state they left.
                 let queued = std::mem::replace(&mut pending, self.core.store.pending()).durable().await?;
                 outcome.add(&self.core.send_queued(&self.mailer, &queued).await?);
-                step = self.decide(&source, &raw, &mut pending, &mut settled, false).await;
+                step = decide(self.judge(), &source, &raw, &mut pending, &mut settled, false).await;
             }
             match step {
                 Ok(Step::Decided(one)) => outcome.add(&one),
@@ -279,15 +301,24 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         // Even after a failure: what was applied is made durable before anything (the next pass) could send it.
         let queued = pending.durable().await.context("Failed to record the batch's outcomes")?;
         decided?;
-        // Steps 3 and 4 at once: the sends go over SMTP while the batch is moved over IMAP (and, after a full
-        // batch, the next one fetched), since the state already holds everything a crash in either needs.
+        // Steps 3 and 4 at once: the sends go over SMTP while the batch is moved over IMAP and, after a full batch,
+        // the next one is fetched and decided (steps 1 and 2 for it), since the state already holds everything a
+        // crash in either needs.
         let full = outcome.messages >= BATCH;
-        let (sent, ()) = futures::join!(self.core.send_queued(&self.mailer, &queued), async {
+        let judge = Judge { core: &self.core, reader: self.reader.as_ref(), verifier: &self.verifier };
+        let (sent, next) = futures::join!(self.core.send_queued(&self.mailer, &queued), async {
             Self::settle_all(&mut self.source, &settled).await;
-            if full {
-                self.prefetched = fetch_logged(&mut self.source, &self.core).await;
+            if !full {
+                return Ok(None);
+            }
+            match fetch_logged(&mut self.source, &self.core).await {
+                Some(batch) if !batch.is_empty() => {
+                    ahead::decide(judge, &source, batch, !queued.is_empty(), shutdown).await.map(Some)
+                }
+                _ => Ok(None),
             }
         });
+        self.ahead = next.context("Failed to record the outcomes of the batch decided ahead")?;
         outcome.add(&sent?);
         self.core.queue_alert_digest().await?;
         // Like the digest: a silence that cannot be checked must not hold back the sends; tried next pass.
@@ -299,7 +330,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             tracing::error!("Cannot queue the digest: {err:#}");
         }
         // Alerts queued by failed sends, a due digest of held alerts and the periodic digest go out in the same pass.
-        outcome.add(&self.core.send_due(&self.mailer).await?);
+        let held = self.ahead.as_ref().map_or(&[][..], |ahead| ahead.queued.message_ids());
+        outcome.add(&self.core.send_due_except(&self.mailer, held).await?);
         Ok(outcome)
     }
 
@@ -315,57 +347,6 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             }
         }
         Ok(total)
-    }
-
-    /// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
-    /// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
-    /// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
-    /// [`Step::SendFirst`] with nothing written.
-    #[tracing::instrument(skip_all, fields(source = %source, key = %raw.key))]
-    async fn decide(
-        &self,
-        source: &str,
-        raw: &RawMail,
-        pending: &mut Pending<'_>,
-        settled: &mut Vec<(String, Disposition)>,
-        may_defer: bool,
-    ) -> anyhow::Result<Step> {
-        // A message set aside and now back in the inbox was put back by the vendor (after fixing a template, or
-        // the trust policy) and is read again; anything else seen before only needs moving. Set-aside mail never
-        // produced an order or a reply, so reading it again cannot send twice.
-        match self.core.store.source_record(source, &raw.key)? {
-            Some(record) if record.disposition == Disposition::SetAside => {
-                tracing::info!("Set aside before and back in the inbox; reading it again.");
-            }
-            Some(record) => {
-                tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
-                settled.push((raw.key.clone(), record.disposition));
-                return Ok(Step::Decided(Outcome { messages: 1, resettled: 1, ..Outcome::default() }));
-            }
-            None => {}
-        }
-        // Protocol step 1: everything up to the change that records the outcome; nothing written yet.
-        let Assessed { effect, mut change, note } =
-            message::assess(&self.core, self.reader.as_ref(), &self.verifier, source, raw).await?;
-        if may_defer && effect == Effect::Revoked && pending.has_queued() {
-            return Ok(Step::SendFirst);
-        }
-        match effect.settle() {
-            Settle::Later => {
-                // Not final: no source record, not settled, so the source hands it out again on a later pass.
-                self.core.store.commit_waiting(change).context("Failed to record a message's retry")?;
-            }
-            Settle::Now(disposition) => {
-                // Step 2: the outcome, the source's disposition and the outbox entries, as one change.
-                let at = self.core.now().unix_timestamp();
-                // Set-aside mail keeps its digest: `keypost aside` finds it again in the set-aside folder.
-                let sha256 = (disposition == Disposition::SetAside).then(|| raw.sha256()).flatten();
-                change.put_source(source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
-                pending.apply(change).context("Failed to record a message's outcome")?;
-                settled.push((raw.key.clone(), disposition));
-            }
-        }
-        Ok(Step::Decided(Outcome::from(effect)))
     }
 
     /// A failed move is only logged: the messages come back and are settled again from their records.
@@ -410,13 +391,16 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                     wait
                 }
             };
-            // A batch fetched ahead is waiting already: asking the source (IMAP: a SELECT) would only cost a trip.
-            let ready = self.prefetched.as_ref().is_some_and(|batch| !batch.is_empty());
+            // A batch decided ahead is waiting already: asking the source (IMAP: a SELECT) would only cost a trip.
+            let ready = self.ahead.is_some();
             // In this order: a stop requested during the pass ends the loop even when more mail is ready at once,
             // and a vendor's request is served before the next pass of a long drain.
             tokio::select! {
                 biased;
-                _ = shutdown.wait() => return Ok(()),
+                _ = shutdown.wait() => {
+                    self.finish_ahead().await;
+                    return Ok(());
+                }
                 Some(job) = jobs::next(&mut self.jobs) => self.serve(job).await,
                 result = wait_unless(ready, &mut self.source, wait) => if let Err(err) = result {
                     tracing::warn!("Waiting for new mail failed: {err:#}");
@@ -426,6 +410,16 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         }
     }
 
+    /// At a stop: sends the replies of the batch decided ahead and settles its messages, so a stop leaves nothing
+    /// decided unanswered. Failures are only logged: the replies wait durably in the outbox for the next start.
+    async fn finish_ahead(&mut self) {
+        let Some(ahead) = self.ahead.take() else { return };
+        if let Err(err) = self.core.send_queued(&self.mailer, &ahead.queued).await {
+            tracing::error!("Cannot send the replies decided before the stop; they wait for the next start: {err:#}");
+        }
+        Self::settle_all(&mut self.source, &ahead.settled).await;
+    }
+
     fn until_next_retry(&self) -> Duration {
         let now = self.core.now().unix_timestamp();
         match self.core.store.next_outbox_try() {
@@ -433,4 +427,55 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
             _ => self.max_wait,
         }
     }
+}
+
+/// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
+/// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
+/// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
+/// [`Step::SendFirst`] with nothing written.
+#[tracing::instrument(skip_all, fields(source = %source, key = %raw.key))]
+async fn decide(
+    judge: Judge<'_>,
+    source: &str,
+    raw: &RawMail,
+    pending: &mut Pending<'_>,
+    settled: &mut Vec<(String, Disposition)>,
+    may_defer: bool,
+) -> anyhow::Result<Step> {
+    // A message set aside and now back in the inbox was put back by the vendor (after fixing a template, or
+    // the trust policy) and is read again; anything else seen before only needs moving. Set-aside mail never
+    // produced an order or a reply, so reading it again cannot send twice.
+    match judge.core.store.source_record(source, &raw.key)? {
+        Some(record) if record.disposition == Disposition::SetAside => {
+            tracing::info!("Set aside before and back in the inbox; reading it again.");
+        }
+        Some(record) => {
+            tracing::debug!(disposition = ?record.disposition, "Handled before; settling again.");
+            settled.push((raw.key.clone(), record.disposition));
+            return Ok(Step::Decided(Outcome { messages: 1, resettled: 1, ..Outcome::default() }));
+        }
+        None => {}
+    }
+    // Protocol step 1: everything up to the change that records the outcome; nothing written yet.
+    let Assessed { effect, mut change, note } =
+        message::assess(judge.core, judge.reader, judge.verifier, source, raw).await?;
+    if may_defer && effect == Effect::Revoked && pending.has_queued() {
+        return Ok(Step::SendFirst);
+    }
+    match effect.settle() {
+        Settle::Later => {
+            // Not final: no source record, not settled, so the source hands it out again on a later pass.
+            judge.core.store.commit_waiting(change).context("Failed to record a message's retry")?;
+        }
+        Settle::Now(disposition) => {
+            // Step 2: the outcome, the source's disposition and the outbox entries, as one change.
+            let at = judge.core.now().unix_timestamp();
+            // Set-aside mail keeps its digest: `keypost aside` finds it again in the set-aside folder.
+            let sha256 = (disposition == Disposition::SetAside).then(|| raw.sha256()).flatten();
+            change.put_source(source, &raw.key, &SourceRecord { disposition, at, note: note.clone(), sha256 });
+            pending.apply(change).context("Failed to record a message's outcome")?;
+            settled.push((raw.key.clone(), disposition));
+        }
+    }
+    Ok(Step::Decided(Outcome::from(effect)))
 }

@@ -198,6 +198,8 @@ impl Queued {
 pub struct Pending<'a> {
     store: &'a Store,
     queued: Vec<String>,
+    /// Replies of an earlier batch are being sent while this one is decided: they count as unsent.
+    sending: bool,
 }
 
 impl Pending<'_> {
@@ -207,9 +209,11 @@ impl Pending<'_> {
         self.store.commit(change)
     }
 
-    /// Whether anything applied so far queued mail (not sendable before [`Pending::durable`]).
+    /// Whether replies of this batch are unsent: anything applied so far queued mail (not sendable before
+    /// [`Pending::durable`]), it continues a batch whose replies are not sent yet, or another batch's replies are
+    /// on their way while this one is decided.
     pub fn has_queued(&self) -> bool {
-        !self.queued.is_empty()
+        self.sending || !self.queued.is_empty()
     }
 
     /// Makes everything applied durable; returns what the batch put into the outbox, which may be sent now.
@@ -303,7 +307,19 @@ impl Store {
     /// next message's decision reads it (the same order twice in one batch is seen as such), but nothing it
     /// queued may be sent until [`Pending::durable`] has flushed them all, with one flush.
     pub fn pending(&self) -> Pending<'_> {
-        Pending { store: self, queued: Vec::new() }
+        Pending { store: self, queued: Vec::new(), sending: false }
+    }
+
+    /// The same, continuing a batch decided earlier whose queued mail (durable, not sent yet) is sent with this
+    /// one's: [`Pending::durable`] returns both.
+    pub fn pending_after(&self, earlier: Queued) -> Pending<'_> {
+        Pending { store: self, queued: earlier.0, sending: false }
+    }
+
+    /// The same, for a batch decided while another batch's replies are being sent (they count as unsent, so a
+    /// message that would revoke one of them is deferred; see [`Pending::has_queued`]).
+    pub fn pending_while_sending(&self, sending: bool) -> Pending<'_> {
+        Pending { store: self, queued: Vec::new(), sending }
     }
 
     /// The one write that is not flushed: a message left waiting for a later pass (its trust check could not

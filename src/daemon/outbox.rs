@@ -26,7 +26,16 @@ struct Tried {
 impl Core {
     /// Sends every entry whose next try is due.
     pub async fn send_due<M: Mailer>(&self, mailer: &M) -> anyhow::Result<Outcome> {
-        let due = self.store.due_outbox(self.now().unix_timestamp()).context("Failed to read the outbox")?;
+        self.send_due_except(mailer, &[]).await
+    }
+
+    /// The same, leaving out `held`: replies a batch decided ahead queued, which its own pass sends.
+    pub async fn send_due_except<M: Mailer>(&self, mailer: &M, held: &[String]) -> anyhow::Result<Outcome> {
+        let mut due = self.store.due_outbox(self.now().unix_timestamp()).context("Failed to read the outbox")?;
+        if !held.is_empty() {
+            let held: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
+            due.retain(|entry| !held.contains(entry.outgoing.message_id.as_str()));
+        }
         self.send_all(mailer, due).await
     }
 

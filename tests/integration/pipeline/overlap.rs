@@ -1,6 +1,7 @@
-//! A full batch's replies are sent while the batch is moved and the next batch fetched (steps 3 and 4 at once):
-//! a mailer that will not answer until the source has moved the batch and handed out the next one would wait
-//! for ever if they ran one after the other. Counted in polls of the runtime, not in time.
+//! A full batch's replies are sent while the batch is moved and the next batch fetched and decided (steps 3 and 4
+//! at once, `src/daemon/ahead.rs`): a mailer that will not answer until the source has moved the batch and handed
+//! out the next one would wait for ever if they ran one after the other; a refund decided beside the reply it
+//! takes back waits for it. Counted in polls of the runtime, not in time.
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -136,4 +137,53 @@ async fn the_loop_does_not_ask_the_source_for_news_while_a_batch_fetched_ahead_w
     assert_eq!(waits.len(), orders, "every order answered");
     assert_eq!(waits.last(), Some(&0), "three batches, two of them fetched ahead: no wait for news in between");
     assert_eq!(progress.fetches.get(), 3);
+}
+
+/// Records every send after yielding to the runtime a few times, so a pass's other work runs while its replies
+/// are on their way.
+#[derive(Default)]
+struct Unhurried(super::fakes::RecordingMailer);
+
+impl Mailer for Unhurried {
+    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        self.0.send(mail).await
+    }
+}
+
+#[tokio::test]
+async fn a_refund_in_the_batch_decided_ahead_waits_until_the_reply_it_takes_back_has_gone_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = daemon(dir.path(), "");
+    let mut source = base.source;
+    for n in 0..BATCH {
+        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
+        source.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+    }
+    // The next batch opens with a refund of an order of the first, whose reply is still on its way.
+    source.deliver(&format!("{BATCH:04}"), &mail("r5@shop.example", "kind: refund\norder: A-5"));
+    for n in BATCH..BATCH + 20 {
+        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
+        source.deliver(&format!("{:04}", n + 1), &mail(&format!("m{n}@shop.example"), &sale));
+    }
+    let verifier = Verifier::new(&base.core.config.trust).unwrap();
+    let mut daemon = Daemon::new(source, Unhurried::default(), base.core, Box::new(TestReader), verifier);
+
+    let total = daemon.drain().await.unwrap();
+
+    assert_eq!((total.fulfilled, total.revoked, total.send_failures), (BATCH + 20, 1, 0), "{total}");
+    for n in 0..BATCH + 20 {
+        assert_eq!(daemon.mailer.0.to(&format!("b{n}@example.com")).len(), 1, "buyer {n}");
+    }
+    let line = daemon.core.store.order_line("shop", "A-5", 0).unwrap().unwrap();
+    assert!(line.revoked.is_some(), "the refund revoked the license");
+    assert!(matches!(line.reply, keypost::store::ReplyState::Sent { .. }), "{:?}", line.reply);
+    // The vendor is told the buyer has the serial (it went out first), not that its reply was cancelled.
+    let alerts = daemon.mailer.0.vendor_only();
+    let revoked: Vec<&String> = alerts.iter().filter(|a| a.contains("A-5 revoked")).collect();
+    assert_eq!(revoked.len(), 1, "{alerts:#?}");
+    assert!(!revoked[0].contains("never received"), "{}", revoked[0]);
+    assert!(daemon.source.waiting.is_empty(), "every message moved");
 }
