@@ -2,7 +2,8 @@
 //! `keypost run`, which holds the state database (its file lock allows one process).
 //!
 //! The daemon listens on `<state.dir>/control.sock` (mode 0600, in the state folder; only its user and root can
-//! connect). One connection carries one request line and one response line, both JSON ([`protocol`]). Reads
+//! connect). One connection carries one request line and one response line, both JSON ([`protocol`]); an
+//! `export` streams its rows in frames before its last line ([`protocol::Response::Stream`]). Reads
 //! (`lookup`, `export`, `aside list`) are answered by the server task from the daemon's open store; anything that changes the
 //! state or sends is handed to the daemon's loop as a [`Job`] and carried out between passes by its own
 //! core and mailer (`daemon/manual.rs`), so the loop stays the only writer and every action follows the same
@@ -16,6 +17,6 @@ pub mod protocol;
 mod server;
 pub mod status;
 
-pub use client::ask;
+pub use client::{ask, ask_into};
 pub use protocol::{Answer, ExportFormat, Request, Response};
 pub use server::{ControlServer, Job, SOCKET_NAME, socket_path};

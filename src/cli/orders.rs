@@ -108,8 +108,8 @@ pub fn extend(args: ExtendArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     carry_out(globals, Request::Extend { provider: args.provider, order_id: args.order_id, days: args.days })
 }
 
-/// With the state free, rows are written as they are read (constant memory however many orders there are);
-/// a running daemon answers with the whole export at once.
+/// Rows are written as they are read (constant memory however many orders there are): by this process when the
+/// state is free, else by the running daemon, which streams them over its control socket.
 pub fn export(args: ExportArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(globals)?;
     let request = Request::Export { format: args.format };
@@ -152,10 +152,14 @@ pub(super) fn carry_out_with(loaded: &Loaded, request: Request) -> anyhow::Resul
     let answer = match opened {
         Ok(store) => directly(&loaded, store, &request, early)?,
         Err(StoreError::Locked { .. }) => {
-            let response = control::ask(&control::socket_path(&state), &request).with_context(|| {
+            // A streamed answer (`export`) goes to stdout as it arrives.
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let response = control::ask_into(&control::socket_path(&state), &request, &mut out).with_context(|| {
                 format!("The state {} is in use by a running keypost, which could not be asked", shown.display())
-            })?;
-            anyhow::Result::<Answer>::from(response)?
+            });
+            out.flush().context("Failed to write the output")?;
+            drop(out);
+            anyhow::Result::<Answer>::from(response?)?
         }
         Err(err) => return Err(err.into()),
     };

@@ -153,8 +153,17 @@ impl Answer {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Response {
     Ok(Answer),
-    Error { message: String },
+    Error {
+        message: String,
+    },
+    /// `export`: the output follows as it is read, in frames of a length line (`LEN\n`) and that many bytes; a
+    /// `0\n` frame ends it and one more response line says how it ended (`ok`, or the error that cut it short).
+    /// Neither side holds the whole export.
+    Stream,
 }
+
+/// The largest frame a daemon sends (the tool refuses a longer one as malformed).
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
 impl Response {
     pub fn error(message: impl Into<String>) -> Self {
@@ -186,6 +195,8 @@ impl From<Response> for anyhow::Result<Answer> {
         match response {
             Response::Ok(answer) => Ok(answer),
             Response::Error { message } => Err(anyhow::Error::msg(message)),
+            // `client::ask_into` reads a stream to its end; a final line cannot be another stream.
+            Response::Stream => Err(anyhow::anyhow!("malformed response from keypost run: a stream inside a stream")),
         }
     }
 }

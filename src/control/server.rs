@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::answer;
-use super::protocol::{MAX_REQUEST_BYTES, Request, Response};
+use super::protocol::{Answer, ExportFormat, MAX_REQUEST_BYTES, Request, Response};
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 
@@ -136,6 +137,7 @@ async fn serve(stream: UnixStream, readers: &Readers, jobs: &mpsc::Sender<Job>) 
     let response = match tokio::time::timeout(IO_TIMEOUT, read_request(reader)).await {
         Err(_) => Response::error(format!("no complete request within {} s", IO_TIMEOUT.as_secs())),
         Ok(Err(message)) => Response::error(message),
+        Ok(Ok(Request::Export { format })) => return stream_export(writer, readers.store.clone(), format).await,
         Ok(Ok(request)) => respond(request, readers, jobs).await,
     };
     if let Response::Error { message } = &response {
@@ -149,6 +151,86 @@ async fn serve(stream: UnixStream, readers: &Readers, jobs: &mpsc::Sender<Job>) 
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::debug!("Cannot write the control response: {err}"),
         Err(_) => tracing::debug!("The control client did not read its response."),
+    }
+}
+
+/// Bytes per frame of a streamed export.
+const EXPORT_FRAME: usize = 1 << 16;
+
+/// `export`: the rows are written to the tool as they are read (frames, see [`Response::Stream`]), so the
+/// daemon holds a few frames, never the whole export. The store is read in a blocking task; a tool that stops
+/// reading (or takes longer than [`IO_TIMEOUT`] for a frame) ends the reading too.
+async fn stream_export(mut writer: OwnedWriteHalf, store: Store, format: ExportFormat) {
+    tracing::info!(command = "export", "Control request.");
+    let (frames, mut received) = mpsc::channel::<Vec<u8>>(4);
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut out = FrameWriter { frames, buffer: Vec::with_capacity(EXPORT_FRAME) };
+        answer::export_to(&store, format, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        anyhow::Ok(())
+    });
+    let sent = async {
+        writer.write_all(Response::Stream.to_line().as_bytes()).await?;
+        while let Some(frame) = received.recv().await {
+            let write = async {
+                writer.write_all(format!("{}\n", frame.len()).as_bytes()).await?;
+                writer.write_all(&frame).await
+            };
+            tokio::time::timeout(IO_TIMEOUT, write).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+        }
+        std::io::Result::Ok(())
+    }
+    .await;
+    drop(received);
+    let read = reading.await;
+    if let Err(err) = sent {
+        tracing::debug!("The control client stopped reading the export: {err}");
+        return;
+    }
+    let end = match read {
+        Ok(Ok(())) => Response::Ok(Answer::success(String::new())),
+        Ok(Err(err)) => Response::error(format!("{err:#}")),
+        Err(err) => Response::error(format!("the export stopped: {err}")),
+    };
+    let write = async {
+        writer.write_all(format!("0\n{}", end.to_line()).as_bytes()).await?;
+        writer.shutdown().await
+    };
+    if !matches!(tokio::time::timeout(IO_TIMEOUT, write).await, Ok(Ok(()))) {
+        tracing::debug!("Cannot write the end of the export.");
+    }
+}
+
+/// What [`answer::export_to`] writes into: full frames go to the socket's task; a send that fails (the tool
+/// went away) fails the write, which ends the export.
+struct FrameWriter {
+    frames: mpsc::Sender<Vec<u8>>,
+    buffer: Vec<u8>,
+}
+
+impl FrameWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let frame = std::mem::replace(&mut self.buffer, Vec::with_capacity(EXPORT_FRAME));
+        self.frames.blocking_send(frame).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for FrameWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = EXPORT_FRAME.saturating_sub(self.buffer.len()).max(1);
+        let taken = data.len().min(room);
+        self.buffer.extend_from_slice(data.get(..taken).unwrap_or_default());
+        if self.buffer.len() >= EXPORT_FRAME {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
     }
 }
 
