@@ -18,8 +18,9 @@
 //! record per source message with its final disposition; the outbox of rendered replies not yet sent; the audit
 //! trail; the code pools and the orders waiting for codes (`store/pool.rs`); the schema version and the next
 //! audit/pool number (`engine.rs`). A [`Change`] is applied in one write transaction, so every transition is
-//! atomic. A durable commit fsyncs before it returns, in the caller's thread: nothing else of the daemon's
-//! (a send, the next message) runs until the record is on disk. A commit that is not durable is visible at once,
+//! atomic. A durable commit fsyncs before it returns: nothing the caller does next (a send, a move) runs until the
+//! record is on disk; a batch's commit ([`Pending::durable`]) waits on a blocking thread so that sends beside it go
+//! on. A commit that is not durable is visible at once,
 //! and the next durable commit makes it durable with it. Beside the database, `state/sent.journal` notes each
 //! send the SMTP server accepted the moment it answers (`journal.rs`), so a group of sends needs one fsync.
 //!
@@ -137,6 +138,8 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("state database failure")]
     Db(#[from] redb::Error),
+    #[error("the state's flush stopped: {0}")]
+    Flush(String),
     #[error("the state was opened only to read; a change needs `Store::open`")]
     ReadOnly,
     #[error("state record {key} cannot be read")]
@@ -217,8 +220,14 @@ impl Pending<'_> {
     }
 
     /// Makes everything applied durable; returns what the batch put into the outbox, which may be sent now.
+    /// The fsync runs on a blocking thread, not the caller's: replies being sent beside this batch (a batch
+    /// decided ahead, `daemon/ahead.rs`) are noted in the send journal meanwhile instead of waiting for it, which
+    /// would widen the window in which a kill repeats a reply.
     pub async fn durable(self) -> Result<Queued, StoreError> {
-        self.store.write(Vec::new(), redb::Durability::Immediate)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.write(Vec::new(), redb::Durability::Immediate))
+            .await
+            .map_err(|err| StoreError::Flush(err.to_string()))??;
         Ok(Queued(self.queued))
     }
 }
@@ -294,8 +303,8 @@ impl Store {
     /// in order in one transaction, and none of their queued messages may be sent until all are durable. A
     /// crash before the fsync completes loses all of them (each whole, never part of one).
     ///
-    /// Async for its callers' sake (sled's flush was); the fsync (a few milliseconds) blocks the calling thread
-    /// on purpose, see the module doc.
+    /// The fsync (a few milliseconds) blocks the calling thread: these are single records (a vendor's tool, an
+    /// alert, a send that could not be journaled) with nothing running beside them.
     pub async fn commit_durable_all(&self, changes: impl IntoIterator<Item = Change>) -> Result<Queued, StoreError> {
         let changes: Vec<Change> = changes.into_iter().collect();
         let queued = changes.iter().flat_map(|change| change.queued().iter().cloned()).collect();
