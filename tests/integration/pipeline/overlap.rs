@@ -14,6 +14,12 @@ use keypost::trust::Verifier;
 
 use super::fakes::{MemorySource, TestReader, daemon, mail};
 
+/// Order `A-n`'s sale notice, for buyer `b{n}@example.com`.
+fn sale(n: usize) -> Vec<u8> {
+    let lines = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
+    mail(&format!("m{n}@shop.example"), &lines)
+}
+
 /// What the source did so far, shared with the mailer.
 #[derive(Default)]
 struct Progress {
@@ -73,8 +79,7 @@ async fn a_full_batch_is_moved_and_the_next_fetched_while_its_replies_are_sent()
     let mut source = Watched(base.source, progress.clone());
     let orders = BATCH + BATCH / 2;
     for n in 0..orders {
-        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
-        source.0.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+        source.0.deliver(&format!("{n:04}"), &sale(n));
     }
     let verifier = Verifier::new(&base.core.config.trust).unwrap();
     let mailer = WaitsForTheSource { progress: progress.clone(), sent: RefCell::default() };
@@ -123,8 +128,7 @@ async fn the_loop_does_not_ask_the_source_for_news_while_a_batch_fetched_ahead_w
     let mut source = Watched(base.source, progress.clone());
     let orders = 2 * BATCH + BATCH / 2;
     for n in 0..orders {
-        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
-        source.0.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+        source.0.deliver(&format!("{n:04}"), &sale(n));
     }
     let verifier = Verifier::new(&base.core.config.trust).unwrap();
     let (done, shutdown) = ShutdownSignal::new();
@@ -159,14 +163,12 @@ async fn a_refund_in_the_batch_decided_ahead_waits_until_the_reply_it_takes_back
     let base = daemon(dir.path(), "");
     let mut source = base.source;
     for n in 0..BATCH {
-        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
-        source.deliver(&format!("{n:04}"), &mail(&format!("m{n}@shop.example"), &sale));
+        source.deliver(&format!("{n:04}"), &sale(n));
     }
     // The next batch opens with a refund of an order of the first, whose reply is still on its way.
     source.deliver(&format!("{BATCH:04}"), &mail("r5@shop.example", "kind: refund\norder: A-5"));
     for n in BATCH..BATCH + 20 {
-        let sale = format!("kind: sale\norder: A-{n}\nname: Buyer {n}\nemail: b{n}@example.com\nsku: ACME-PRO");
-        source.deliver(&format!("{:04}", n + 1), &mail(&format!("m{n}@shop.example"), &sale));
+        source.deliver(&format!("{:04}", n + 1), &sale(n));
     }
     let verifier = Verifier::new(&base.core.config.trust).unwrap();
     let mut daemon = Daemon::new(source, Unhurried::default(), base.core, Box::new(TestReader), verifier);
