@@ -117,13 +117,14 @@ fn stocks(loaded: &Loaded, pools: &[(String, u32)]) -> anyhow::Result<Vec<crate:
         })?;
         return Ok(serde_json::from_str(&anyhow::Result::<crate::control::Answer>::from(response)?.stdout)?);
     }
-    let answer = match crate::daemon::build::store(loaded) {
+    // Only read: redb's open to write would mark the file and sync it twice for a look at the stock.
+    let answer = match crate::store::Store::open_read(&state) {
         Ok(store) => crate::control::answer::read(&store, &request).context("pool status is a read")??,
-        Err(err) if matches!(err.downcast_ref(), Some(crate::store::StoreError::Locked { .. })) => {
+        Err(crate::store::StoreError::Locked { .. }) => {
             let response = crate::control::ask(&crate::control::socket_path(&state), &request)?;
             anyhow::Result::<crate::control::Answer>::from(response)?
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     Ok(serde_json::from_str(&answer.stdout)?)
 }

@@ -349,9 +349,12 @@ pool = { low_water = 1 }
     assert!(out.starts_with("game: 3 code(s) added; skipped: 0 already in the pool, 0 already handed out, 1 repeated in the file, 1 blank line(s); 3 available now\n"), "{out}");
     let (_, again) = tool(dir.path(), config, &["pool", "import", "game", "codes.txt"]);
     assert!(again.starts_with("game: 0 code(s) added; skipped: 3 already in the pool"), "{again}");
+    let state = dir.path().join("state").join("keypost.redb");
+    let before = std::fs::read(&state).unwrap();
     let (code, out) = tool(dir.path(), config, &["check"]);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("has no codes"), "{out}");
+    assert!(std::fs::read(&state).unwrap() == before, "`check` only reads the state: the file is as it was");
     let (_, json) = tool(dir.path(), config, &["pool", "status", "--json"]);
     let stocks: Vec<keypost::pool::Stock> = serde_json::from_str(&json).unwrap();
     assert_eq!((stocks.len(), stocks[0].available, stocks[0].low_water), (1, 3, Some(1)));
