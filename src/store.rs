@@ -56,7 +56,8 @@
 //! same order: a durable commit, then send. The one write not made durable is a message's note that it waits
 //! for a later pass ([`Store::commit_waiting`]): nothing external follows it. redb's file lock allows one
 //! process: while `keypost run` holds it, the tools ask it over its control socket and its loop carries them
-//! out between passes (`control.rs`).
+//! out between passes (`control.rs`). The tools that change nothing open the state only to read
+//! ([`Store::open_read`], `read.rs`), which writes and syncs nothing.
 //! The database itself is created in `keypost.redb.creating` and renamed to `keypost.redb` only with its schema
 //! durable, so a crash on the very first start is rebuilt rather than mistaken for damage. An old `sled` state is
 //! copied over the same way and then renamed `sled.migrated`, never deleted (`migrate.rs`).
