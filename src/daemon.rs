@@ -305,6 +305,7 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         // the next one is fetched and decided (steps 1 and 2 for it), since the state already holds everything a
         // crash in either needs.
         let full = outcome.messages >= BATCH;
+        // Built from the fields, not `self.judge()`: the source is borrowed mutably beside it.
         let judge = Judge { core: &self.core, reader: self.reader.as_ref(), verifier: &self.verifier };
         let (sent, next) = futures::join!(self.core.send_queued(&self.mailer, &queued), async {
             Self::settle_all(&mut self.source, &settled).await;

@@ -373,22 +373,42 @@ fn queued_reply(store: &Store, id: &str) {
     store.flush_blocking().unwrap();
 }
 
+/// A state whose reply `r1@v` the server accepted and the journal noted, left by a process killed before the
+/// group's commit.
+fn killed_after_a_journaled_send() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    queued_reply(&store, "r1@v");
+    store.journal_sent(160, "r1@v").unwrap();
+    dir
+}
+
+/// The journal notes the send of `id` at 160; returns its record, not committed.
+fn journaled_send(store: &Store, id: &str) -> Change {
+    store.journal_sent(160, id).unwrap();
+    let entry = store.outbox_entry(id).unwrap().unwrap();
+    let mut change = Change::new();
+    store.record_sent(&entry, 160, &mut change).unwrap();
+    change
+}
+
+fn audit_events(store: &Store) -> Vec<String> {
+    store.audit().unwrap().into_iter().map(|entry| entry.event).collect()
+}
+
+fn journal_len(dir: &std::path::Path) -> u64 {
+    std::fs::metadata(dir.join(journal::FILE)).unwrap().len()
+}
+
 #[test]
 fn a_send_noted_in_the_journal_is_recorded_as_sent_when_a_crash_came_before_its_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path()).unwrap();
-        queued_reply(&store, "r1@v");
-        store.journal_sent(160, "r1@v").unwrap();
-        // The process dies here: the group's commit_sends never ran.
-    }
+    let dir = killed_after_a_journaled_send();
     let store = Store::open(dir.path()).unwrap();
     assert!(store.outbox_entry("r1@v").unwrap().is_none(), "not sent again after the restart");
     let line = store.order_line("paypal", "A-1", 0).unwrap().unwrap();
     assert_eq!(line.reply, ReplyState::Sent { message_id: "r1@v".into(), at: 160 });
-    let events: Vec<String> = store.audit().unwrap().into_iter().map(|entry| entry.event).collect();
-    assert_eq!(events, ["sent", "journal"]);
-    assert_eq!(std::fs::metadata(dir.path().join(journal::FILE)).unwrap().len(), 0, "emptied once recorded");
+    assert_eq!(audit_events(&store), ["sent", "journal"]);
+    assert_eq!(journal_len(dir.path()), 0, "emptied once recorded");
 }
 
 #[test]
@@ -397,17 +417,13 @@ fn a_journal_line_whose_commit_landed_before_the_crash_changes_nothing_on_open()
     {
         let store = Store::open(dir.path()).unwrap();
         queued_reply(&store, "r1@v");
-        store.journal_sent(160, "r1@v").unwrap();
-        let entry = store.outbox_entry("r1@v").unwrap().unwrap();
-        let mut change = Change::new();
-        store.record_sent(&entry, 160, &mut change).unwrap();
+        let change = journaled_send(&store, "r1@v");
         // Committed, and the process dies before the journal is emptied.
         store.write(vec![change], redb::Durability::Immediate).unwrap();
-        assert!(std::fs::metadata(dir.path().join(journal::FILE)).unwrap().len() > 0);
+        assert!(journal_len(dir.path()) > 0);
     }
     let store = Store::open(dir.path()).unwrap();
-    let events: Vec<String> = store.audit().unwrap().into_iter().map(|entry| entry.event).collect();
-    assert_eq!(events, ["sent"], "recorded once");
+    assert_eq!(audit_events(&store), ["sent"], "recorded once");
 }
 
 #[tokio::test]
@@ -416,31 +432,18 @@ async fn the_journal_is_emptied_only_after_the_commit_of_every_send_it_holds() {
     let store = Store::open(dir.path()).unwrap();
     queued_reply(&store, "r1@v");
     queued_reply(&store, "r2@v");
-    let journal = dir.path().join(journal::FILE);
-    let mut changes = Vec::new();
-    for id in ["r1@v", "r2@v"] {
-        store.journal_sent(160, id).unwrap();
-        let entry = store.outbox_entry(id).unwrap().unwrap();
-        let mut change = Change::new();
-        store.record_sent(&entry, 160, &mut change).unwrap();
-        changes.push(change);
-    }
-    let second = changes.split_off(1);
-    store.commit_sends(changes, 1).await.unwrap();
-    assert!(std::fs::metadata(&journal).unwrap().len() > 0, "r2's line still waits for its commit");
-    store.commit_sends(second, 1).await.unwrap();
-    assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+    let first = journaled_send(&store, "r1@v");
+    let second = journaled_send(&store, "r2@v");
+    store.commit_sends(vec![first], 1).await.unwrap();
+    assert!(journal_len(dir.path()) > 0, "r2's line still waits for its commit");
+    store.commit_sends(vec![second], 1).await.unwrap();
+    assert_eq!(journal_len(dir.path()), 0);
     assert_eq!(store.outbox_len(), 0);
 }
 
 #[test]
 fn a_tool_opening_to_read_a_state_with_sends_left_in_the_journal_sees_them_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path()).unwrap();
-        queued_reply(&store, "r1@v");
-        store.journal_sent(160, "r1@v").unwrap();
-    }
+    let dir = killed_after_a_journaled_send();
     let store = Store::open_read(dir.path()).unwrap();
     assert_eq!(store.outbox_len(), 0, "the journal's send is recorded before the tool reads");
     let line = store.order_line("paypal", "A-1", 0).unwrap().unwrap();
