@@ -7,8 +7,7 @@
 //! replaced sled 0.34, which sometimes could not reopen its state after a SIGKILL ("Read corrupted data at file
 //! offset None") and read its whole log at every open (1.4 s at 200,000 orders). SQLite through rusqlite would
 //! have served as well; redb keeps the byte-keyed layout below as it was (one table of `&[u8] -> &[u8]`, so the
-//! prefix scans map one to one), needs no C, and its non-durable commits are exactly the "applied, flushed later"
-//! that [`Store::pending`] and [`Store::commit_waiting`] need.
+//! prefix scans map one to one) and needs no C.
 //!
 //! # Layout
 //! One table in `state/keypost.redb`; keys carry a prefix (see `records.rs`): orders by provider + order id +
@@ -20,9 +19,11 @@
 //! audit/pool number (`engine.rs`). A [`Change`] is applied in one write transaction, so every transition is
 //! atomic. A durable commit fsyncs before it returns: nothing the caller does next (a send, a move) runs until the
 //! record is on disk; a batch's commit ([`Pending::durable`]) waits on a blocking thread so that sends beside it go
-//! on. A commit that is not durable is visible at once,
-//! and the next durable commit makes it durable with it. Beside the database, `state/sent.journal` notes each
-//! send the SMTP server accepted the moment it answers (`journal.rs`), so a group of sends needs one fsync.
+//! on. A commit that is not durable ([`Pending::apply`], [`Store::commit_waiting`]) goes into an in-memory buffer
+//! that every read sees at once (`overlay.rs`), and the next durable commit writes it with its own change in one
+//! redb transaction: a batch of messages costs one write transaction, not one per message. Beside the database,
+//! `state/sent.journal` notes each send the SMTP server accepted the moment it answers (`journal.rs`), so a group
+//! of sends needs one fsync.
 //!
 //! # Protocol (what a crash at each point leads to)
 //! Per message, the daemon does, in order (for a batch of fetched messages each step covers the whole batch:
@@ -79,6 +80,7 @@ mod change;
 mod engine;
 mod journal;
 mod migrate;
+mod overlay;
 mod pool;
 mod rate;
 mod read;
@@ -226,7 +228,7 @@ impl Pending<'_> {
     /// would widen the window in which a kill repeats a reply.
     pub async fn durable(self) -> Result<Queued, StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.write(Vec::new(), redb::Durability::Immediate))
+        tokio::task::spawn_blocking(move || store.write(Vec::new()))
             .await
             .map_err(|err| StoreError::Flush(err.to_string()))??;
         Ok(Queued(self.queued))
@@ -238,6 +240,10 @@ impl Pending<'_> {
 pub struct Store {
     db: Arc<engine::Db>,
     ids: Arc<engine::Ids>,
+    /// Changes applied and not yet written to redb (`overlay.rs`); written by the next durable commit, or when
+    /// the last handle on the store is dropped.
+    buffer: Arc<overlay::Buffer>,
+    _flush: Arc<FlushOnDrop>,
     /// The send journal; `None` when the state was opened only to read.
     journal: Option<Arc<journal::Journal>>,
 }
@@ -279,7 +285,7 @@ impl Store {
             |source: std::io::Error| StoreError::Open { path: state_dir.join(journal::FILE), source: Box::new(source) };
         let (journal, left) = journal::Journal::open(state_dir).map_err(journal_io)?;
         let journal = Arc::new(journal);
-        let store = Self { db: Arc::new(engine::Db::Write(db)), ids: Arc::new(ids), journal: Some(journal.clone()) };
+        let store = Self::assemble(engine::Db::Write(db), ids, Some(journal.clone()));
         rate::build_once(&store)?;
         store.fold_journal(&left)?;
         journal.clear().map_err(journal_io)?;
@@ -309,7 +315,7 @@ impl Store {
     pub async fn commit_durable_all(&self, changes: impl IntoIterator<Item = Change>) -> Result<Queued, StoreError> {
         let changes: Vec<Change> = changes.into_iter().collect();
         let queued = changes.iter().flat_map(|change| change.queued().iter().cloned()).collect();
-        self.write(changes, redb::Durability::Immediate)?;
+        self.write(changes)?;
         Ok(Queued(queued))
     }
 
@@ -340,46 +346,39 @@ impl Store {
         self.commit(change)
     }
 
-    /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`].
+    /// Applies a change atomically; not yet durable. Private: see [`Store::commit_durable`]. It goes into the
+    /// buffer (`overlay.rs`), resolved against what reads see now: its audit numbers and rate counters are fixed
+    /// here, as a redb commit of its own would have fixed them.
     fn commit(&self, change: Change) -> Result<(), StoreError> {
-        self.write(vec![change], redb::Durability::None)
+        if matches!(*self.db, engine::Db::Read(_)) {
+            return Err(StoreError::ReadOnly);
+        }
+        let ops = change.ops(&self.view()?, &self.ids)?;
+        self.buffer.apply(ops);
+        Ok(())
     }
 
-    /// Applies changes in order in one transaction. With [`redb::Durability::Immediate`] it returns once that
-    /// and every commit before it are on disk; quick repair stores the allocator state with it, so opening after
-    /// a crash need not rebuild it from the whole file.
-    fn write(&self, changes: Vec<Change>, durability: redb::Durability) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write()?;
-        if matches!(durability, redb::Durability::Immediate) {
-            txn.set_quick_repair(true);
-        }
-        txn.set_durability(durability)?;
-        let written = {
-            let mut table = txn.open_table(TABLE)?;
-            for change in changes {
-                change.apply(&mut table, &self.ids)?;
-            }
-            self.ids.write(&mut table)?
-        };
-        txn.commit()?;
-        self.ids.stored(written);
-        Ok(())
+    /// Writes everything applied so far, then `changes` in order, in one redb transaction, and returns once that
+    /// is on disk (a no-op when there is nothing to write). Quick repair stores the allocator state with it, so
+    /// opening after a crash need not rebuild it from the whole file.
+    fn write(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        write_buffered(&self.db, &self.ids, &self.buffer, changes)
     }
 
     /// Waits until everything committed is on disk (tests without a runtime).
     #[cfg(test)]
     fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.write(Vec::new(), redb::Durability::Immediate)
+        self.write(Vec::new())
     }
 
-    /// A read snapshot of the records table.
-    fn table(&self) -> Result<engine::ReadTable, StoreError> {
-        Ok(self.db.begin_read()?.open_table(TABLE)?)
+    /// The records as a read sees them: changes applied and not yet written (`overlay.rs`) over a redb snapshot.
+    fn view(&self) -> Result<overlay::View, StoreError> {
+        self.buffer.view(|| Ok(self.db.begin_read()?.open_table(TABLE)?))
     }
 
     /// Every entry under `prefix`, in key order.
-    fn prefix(&self, prefix: &[u8]) -> Result<engine::Prefix, StoreError> {
-        engine::Prefix::new(&self.table()?, prefix)
+    fn prefix(&self, prefix: &[u8]) -> Result<overlay::Merged, StoreError> {
+        self.view()?.under(prefix)
     }
 
     pub fn source_record(&self, source: &str, key: &str) -> Result<Option<SourceRecord>, StoreError> {
@@ -448,9 +447,9 @@ impl Store {
     pub fn seen_email(&self, message_id: Option<&str>, content_hash: &str) -> Result<Option<String>, StoreError> {
         let by_id = message_id.map(|id| records::key(BY_MESSAGE_ID, &[id]));
         let by_hash = (!content_hash.is_empty()).then(|| records::key(BY_HASH, &[content_hash]));
-        let table = self.table()?;
+        let view = self.view()?;
         for key in by_id.into_iter().chain(by_hash) {
-            if let Some(value) = engine::get(&table, &key)? {
+            if let Some(value) = view.get_vec(&key)? {
                 return Ok(Some(String::from_utf8_lossy(&value).into_owned()));
             }
         }
@@ -488,10 +487,10 @@ impl Store {
         buyer: Option<&BuyerEmail>,
         since: i64,
     ) -> Result<(u32, u32), StoreError> {
-        let table = self.table()?;
-        let provider_count = rate::count_since(&table, BY_PROVIDER_TIME, provider, since)?;
+        let view = self.view()?;
+        let provider_count = rate::count_since(&view, BY_PROVIDER_TIME, provider, since)?;
         let buyer_count = match buyer {
-            Some(buyer) => rate::count_since(&table, BY_BUYER_TIME, &buyer.rate_key(), since)?,
+            Some(buyer) => rate::count_since(&view, BY_BUYER_TIME, &buyer.rate_key(), since)?,
             None => 0,
         };
         Ok((provider_count, buyer_count))
@@ -537,13 +536,13 @@ impl Store {
     fn lines_with_order_id(&self, order_id: &str) -> Result<Vec<OrderRecord>, StoreError> {
         let mut found = Vec::new();
         let mut from = ORDERS.as_bytes().to_vec();
-        let table = self.table()?;
-        while let Some(item) = table.range(from.as_slice()..)?.next() {
+        let view = self.view()?;
+        while let Some(item) = view.range(&from, None)?.next() {
             let (key, _) = item?;
             let Some(rest) = key.value().strip_prefix(ORDERS.as_bytes()) else { break };
             let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
             let mut prefix = [ORDERS.as_bytes(), provider, b"\0", order_id.as_bytes(), b"\0"].concat();
-            for item in engine::Prefix::new(&table, &prefix)? {
+            for item in view.under(&prefix)? {
                 let (key, value) = item?;
                 found.push(decode(key.value(), value.value())?);
             }
@@ -585,11 +584,82 @@ impl Store {
     }
 
     fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        self.table()?.get(key)?.map(|raw| decode(key, raw.value())).transpose()
+        self.view()?.get(key)?.map(|raw| decode(key, raw.value())).transpose()
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
         self.prefix(prefix)?.map(|item| item.and_then(|(k, v)| decode(k.value(), v.value()))).collect()
+    }
+}
+
+impl Store {
+    fn assemble(db: engine::Db, ids: engine::Ids, journal: Option<Arc<journal::Journal>>) -> Self {
+        let db = Arc::new(db);
+        let ids = Arc::new(ids);
+        let buffer = Arc::new(overlay::Buffer::default());
+        let flush = FlushOnDrop { db: db.clone(), ids: ids.clone(), buffer: buffer.clone() };
+        Self { db, ids, buffer, _flush: Arc::new(flush), journal }
+    }
+}
+
+/// See [`Store::write`]; a free function so that [`FlushOnDrop`] can call it without a `Store`.
+fn write_buffered(
+    db: &engine::Db,
+    ids: &engine::Ids,
+    buffer: &overlay::Buffer,
+    changes: Vec<Change>,
+) -> Result<(), StoreError> {
+    if changes.is_empty() && buffer.is_empty() {
+        return Ok(());
+    }
+    // redb's write lock first, then the buffer: buffers are written in the order they were taken.
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(true);
+    txn.set_durability(redb::Durability::Immediate)?;
+    let taken = buffer.take();
+    let written = (|| {
+        let written = {
+            let mut table = txn.open_table(TABLE)?;
+            overlay::write_ops(&mut table, taken.iter())?;
+            for change in changes {
+                let ops = change.ops(&table, ids)?;
+                overlay::write_ops(&mut table, ops.iter().map(|(key, value)| (key, value)))?;
+            }
+            ids.write(&mut table)?
+        };
+        txn.commit()?;
+        Ok(written)
+    })();
+    match written {
+        Ok(written) => {
+            buffer.written();
+            ids.stored(written);
+            Ok(())
+        }
+        Err(err) => {
+            buffer.put_back();
+            Err(err)
+        }
+    }
+}
+
+/// Writes the changes still buffered when the last handle on the store goes (a clean stop, a tool that ends):
+/// nothing applied is dropped by a clean close.
+#[derive(Debug)]
+struct FlushOnDrop {
+    db: Arc<engine::Db>,
+    ids: Arc<engine::Ids>,
+    buffer: Arc<overlay::Buffer>,
+}
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        if let Err(err) = write_buffered(&self.db, &self.ids, &self.buffer, Vec::new()) {
+            tracing::warn!("Cannot write the state's last changes at close: {err}");
+        }
     }
 }
 

@@ -16,7 +16,7 @@ impl Store {
 
     /// The first order line that carried this subscription reference.
     pub fn by_subscription(&self, provider: &str, subscription: &str) -> Result<Option<OrderRecord>, StoreError> {
-        let order = super::engine::get(&self.table()?, &records::key(BY_SUBSCRIPTION, &[provider, subscription]))?;
+        let order = self.view()?.get_vec(&records::key(BY_SUBSCRIPTION, &[provider, subscription]))?;
         match order {
             Some(order) => self.get(&order),
             None => Ok(None),

@@ -2,8 +2,9 @@
 use serde::Serialize;
 
 use super::StoreError;
-use super::engine::{Ids, WriteTable};
-use super::rate::Counted;
+use super::engine::Ids;
+use super::overlay::Op;
+use super::rate::{Counted, Records};
 use super::records::*;
 use crate::fulfil::FollowKind;
 use crate::mailbox::Disposition;
@@ -151,24 +152,20 @@ impl Change {
         self.removes.push(key);
     }
 
-    /// Writes the change into a write transaction: removals, then puts, then audit lines under fresh numbers,
-    /// then the rate counters its new time-index entries raise (counted against the state before this change).
-    pub(super) fn apply(self, table: &mut WriteTable<'_>, ids: &Ids) -> Result<(), StoreError> {
-        let counters = super::rate::increments(table, &self.counted)?;
-        for key in &self.removes {
-            table.remove(key.as_slice())?;
-        }
-        for (key, value) in &self.puts {
-            table.insert(key.as_slice(), value.as_slice())?;
-        }
+    /// The change's writes, resolved against `db` as it is before them: removals, then puts, then audit lines
+    /// under fresh numbers, then the rate counters its new time-index entries raise. Applied in this order (to a
+    /// write transaction, or to the buffer of changes not yet written), a later write of a key wins.
+    pub(super) fn ops(self, db: &impl Records, ids: &Ids) -> Result<Vec<Op>, StoreError> {
+        let counters = super::rate::increments(db, &self.counted)?;
+        let mut ops = Vec::with_capacity(self.removes.len() + self.puts.len() + self.audit.len() + counters.len());
+        ops.extend(self.removes.into_iter().map(|key| (key, None)));
+        ops.extend(self.puts.into_iter().map(|(key, value)| (key, Some(value))));
         for entry in self.audit {
             let bytes = serde_json::to_vec(&entry).unwrap_or_default();
-            table.insert(key(AUDIT, &[&format!("{:020}", ids.take())]).as_slice(), bytes.as_slice())?;
+            ops.push((key(AUDIT, &[&format!("{:020}", ids.take())]), Some(bytes)));
         }
-        for (key, value) in counters {
-            table.insert(key.as_slice(), value.as_slice())?;
-        }
-        Ok(())
+        ops.extend(counters.into_iter().map(|(key, value)| (key, Some(value))));
+        Ok(ops)
     }
 
     /// What the sled store before redb wrote for this change, as it wrote it (one sled batch: removals, puts,

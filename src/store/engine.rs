@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 
 use super::StoreError;
 use super::records::{META_NEXT_ID, META_SCHEMA};
@@ -187,70 +187,6 @@ pub(super) fn sync_dir(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(dir) => File::open(dir)?.sync_all(),
         None => Ok(()),
-    }
-}
-
-/// The value stored under `key`, copied out.
-pub(super) fn get(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    key: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(table.get(key)?.map(|value| value.value().to_vec()))
-}
-
-/// Every entry whose key starts with `prefix`, in key order either way (`.rev()` for the last ones first).
-pub(super) fn under(
-    table: &ReadTable,
-    prefix: &[u8],
-) -> Result<redb::Range<'static, &'static [u8], &'static [u8]>, StoreError> {
-    // The first key after every one with the prefix: the prefix with its last byte below 0xff raised by one.
-    let mut end = prefix.to_vec();
-    while end.last() == Some(&u8::MAX) {
-        end.pop();
-    }
-    Ok(match end.last_mut() {
-        Some(last) => {
-            *last += 1;
-            table.range(prefix..end.as_slice())?
-        }
-        None => table.range(prefix..)?,
-    })
-}
-
-/// Every entry whose key starts with `prefix`, in key order, read as it is iterated.
-pub(super) struct Prefix {
-    range: redb::Range<'static, &'static [u8], &'static [u8]>,
-    prefix: Vec<u8>,
-    done: bool,
-}
-
-/// A key and its value, borrowed from the read transaction the iterator keeps open.
-pub(super) type Entry = (redb::AccessGuard<'static, &'static [u8]>, redb::AccessGuard<'static, &'static [u8]>);
-
-impl Prefix {
-    pub(super) fn new(table: &ReadTable, prefix: &[u8]) -> Result<Self, StoreError> {
-        Ok(Self { range: table.range(prefix..)?, prefix: prefix.to_vec(), done: false })
-    }
-}
-
-impl Iterator for Prefix {
-    type Item = Result<Entry, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.range.next()? {
-            Ok((key, value)) if key.value().starts_with(&self.prefix) => Some(Ok((key, value))),
-            Ok(_) => {
-                self.done = true;
-                None
-            }
-            Err(err) => {
-                self.done = true;
-                Some(Err(err.into()))
-            }
-        }
     }
 }
 

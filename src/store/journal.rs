@@ -138,7 +138,7 @@ impl Store {
     /// more, the journal is emptied.
     pub async fn commit_sends(&self, changes: Vec<Change>, journaled: usize) -> Result<(), StoreError> {
         if !changes.is_empty() {
-            self.write(changes, redb::Durability::Immediate)?;
+            self.write(changes)?;
         }
         // An error is harmless: the lines are skipped on the next open, their messages no longer being queued.
         if journaled > 0
@@ -162,7 +162,7 @@ impl Store {
             folded += 1;
         }
         if folded > 0 {
-            self.write(vec![change], redb::Durability::Immediate)?;
+            self.write(vec![change])?;
             tracing::info!(sends = folded, "Recorded sends from the journal that a restart interrupted.");
         }
         Ok(())

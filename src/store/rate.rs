@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use redb::ReadableTable;
 
-use super::engine::TABLE;
+use super::engine::{TABLE, WriteTable};
+use super::overlay::View;
 use super::records::{BY_BUYER_TIME, BY_PROVIDER_TIME, key, time_part};
 use super::{Store, StoreError, decode};
 
@@ -47,7 +48,7 @@ pub(super) fn increments(db: &impl Records, entries: &[Counted]) -> Result<Vec<P
     let mut seen = HashSet::new();
     let mut counters: BTreeMap<&[u8], u64> = BTreeMap::new();
     for entry in entries {
-        if !seen.insert(entry.index_key.as_slice()) || db.get(entry.index_key.as_slice())?.is_some() {
+        if !seen.insert(entry.index_key.as_slice()) || db.bytes(entry.index_key.as_slice())?.is_some() {
             continue;
         }
         let count = match counters.get_mut(entry.counter_key.as_slice()) {
@@ -62,22 +63,35 @@ pub(super) fn increments(db: &impl Records, entries: &[Counted]) -> Result<Vec<P
     Ok(counters.into_iter().map(|(k, n)| (k.to_vec(), n.to_string().into_bytes())).collect())
 }
 
-/// The records table, as a write transaction or a read snapshot sees it.
-pub(super) trait Records: ReadableTable<&'static [u8], &'static [u8]> {}
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> Records for T {}
+/// The records, as a write transaction or a read view sees them.
+pub(super) trait Records {
+    fn bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+impl Records for WriteTable<'_> {
+    fn bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(key)?.map(|value| value.value().to_vec()))
+    }
+}
+
+impl Records for View {
+    fn bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_vec(key)
+    }
+}
 
 fn read(db: &impl Records, counter_key: &[u8]) -> Result<u64, StoreError> {
-    db.get(counter_key)?.map_or(Ok(0), |raw| decode(counter_key, raw.value()))
+    db.bytes(counter_key)?.map_or(Ok(0), |raw| decode(counter_key, &raw))
 }
 
 /// Distinct orders in `index` for `ident` from the start of the minute `since` falls in: up to 59 s more than
 /// asked for, never less, so a limit checked against it is never exceeded.
-pub(super) fn count_since(db: &impl Records, index: &str, ident: &str, since: i64) -> Result<u32, StoreError> {
+pub(super) fn count_since(db: &View, index: &str, ident: &str, since: i64) -> Result<u32, StoreError> {
     let start = counter_key(index, ident, since);
     let mut end = key(COUNTS, &[index, ident, ""]);
     end.push(0xff);
     let mut total = 0u64;
-    for item in db.range(start.as_slice()..end.as_slice())? {
+    for item in db.range(&start, Some(&end))? {
         let (k, v) = item?;
         total = total.saturating_add(decode::<u64>(k.value(), v.value())?);
     }
@@ -86,7 +100,7 @@ pub(super) fn count_since(db: &impl Records, index: &str, ident: &str, since: i6
 
 /// Builds the counters from the time indexes once, for a database written before they existed.
 pub(super) fn build_once(store: &Store) -> Result<(), StoreError> {
-    if store.table()?.get(META_COUNTED)?.is_some() {
+    if store.view()?.get(META_COUNTED)?.is_some() {
         return Ok(());
     }
     let mut counters: BTreeMap<Vec<u8>, u64> = BTreeMap::new();

@@ -8,7 +8,6 @@
 //! sends left in the send journal by a crash, the rate counters' one-off build) is opened to write instead, exactly as [`Store::open`] would; a state the
 //! daemon holds is [`StoreError::Locked`], as for an open to write, so the tools ask the daemon.
 use std::path::Path;
-use std::sync::Arc;
 
 use super::engine::{self, TABLE};
 use super::{Store, StoreError, check_schema, journal, keep_private, make_private, migrate, rate};
@@ -38,7 +37,7 @@ impl Store {
         let ids = engine::Ids::load(&table)?;
         drop(table);
         keep_private(&path);
-        Ok(Self { db: Arc::new(db), ids: Arc::new(ids), journal: None })
+        Ok(Self::assemble(db, ids, None))
     }
 }
 
@@ -52,7 +51,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut change = Change::new();
         change.put_order(&record("A-1", 0, "asa@example.com", 100));
-        store.write(vec![change], redb::Durability::Immediate).unwrap();
+        store.write(vec![change]).unwrap();
         dir
     }
 
@@ -65,7 +64,7 @@ mod tests {
             let store = Store::open_read(dir.path()).unwrap();
             assert_eq!(store.lookup("asa@example.com").unwrap().len(), 1);
             assert_eq!(store.orders().unwrap().len(), 1);
-            let err = store.write(vec![Change::new()], redb::Durability::Immediate).unwrap_err();
+            let err = store.write(vec![Change::new()]).unwrap_err();
             assert!(matches!(err, StoreError::ReadOnly), "{err:?}");
         }
         assert!(std::fs::read(&file).unwrap() == before, "opening and closing to read changed the file");

@@ -14,7 +14,7 @@
 //! Both are plain additions to the one table: a state written before them has no `ds/` keys and reads as
 //! "never seen", so nothing is migrated.
 use super::records::{BY_MESSAGE_ID, key};
-use super::{Change, Store, StoreError, engine};
+use super::{Change, Store, StoreError};
 
 const BY_SIGNATURE: &str = "ds/";
 
@@ -28,15 +28,14 @@ fn of_provider(value: &[u8], provider: &str) -> Option<String> {
 impl Store {
     /// The order of `provider` an email with this Message-ID already produced; another provider's is not it.
     pub fn seen_message_id(&self, provider: &str, message_id: &str) -> Result<Option<String>, StoreError> {
-        let table = self.table()?;
-        Ok(engine::get(&table, &key(BY_MESSAGE_ID, &[message_id]))?.and_then(|v| of_provider(&v, provider)))
+        Ok(self.view()?.get_vec(&key(BY_MESSAGE_ID, &[message_id]))?.and_then(|v| of_provider(&v, provider)))
     }
 
     /// The order (`provider` NUL `order id`) one of these provider signatures (digests) already proved.
     pub fn seen_signature(&self, digests: &[String]) -> Result<Option<String>, StoreError> {
-        let table = self.table()?;
+        let view = self.view()?;
         for digest in digests {
-            if let Some(value) = engine::get(&table, &key(BY_SIGNATURE, &[digest]))? {
+            if let Some(value) = view.get_vec(&key(BY_SIGNATURE, &[digest]))? {
                 return Ok(Some(String::from_utf8_lossy(&value).into_owned()));
             }
         }

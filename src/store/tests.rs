@@ -342,8 +342,10 @@ where
     }
 }
 
-/// Writes into the records table directly, durably (what an older or a damaged state holds).
+/// Writes into the records table directly, durably (what an older or a damaged state holds), after the changes
+/// applied before it.
 fn raw_write(store: &Store, write: impl FnOnce(&mut engine::WriteTable<'_>)) {
+    store.flush_blocking().unwrap();
     let txn = store.db.begin_write().unwrap();
     write(&mut txn.open_table(TABLE).unwrap());
     txn.commit().unwrap();
@@ -419,7 +421,7 @@ fn a_journal_line_whose_commit_landed_before_the_crash_changes_nothing_on_open()
         queued_reply(&store, "r1@v");
         let change = journaled_send(&store, "r1@v");
         // Committed, and the process dies before the journal is emptied.
-        store.write(vec![change], redb::Durability::Immediate).unwrap();
+        store.write(vec![change]).unwrap();
         assert!(journal_len(dir.path()) > 0);
     }
     let store = Store::open(dir.path()).unwrap();

@@ -42,8 +42,8 @@ impl Store {
     pub fn order_providers(&self) -> Result<Vec<String>, StoreError> {
         let mut providers = Vec::new();
         let mut from = BY_PROVIDER_TIME.as_bytes().to_vec();
-        let table = self.table()?;
-        while let Some(item) = table.range(from.as_slice()..)?.next() {
+        let view = self.view()?;
+        while let Some(item) = view.range(&from, None)?.next() {
             let (found, _) = item?;
             let Some(rest) = found.value().strip_prefix(BY_PROVIDER_TIME.as_bytes()) else { break };
             let provider = rest.split(|b| *b == 0).next().unwrap_or_default();
@@ -58,7 +58,7 @@ impl Store {
     pub fn order_times(&self, provider: &str, count: usize) -> Result<Vec<i64>, StoreError> {
         let prefix = key(BY_PROVIDER_TIME, &[provider, ""]);
         let mut times = Vec::with_capacity(count);
-        for item in super::engine::under(&self.table()?, &prefix)?.rev().take(count) {
+        for item in self.view()?.under(&prefix)?.rev().take(count) {
             let (found, _) = item?;
             // `tp/` provider NUL time (20 digits) NUL order id.
             let time =
