@@ -142,7 +142,12 @@ async fn order_mail(
         },
         _ => fulfil::decide(order, &history, &core.config.products, &core.config.limits),
     };
-    tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
+    // An issue is logged once, by its reply's "Reply sent." line; every other outcome here.
+    if matches!(decision, fulfil::Decision::Issue { .. }) {
+        tracing::debug!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
+    } else {
+        tracing::info!(provider = %order.provider, order_id = %order.id, kind = order.kind.as_str(), action = decision.action(), "Decided.");
+    }
     tracing::debug!(buyer = ?order.buyer_email, licensee = ?order.license_name(), "Order parties.");
     let mut assessed = core.apply(&origin, order, decision)?;
     assessed.change.index_signatures(&signatures, &order.provider, order.id.as_str());
