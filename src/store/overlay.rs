@@ -31,12 +31,25 @@ pub(super) struct Buffer {
     layers: Mutex<Layers>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 struct Layers {
     /// Applied since the last write took the buffer.
     open: Arc<Map>,
     /// Taken by a write whose transaction has not committed yet.
     flushing: Option<Arc<Map>>,
+    /// A redb snapshot taken since the last commit, shared by the reads until the next one: opening a read
+    /// transaction and its table for every read was a few percent of a decision. Cleared by every commit
+    /// ([`Buffer::written`], [`Buffer::stale`]), so a read never sees a snapshot older than the last commit.
+    snapshot: Option<Arc<ReadTable>>,
+}
+
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layers")
+            .field("open", &self.open.len())
+            .field("flushing", &self.flushing.as_ref().map(|taken| taken.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Buffer {
@@ -65,7 +78,15 @@ impl Buffer {
 
     /// The write that took the buffer committed: its entries are redb's now.
     pub(super) fn written(&self) {
-        self.lock().flushing = None;
+        let mut layers = self.lock();
+        layers.flushing = None;
+        layers.snapshot = None;
+    }
+
+    /// Something was committed to redb without the buffer (a one-off write at open, a test's raw write): reads
+    /// take a new snapshot.
+    pub(super) fn stale(&self) {
+        self.lock().snapshot = None;
     }
 
     /// The write that took the buffer failed: its entries go back, under any applied since.
@@ -83,10 +104,18 @@ impl Buffer {
         layers.open.is_empty() && layers.flushing.is_none()
     }
 
-    /// A read view: this buffer as it is now, over a redb snapshot taken after it.
+    /// A read view: this buffer as it is now, over a redb snapshot taken after it (or since the last commit).
     pub(super) fn view(&self, table: impl FnOnce() -> Result<ReadTable, StoreError>) -> Result<View, StoreError> {
-        let layers = self.lock().clone();
-        Ok(View { layers, table: table()? })
+        let mut layers = self.lock();
+        let table = match &layers.snapshot {
+            Some(table) => table.clone(),
+            None => {
+                let table = Arc::new(table()?);
+                layers.snapshot = Some(table.clone());
+                table
+            }
+        };
+        Ok(View { open: layers.open.clone(), flushing: layers.flushing.clone(), table })
     }
 }
 
@@ -134,14 +163,15 @@ pub(super) type Entry = (Bytes, Bytes);
 
 /// The records as a read sees them: the buffer over a redb snapshot.
 pub(super) struct View {
-    layers: Layers,
-    table: ReadTable,
+    open: Arc<Map>,
+    flushing: Option<Arc<Map>>,
+    table: Arc<ReadTable>,
 }
 
 impl View {
     /// The buffer's word on `key`: `Some(None)` when it was removed.
     fn buffered(&self, key: &[u8]) -> Option<&Option<Arc<[u8]>>> {
-        self.layers.open.get(key).or_else(|| self.layers.flushing.as_ref()?.get(key))
+        self.open.get(key).or_else(|| self.flushing.as_ref()?.get(key))
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
@@ -165,7 +195,7 @@ impl View {
         };
         let mut mem = Map::new();
         // Older layer first, so the newer one overwrites it.
-        for layer in self.layers.flushing.iter().chain(std::iter::once(&self.layers.open)) {
+        for layer in self.flushing.iter().chain(std::iter::once(&self.open)) {
             for (key, value) in layer.range::<[u8], _>((Bound::Included(from), upper)) {
                 mem.insert(key.clone(), value.clone());
             }
@@ -391,6 +421,20 @@ mod tests {
         assert_eq!(in_redb(&store, "t/a"), Some(b"buffered".to_vec()));
         assert_eq!(in_redb(&store, "t/b"), Some(b"durable".to_vec()), "the later change wins");
         assert!(store.buffer.is_empty());
+    }
+
+    #[test]
+    fn a_read_after_a_durable_commit_sees_it_though_reads_share_one_snapshot_until_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        put(&store, &[("t/a", "1")]);
+        store.flush_blocking().unwrap();
+        assert_eq!(store.view().unwrap().get_vec(b"t/a").unwrap(), Some(b"1".to_vec()));
+        // A change committed durably goes straight into redb's transaction, never through the buffer.
+        let mut change = Change::new();
+        change.put(b"t/a".to_vec(), b"2".to_vec());
+        store.write(vec![change]).unwrap();
+        assert_eq!(store.view().unwrap().get_vec(b"t/a").unwrap(), Some(b"2".to_vec()));
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub(super) fn build_once(store: &Store) -> Result<(), StoreError> {
     }
     txn.set_durability(redb::Durability::Immediate)?;
     txn.commit()?;
+    store.buffer.stale();
     tracing::info!(counters = built, "Built the rate-limit counters from the order history (once).");
     Ok(())
 }

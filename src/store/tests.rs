@@ -349,6 +349,7 @@ fn raw_write(store: &Store, write: impl FnOnce(&mut engine::WriteTable<'_>)) {
     let txn = store.db.begin_write().unwrap();
     write(&mut txn.open_table(TABLE).unwrap());
     txn.commit().unwrap();
+    store.buffer.stale();
 }
 
 #[test]
