@@ -6,7 +6,8 @@
 //! end-of-data `.` line as its own small write, which Nagle's algorithm would hold back until the server's
 //! delayed ACK (~40 ms per reply). That hold-back also widened the crash window of the outbox protocol: bytes
 //! still queued in the kernel at a kill are delivered by it, so the server accepts a reply keypost never saw
-//! accepted.
+//! accepted. The stream is also corked around each message (`stream::Corked`), so the message and its end go
+//! out in one write.
 //!
 //! A kept connection is reused without a NOOP. The server may have closed it meanwhile; then the transaction
 //! fails at `MAIL FROM`, before the server holds any part of the message, and is started again once on a new
@@ -45,8 +46,14 @@ pub struct SmtpMailer {
 }
 
 struct Kept {
-    conn: AsyncSmtpConnection,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection lettre holds, with the cork of the stream under it (`stream::Corked`).
+struct Conn {
+    smtp: AsyncSmtpConnection,
+    cork: stream::Cork,
 }
 
 /// Where and how to connect; built once, so a missing secret or CA file stops start-up.
@@ -103,14 +110,14 @@ impl SmtpMailer {
     }
 
     /// A kept connection young enough to reuse; older ones are dropped (closing them).
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         idle.retain(|kept| kept.since.elapsed() < KEEP_IDLE);
         idle.pop().map(|kept| kept.conn)
     }
 
-    fn keep(&self, conn: AsyncSmtpConnection) {
-        if conn.has_broken() {
+    fn keep(&self, conn: Conn) {
+        if conn.smtp.has_broken() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
@@ -122,7 +129,7 @@ impl SmtpMailer {
     async fn deliver(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
         let server = &self.endpoint.server;
         if let Some(mut conn) = self.take_idle() {
-            let mail = mail_command(&conn, envelope, bytes)?;
+            let mail = mail_command(&conn.smtp, envelope, bytes)?;
             match transaction(&mut conn, mail, envelope, bytes).await {
                 Ok(()) => {
                     self.keep(conn);
@@ -135,7 +142,7 @@ impl SmtpMailer {
             }
         }
         let mut conn = self.endpoint.connect().await?;
-        let mail = mail_command(&conn, envelope, bytes)?;
+        let mail = mail_command(&conn.smtp, envelope, bytes)?;
         match transaction(&mut conn, mail, envelope, bytes).await {
             Ok(()) => {
                 self.keep(conn);
@@ -179,7 +186,7 @@ impl Mailer for SmtpMailer {
 
 impl Endpoint {
     /// TCP with `TCP_NODELAY`, then TLS or STARTTLS as configured, EHLO, and AUTH when credentials are set.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let transient = |err: anyhow::Error| SendError::Transient(format!("{}: {err:#}", self.server));
         let tcp =
             crate::net::connect(&self.host, self.port, self.security == Security::Plain).await.map_err(transient)?;
@@ -187,6 +194,8 @@ impl Endpoint {
             Security::Tls => Box::new(stream::tls(&self.tls, &self.host, tcp).await.map_err(transient)?),
             Security::Starttls | Security::Plain => Box::new(tcp),
         };
+        let cork = stream::Cork::default();
+        let stream = Box::new(stream::Corked::new(stream, cork.clone()));
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|err| classify(&err, &self.server))?;
@@ -199,7 +208,7 @@ impl Endpoint {
         if let Some(credentials) = &self.credentials {
             conn.auth(DEFAULT_MECHANISMS, credentials).await.map_err(|err| classify(&err, &self.server))?;
         }
-        Ok(conn)
+        Ok(Conn { smtp: conn, cork })
     }
 }
 
@@ -215,19 +224,24 @@ enum Stage {
 /// the failure came before the server held anything of the message. A failed connection is aborted (QUIT,
 /// closed) and never kept.
 async fn transaction(
-    conn: &mut AsyncSmtpConnection,
+    conn: &mut Conn,
     mail: Mail,
     envelope: &Envelope,
     bytes: &[u8],
 ) -> Result<(), (Stage, smtp::Error)> {
     let at = |stage| move |err| (stage, err);
+    let Conn { smtp: conn, cork } = conn;
     let result = async {
         conn.command(mail).await.map_err(at(Stage::MailFrom))?;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), Vec::new())).await.map_err(at(Stage::Later))?;
         }
         conn.command(Data).await.map_err(at(Stage::Later))?;
-        conn.message(bytes).await.map_err(at(Stage::Later))
+        // The message and its end-of-data line in one write (lettre writes and flushes them apart).
+        cork.set(true);
+        let sent = conn.message(bytes).await;
+        cork.set(false);
+        sent.map_err(at(Stage::Later))
     }
     .await;
     match result {
