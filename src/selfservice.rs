@@ -1,5 +1,6 @@
 //! `[self_service]`: a buyer who writes to the orders address that they lost their serial gets their licenses
-//! sent again, to the address on file. Pure: the configuration and [`is_request`], which recognises such mail.
+//! sent again, to the address on file. Pure: the configuration and [`SelfServiceConfig::is_request`], which
+//! recognises such mail.
 //!
 //! Invariants (the action is `daemon/selfservice.rs`): a resend goes only to the address on file for the
 //! writer's own From address, never to Reply-To or any other address, so a forged From makes the real buyer

@@ -1,6 +1,6 @@
 //! What the running daemon knows about itself and keeps in memory only: when it last reached the mailbox and the
 //! SMTP server, how its last pass went, counts since it started, and the reply latency histogram. `keypost status`
-//! reads them over the control socket and the metrics endpoint renders them ([`Telemetry::prometheus`]).
+//! reads them over the control socket and the metrics endpoint renders them ([`prometheus`]).
 //!
 //! Nothing here is persisted: a restart starts them over, and what must survive a restart (orders, the outbox,
 //! set-aside mail) is in the store, from which `status` and the metrics read it ([`StateSummary`]). The daemon

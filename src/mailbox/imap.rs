@@ -204,7 +204,7 @@ impl Source for ImapSource {
         self.settle_all(&[(key.to_owned(), disposition)]).await
     }
 
-    /// One `UID MOVE` per destination folder (and per [`MAX_UIDS_PER_COMMAND`] UIDs), not one per message.
+    /// One `UID MOVE` per destination folder (and per 500 UIDs, `MAX_UIDS_PER_COMMAND`), not one per message.
     async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
         let mut wanted = Vec::with_capacity(settled.len());
         for (key, disposition) in settled {
