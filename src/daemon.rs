@@ -385,6 +385,12 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
                     }
                     if outcome.filled_batch() { Duration::ZERO } else { self.until_next_retry() }
                 }
+                Err(err) if store_failed(&err) => {
+                    // What was applied may have queued replies that are not on disk: only a restart (redb back
+                    // to its last durable commit, the messages read again) goes on safely.
+                    tracing::error!("Stopping: {err:#}");
+                    return Err(err);
+                }
                 Err(err) => {
                     on_pass(None);
                     let wait = backoff.next_delay();
@@ -433,6 +439,11 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
 /// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
 /// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
 /// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
+/// Whether a pass failed because the state refuses to go on ([`crate::store::StoreError::Failed`]).
+fn store_failed(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| matches!(cause.downcast_ref(), Some(crate::store::StoreError::Failed)))
+}
+
 /// [`Step::SendFirst`] with nothing written.
 #[tracing::instrument(skip_all, fields(source = %source, key = %raw.key))]
 async fn decide(
@@ -479,4 +490,20 @@ async fn decide(
         }
     }
     Ok(Step::Decided(Outcome::from(effect)))
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_pass_that_failed_on_a_poisoned_state_stops_the_loop_and_other_failures_do_not() {
+        let failed: anyhow::Result<()> = Err(StoreError::Failed).context("Failed to record the batch's outcomes");
+        assert!(super::store_failed(&failed.unwrap_err()));
+        let other: anyhow::Result<()> = Err(StoreError::ReadOnly).context("Failed to record the batch's outcomes");
+        assert!(!super::store_failed(&other.unwrap_err()));
+        assert!(!super::store_failed(&anyhow::anyhow!("IMAP went away")));
+    }
 }

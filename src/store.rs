@@ -21,7 +21,10 @@
 //! record is on disk; a batch's commit ([`Pending::durable`]) waits on a blocking thread so that sends beside it go
 //! on. A commit that is not durable ([`Pending::apply`], [`Store::commit_waiting`]) goes into an in-memory buffer
 //! that every read sees at once (`overlay.rs`), and the next durable commit writes it with its own change in one
-//! redb transaction: a batch of messages costs one write transaction, not one per message. Beside the database,
+//! redb transaction: a batch of messages costs one write transaction, not one per message. A durable commit that
+//! fails once it took that buffer poisons the store ([`StoreError::Failed`]: every later read and write fails, and
+//! the daemon stops for its service manager to restart it), since what the buffer held may have queued replies
+//! that are not on disk; the restart goes on from the last durable commit, as after a crash. Beside the database,
 //! `state/sent.journal` notes each send the SMTP server accepted the moment it answers (`journal.rs`), so a group
 //! of sends needs one fsync.
 //!
@@ -143,6 +146,8 @@ pub enum StoreError {
     Db(#[from] redb::Error),
     #[error("the state's flush stopped: {0}")]
     Flush(String),
+    #[error("an earlier write to the state failed; restart keypost to go on from its last durable commit")]
+    Failed,
     #[error("the state was opened only to read; a change needs `Store::open`")]
     ReadOnly,
     #[error("state record {key} cannot be read")]
@@ -353,7 +358,9 @@ impl Store {
         if matches!(*self.db, engine::Db::Read(_)) {
             return Err(StoreError::ReadOnly);
         }
-        let ops = change.ops(&self.view()?, &self.ids)?;
+        let view = self.view()?;
+        let ops = change.ops(&view, &self.ids)?;
+        drop(view);
         self.buffer.apply(ops);
         Ok(())
     }
@@ -609,38 +616,29 @@ fn write_buffered(
     buffer: &overlay::Buffer,
     changes: Vec<Change>,
 ) -> Result<(), StoreError> {
+    // One write at a time, from taking the buffer to clearing it (redb releases its own lock inside commit).
+    let mut writing = buffer.writing()?;
     if changes.is_empty() && buffer.is_empty() {
         return Ok(());
     }
-    // redb's write lock first, then the buffer: buffers are written in the order they were taken.
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     txn.set_durability(redb::Durability::Immediate)?;
-    let taken = buffer.take();
-    let written = (|| {
-        let written = {
-            let mut table = txn.open_table(TABLE)?;
-            overlay::write_ops(&mut table, taken.iter())?;
-            for change in changes {
-                let ops = change.ops(&table, ids)?;
-                overlay::write_ops(&mut table, ops.iter().map(|(key, value)| (key, value)))?;
-            }
-            ids.write(&mut table)?
-        };
-        txn.commit()?;
-        Ok(written)
-    })();
-    match written {
-        Ok(written) => {
-            buffer.written();
-            ids.stored(written);
-            Ok(())
+    // From here a failure (or a panic) poisons the store: see `overlay.rs`.
+    let taken = writing.take()?;
+    let written = {
+        let mut table = txn.open_table(TABLE)?;
+        overlay::write_ops(&mut table, taken.iter())?;
+        for change in changes {
+            let ops = change.ops(&table, ids)?;
+            overlay::write_ops(&mut table, ops.iter().map(|(key, value)| (key, value)))?;
         }
-        Err(err) => {
-            buffer.put_back();
-            Err(err)
-        }
-    }
+        ids.write(&mut table)?
+    };
+    txn.commit()?;
+    writing.written();
+    ids.stored(written);
+    Ok(())
 }
 
 /// Writes the changes still buffered when the last handle on the store goes (a clean stop, a tool that ends):

@@ -10,7 +10,12 @@
 //!   lands before, during or after the commit.
 //! - A change goes into the buffer whole, under its lock, and a write takes the whole buffer: a crash loses
 //!   applied changes each whole, as redb's non-durable commits did before.
-//! - A write that fails puts its entries back under the newer ones, so the next durable commit writes them.
+//! - Writes run one at a time, from taking the buffer to clearing it ([`Buffer::writing`]): redb's own write
+//!   lock is released inside its commit, before the buffer's bookkeeping is done.
+//! - A write that fails once it took the buffer (or panics there) poisons the store: every later read and
+//!   write fails with [`StoreError::Failed`] until keypost restarts. What the buffer held may have queued
+//!   replies that are not on disk; serving them would send what a restart (redb back to its last durable
+//!   commit) has never decided, so the restart's repair is the only way on: the crash protocol's case.
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +34,13 @@ pub(super) type Op = (Vec<u8>, Option<Vec<u8>>);
 #[derive(Debug, Default)]
 pub(super) struct Buffer {
     layers: Mutex<Layers>,
+    /// Held by a write from before it takes the buffer until it cleared it.
+    writer: Mutex<()>,
+    /// A write failed after taking the buffer: see the module doc.
+    failed: std::sync::atomic::AtomicBool,
+    /// Tests: the next write fails after taking the buffer, as a full disk would make it.
+    #[cfg(test)]
+    pub(super) fail_next: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default, Clone)]
@@ -67,36 +79,25 @@ impl Buffer {
         }
     }
 
-    /// Takes everything applied, for a write that holds redb's write lock; readable until [`Buffer::written`].
-    pub(super) fn take(&self) -> Arc<Map> {
-        let mut layers = self.lock();
-        let taken = std::mem::take(&mut layers.open);
-        debug_assert!(layers.flushing.is_none(), "writes take the buffer one at a time, under redb's write lock");
-        layers.flushing = Some(taken.clone());
-        taken
+    /// Starts a write: one at a time (see the module doc). Refused once the store is poisoned.
+    pub(super) fn writing(&self) -> Result<Writing<'_>, StoreError> {
+        let guard = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.check()?;
+        Ok(Writing { buffer: self, _guard: guard, taken: None })
     }
 
-    /// The write that took the buffer committed: its entries are redb's now.
-    pub(super) fn written(&self) {
-        let mut layers = self.lock();
-        layers.flushing = None;
-        layers.snapshot = None;
+    /// Refuses reads and writes once a write failed after taking the buffer.
+    pub(super) fn check(&self) -> Result<(), StoreError> {
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Failed);
+        }
+        Ok(())
     }
 
     /// Something was committed to redb without the buffer (a one-off write at open, a test's raw write): reads
     /// take a new snapshot.
     pub(super) fn stale(&self) {
         self.lock().snapshot = None;
-    }
-
-    /// The write that took the buffer failed: its entries go back, under any applied since.
-    pub(super) fn put_back(&self) {
-        let mut layers = self.lock();
-        let Some(taken) = layers.flushing.take() else { return };
-        let newer = std::mem::take(&mut layers.open);
-        let mut merged = Arc::unwrap_or_clone(taken);
-        merged.extend(Arc::unwrap_or_clone(newer));
-        layers.open = Arc::new(merged);
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -106,6 +107,7 @@ impl Buffer {
 
     /// A read view: this buffer as it is now, over a redb snapshot taken after it (or since the last commit).
     pub(super) fn view(&self, table: impl FnOnce() -> Result<ReadTable, StoreError>) -> Result<View, StoreError> {
+        self.check()?;
         let mut layers = self.lock();
         let table = match &layers.snapshot {
             Some(table) => table.clone(),
@@ -116,6 +118,50 @@ impl Buffer {
             }
         };
         Ok(View { open: layers.open.clone(), flushing: layers.flushing.clone(), table })
+    }
+}
+
+/// One write in progress (see [`Buffer::writing`]). Dropped without [`Writing::written`] once it took the
+/// buffer (an error, a panic), it poisons the store.
+pub(super) struct Writing<'a> {
+    buffer: &'a Buffer,
+    _guard: MutexGuard<'a, ()>,
+    taken: Option<Arc<Map>>,
+}
+
+impl Writing<'_> {
+    /// Takes everything applied; it stays readable until [`Writing::written`].
+    pub(super) fn take(&mut self) -> Result<Arc<Map>, StoreError> {
+        let taken = {
+            let mut layers = self.buffer.lock();
+            let taken = std::mem::take(&mut layers.open);
+            layers.flushing = Some(taken.clone());
+            taken
+        };
+        self.taken = Some(taken.clone());
+        #[cfg(test)]
+        if self.buffer.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Flush("injected failure".into()));
+        }
+        Ok(taken)
+    }
+
+    /// The transaction that wrote what was taken committed: its entries are redb's now, and reads take a new
+    /// snapshot.
+    pub(super) fn written(mut self) {
+        self.taken = None;
+        let mut layers = self.buffer.lock();
+        layers.flushing = None;
+        layers.snapshot = None;
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if self.taken.is_some() {
+            self.buffer.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!("A write to the state failed; keypost must restart to go on from its last durable commit.");
+        }
     }
 }
 
@@ -438,17 +484,26 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_puts_its_changes_back_under_newer_ones() {
-        let buffer = super::Buffer::default();
-        buffer.apply(vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"1".to_vec()))]);
-        let taken = buffer.take();
-        assert_eq!(taken.len(), 2);
-        buffer.apply(vec![(b"b".to_vec(), Some(b"2".to_vec()))]);
-        buffer.put_back();
-        let layers = buffer.lock();
-        assert!(layers.flushing.is_none());
-        let value = |key: &[u8]| layers.open.get(key).cloned().flatten().map(|value| value.to_vec());
-        assert_eq!(value(b"a"), Some(b"1".to_vec()));
-        assert_eq!(value(b"b"), Some(b"2".to_vec()), "the newer value stays");
+    fn a_write_that_fails_after_taking_the_buffer_stops_every_later_read_and_write_until_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            put(&store, &[("t/a", "durable")]);
+            store.flush_blocking().unwrap();
+            put(&store, &[("t/b", "applied")]);
+            store.buffer.fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(store.flush_blocking().is_err());
+            // Reads would otherwise serve what is not on disk (an outbox entry, say), and writes would build on it.
+            assert!(matches!(store.view(), Err(super::StoreError::Failed)));
+            assert!(matches!(store.outbox(), Err(super::StoreError::Failed)));
+            let mut change = Change::new();
+            change.put(b"t/c".to_vec(), b"1".to_vec());
+            assert!(matches!(store.commit(change), Err(super::StoreError::Failed)));
+            assert!(matches!(store.flush_blocking(), Err(super::StoreError::Failed)));
+        }
+        // A restart goes on from the last durable commit.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.view().unwrap().get_vec(b"t/a").unwrap(), Some(b"durable".to_vec()));
+        assert_eq!(store.view().unwrap().get_vec(b"t/b").unwrap(), None);
     }
 }
