@@ -131,10 +131,7 @@ impl SmtpMailer {
         if let Some(mut conn) = self.take_idle() {
             let mail = mail_command(&conn.smtp, envelope, bytes)?;
             match transaction(&mut conn, mail, envelope, bytes).await {
-                Ok(()) => {
-                    self.keep(conn);
-                    return Ok(());
-                }
+                Ok(()) => return self.accepted(conn),
                 Err((Stage::MailFrom, err)) if closed_meanwhile(&err) => {
                     tracing::debug!(server = %server, "Kept SMTP connection was closed; connecting again: {err}");
                 }
@@ -144,12 +141,22 @@ impl SmtpMailer {
         let mut conn = self.endpoint.connect().await?;
         let mail = mail_command(&conn.smtp, envelope, bytes)?;
         match transaction(&mut conn, mail, envelope, bytes).await {
-            Ok(()) => {
-                self.keep(conn);
-                Ok(())
-            }
+            Ok(()) => self.accepted(conn),
             Err((_, err)) => Err(classify(&err, server)),
         }
+    }
+
+    /// A transaction lettre saw answered: accepted only if the whole message went out before that answer was
+    /// read (see [`stream::Cork::held`]); otherwise the connection is dropped and the outbox tries again.
+    fn accepted(&self, conn: Conn) -> Result<(), SendError> {
+        if conn.cork.held() > 0 {
+            return Err(SendError::Transient(format!(
+                "{}: an answer came before the message was sent; not counted as accepted",
+                self.endpoint.server
+            )));
+        }
+        self.keep(conn);
+        Ok(())
     }
 }
 

@@ -109,6 +109,47 @@ async fn a_server_that_never_answers_times_out_as_a_transient_error() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
+#[tokio::test]
+async fn an_answer_read_before_the_message_went_out_is_not_taken_as_acceptance() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    // A server that answers DATA with its 354 and, in the same write, a 250 for a message it never saw: lettre
+    // reads that 250 from its buffer, so the message (held until a read needs the server) never went out.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        writer.write_all(b"220 out-of-turn.example ESMTP\r\n").unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                return Vec::new();
+            }
+            let answer: &[u8] = match line.get(..4).unwrap_or_default().to_ascii_uppercase().as_str() {
+                "DATA" => b"354 go ahead\r\n250 2.0.0 queued\r\n",
+                "QUIT" => b"221 bye\r\n",
+                _ => b"250 ok\r\n",
+            };
+            writer.write_all(answer).unwrap();
+            if line.to_ascii_uppercase().starts_with("DATA") {
+                break;
+            }
+        }
+        // Everything the client sends after DATA, until it closes the connection.
+        let mut rest = Vec::new();
+        let _ = reader.read_to_end(&mut rest);
+        rest
+    });
+    let mailer = SmtpMailer::new(&smtp_config(port), Path::new(".")).unwrap();
+    let err = mailer.send(&reply(1)).await.unwrap_err();
+    assert!(matches!(err, SendError::Transient(_)), "{err:?}");
+    drop(mailer);
+    let after_data = String::from_utf8_lossy(&server.join().unwrap()).into_owned();
+    assert!(!after_data.contains("\r\n.\r\n"), "the end of data never reached the server: {after_data:?}");
+}
+
 /// smtp-sink dumps even a refused transaction's envelope; the message itself must be absent.
 fn assert_no_message(sink: &SmtpSink) {
     let received = sink.received(1, Duration::from_millis(300));

@@ -62,17 +62,33 @@ pub struct Corked {
     sent: usize,
 }
 
-/// Corks and uncorks one [`Corked`] stream from outside lettre's connection.
+/// Corks and uncorks one [`Corked`] stream from outside lettre's connection, and tells what it holds.
 #[derive(Debug, Clone, Default)]
-pub struct Cork(std::sync::Arc<std::sync::atomic::AtomicBool>);
+pub struct Cork(std::sync::Arc<CorkState>);
+
+#[derive(Debug, Default)]
+pub struct CorkState {
+    corked: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicUsize,
+}
 
 impl Cork {
     pub fn set(&self, corked: bool) {
-        self.0.store(corked, std::sync::atomic::Ordering::Relaxed);
+        self.0.corked.store(corked, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn is_set(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.corked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes written and not sent yet. After a transaction this must be 0: an answer read without the message
+    /// having gone out (a server that spoke out of turn, its line already buffered by lettre) is no acceptance.
+    pub fn held(&self) -> usize {
+        self.0.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note(&self, held: usize) {
+        self.0.held.store(held, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -95,6 +111,7 @@ impl Corked {
         }
         self.held.clear();
         self.sent = 0;
+        self.cork.note(0);
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 }
@@ -127,6 +144,7 @@ impl AsyncWrite for Corked {
             }
         }
         self.held.extend_from_slice(buf);
+        self.cork.note(self.held.len());
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -199,10 +217,12 @@ mod tests {
         stream.write_all(b"\r\n.\r\n").await.unwrap();
         stream.flush().await.unwrap();
         assert_eq!(recorder.writes.lock().unwrap().len(), 1, "corked, nothing goes out on a flush");
+        assert_eq!(cork.held(), b"Subject: hi\r\n\r\nbody\r\n\r\n.\r\n".len());
         let mut answer = [0; 8];
         stream.read_exact(&mut answer).await.unwrap();
         cork.set(false);
         assert_eq!(&answer, b"250 OK\r\n");
+        assert_eq!(cork.held(), 0);
         let writes = recorder.writes.lock().unwrap().clone();
         assert_eq!(writes, [b"DATA\r\n".to_vec(), b"Subject: hi\r\n\r\nbody\r\n\r\n.\r\n".to_vec()]);
     }
