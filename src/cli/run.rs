@@ -19,13 +19,20 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The daemon's signal handlers come first: a stop asked for while it starts (config, templates, state) ends
+    // it cleanly once it is up, instead of killing it with the signal's default action.
+    let shutdown = if args.once {
+        None
+    } else {
+        Some(runtime.block_on(async { ShutdownSignal::install() }).context("Failed to install the signal handlers")?)
+    };
     // The daemon lists its configuration's warnings once, for the journal; one pass only counts them.
     let loaded = if args.once { super::load_config(globals)? } else { super::load_config_listing_warnings(globals)? };
     super::owner::refuse_root_daemon(&build::state_dir(&loaded), args.once)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut daemon = build::daemon(&loaded)?;
-        if args.once {
+        let Some(shutdown) = shutdown else {
             let outcome = daemon.drain().await?;
             outln!("{}", summary(&outcome));
             let waiting = daemon.core.store.outbox_len();
@@ -33,8 +40,7 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
                 outln!("{waiting} message(s) wait in the outbox for a retry.");
             }
             return Ok(ExitCode::SUCCESS);
-        }
-        let shutdown = ShutdownSignal::install().context("Failed to install the signal handlers")?;
+        };
         // Dropped when this returns (a clean stop or an error): stops serving and removes the socket. Without
         // it keypost still fulfils orders; only the vendor's tools cannot reach it while it runs.
         let control = match ControlServer::start(

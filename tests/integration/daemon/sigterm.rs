@@ -79,3 +79,22 @@ async fn sigterm_while_busy_finishes_the_message_in_hand_exits_0_and_notifies_th
     println!("SIGTERM after {before} replies; {after} at exit; {} notifications", notifications.len());
     client.logout().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_keypost_starts_ends_it_cleanly_once_it_is_up() {
+    let dovecot = Dovecot::start();
+    let sink = RecordingSink::start(VENDOR);
+    let orders = Orders::new();
+    let mut keypost = Keypost::new(&config(dovecot.port, sink.port, &orders, ""));
+    keypost.start();
+    // The config's first warning is written while keypost loads it, before the templates and the state: a
+    // service manager's stop (or a test's) may come that early.
+    let started = std::time::Instant::now();
+    while !keypost.log().contains("inline secret") {
+        assert!(started.elapsed() < Duration::from_secs(20), "keypost did not start:\n{}", keypost.log());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    keypost.terminate();
+    let status = keypost.wait_exit(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "exit after an early SIGTERM: {status:?}\n{}", keypost.log());
+}
