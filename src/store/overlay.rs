@@ -5,7 +5,7 @@
 //!
 //! Invariants:
 //! - Every read goes through a [`View`]: this buffer's entries first, then a redb snapshot, taken in that order.
-//!   A write takes the buffer ([`Buffer::take`]) only once it holds redb's write lock, and the taken entries stay
+//!   A write takes the buffer ([`Writing::take`]) only once it holds redb's write lock, and the taken entries stay
 //!   readable until its transaction committed, so a read never misses a change that was applied, whether it
 //!   lands before, during or after the commit.
 //! - A change goes into the buffer whole, under its lock, and a write takes the whole buffer: a crash loses
@@ -51,7 +51,7 @@ struct Layers {
     flushing: Option<Arc<Map>>,
     /// A redb snapshot taken since the last commit, shared by the reads until the next one: opening a read
     /// transaction and its table for every read was a few percent of a decision. Cleared by every commit
-    /// ([`Buffer::written`], [`Buffer::stale`]), so a read never sees a snapshot older than the last commit.
+    /// ([`Writing::written`], [`Buffer::stale`]), so a read never sees a snapshot older than the last commit.
     snapshot: Option<Arc<ReadTable>>,
 }
 
@@ -83,7 +83,7 @@ impl Buffer {
     pub(super) fn writing(&self) -> Result<Writing<'_>, StoreError> {
         let guard = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.check()?;
-        Ok(Writing { buffer: self, _guard: guard, taken: None })
+        Ok(Writing { buffer: self, _guard: guard, took: false })
     }
 
     /// Refuses reads and writes once a write failed after taking the buffer.
@@ -126,7 +126,8 @@ impl Buffer {
 pub(super) struct Writing<'a> {
     buffer: &'a Buffer,
     _guard: MutexGuard<'a, ()>,
-    taken: Option<Arc<Map>>,
+    /// The buffer was taken and is not written yet.
+    took: bool,
 }
 
 impl Writing<'_> {
@@ -138,7 +139,7 @@ impl Writing<'_> {
             layers.flushing = Some(taken.clone());
             taken
         };
-        self.taken = Some(taken.clone());
+        self.took = true;
         #[cfg(test)]
         if self.buffer.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Flush("injected failure".into()));
@@ -149,7 +150,7 @@ impl Writing<'_> {
     /// The transaction that wrote what was taken committed: its entries are redb's now, and reads take a new
     /// snapshot.
     pub(super) fn written(mut self) {
-        self.taken = None;
+        self.took = false;
         let mut layers = self.buffer.lock();
         layers.flushing = None;
         layers.snapshot = None;
@@ -158,7 +159,7 @@ impl Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        if self.taken.is_some() {
+        if self.took {
             self.buffer.failed.store(true, std::sync::atomic::Ordering::SeqCst);
             tracing::error!("A write to the state failed; keypost must restart to go on from its last durable commit.");
         }

@@ -67,7 +67,7 @@ pub struct Corked {
 pub struct Cork(std::sync::Arc<CorkState>);
 
 #[derive(Debug, Default)]
-pub struct CorkState {
+struct CorkState {
     corked: std::sync::atomic::AtomicBool,
     held: std::sync::atomic::AtomicUsize,
 }
