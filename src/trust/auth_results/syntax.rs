@@ -66,14 +66,14 @@ pub(crate) struct Results {
 pub(crate) fn authserv_id(value: &str) -> Result<String, SyntaxError> {
     let mut cursor = Cursor::new(value);
     cursor.cfws()?;
-    Ok(cursor.value()?.to_ascii_lowercase())
+    Ok(cursor.authserv_id()?.to_ascii_lowercase())
 }
 
 /// The whole header value.
 pub(crate) fn parse(value: &str) -> Result<Results, SyntaxError> {
     let mut cursor = Cursor::new(value);
     cursor.cfws()?;
-    let authserv_id = cursor.value()?.to_ascii_lowercase();
+    let authserv_id = cursor.authserv_id()?.to_ascii_lowercase();
     cursor.cfws()?;
     if cursor.peek().is_some_and(|c| c.is_ascii_digit()) {
         cursor.digits()?;
@@ -241,6 +241,25 @@ impl Cursor {
         if token.is_empty() { Err(self.error("expected a token or a quoted string")) } else { Ok(token) }
     }
 
+    /// The authserv-id without the job ID that OpenDKIM and OpenDMARC append with `AuthservIDWithJobID`:
+    /// `mx.example/4ZxY7s1K` (unquoted in most versions, though "/" ends a token; quoted in later ones). The
+    /// server's own header must be recognised in that form too, or a header below it would be read instead.
+    fn authserv_id(&mut self) -> Result<String, SyntaxError> {
+        let quoted = self.peek() == Some('"');
+        let id = self.value()?;
+        if !quoted && self.peek() == Some('/') {
+            self.bump();
+            if self.run(is_token_char).is_empty() {
+                return Err(self.error("expected a job ID after the authserv-id's \"/\""));
+            }
+            return Ok(id);
+        }
+        match id.split_once('/') {
+            Some((host, job)) if quoted && !host.is_empty() && !job.is_empty() => Ok(host.to_owned()),
+            _ => Ok(id),
+        }
+    }
+
     /// After the `;` and the method keyword (CFWS skipped): the rest of one resinfo.
     fn resinfo(&mut self, method: String) -> Result<Clause, SyntaxError> {
         if self.peek() == Some('/') {
@@ -386,6 +405,24 @@ mod tests {
         ] {
             assert!(parse(value).is_err(), "{value:?} parsed as {:?}", parse(value));
         }
+    }
+
+    #[test]
+    fn a_job_id_after_the_authserv_id_is_read_past_quoted_or_not() {
+        // OpenDKIM's and OpenDMARC's AuthservIDWithJobID: Postfix queue IDs after a "/".
+        for value in [
+            "mx.vendor.example/4ZxY7s1Kq2z9Ab; dkim=pass header.d=paypal.com",
+            "\"MX.vendor.example/4ZxY7s1Kq2z9Ab\"; dkim=pass header.d=paypal.com",
+        ] {
+            let results = parse(value).unwrap();
+            assert_eq!(results.authserv_id, "mx.vendor.example", "{value:?}");
+            assert_eq!(results.clauses[0].property("header", "d").unwrap().value, "paypal.com");
+            assert_eq!(authserv_id(value).unwrap(), "mx.vendor.example");
+        }
+        for value in ["mx.vendor.example/; dkim=pass", "mx.vendor.example/ ; dkim=pass"] {
+            assert!(parse(value).is_err(), "{value:?}");
+        }
+        assert_eq!(parse("\"mx/\"; none").unwrap().authserv_id, "mx/", "no job ID: the value as written");
     }
 
     #[test]

@@ -125,6 +125,25 @@ async fn authentication_results_with_header_d_hidden_in_a_quoted_header_i_is_ref
 }
 
 #[tokio::test]
+async fn the_servers_header_with_a_job_id_is_its_own_and_a_pass_written_below_it_is_not_read() {
+    // OpenDKIM and OpenDMARC with AuthservIDWithJobID write `authserv-id/queue-id`, unquoted or quoted.
+    for ours in ["mx.vendor.example/4ZxY7s1Kq2z9Ab", "\"mx.vendor.example/4ZxY7s1Kq2z9Ab\""] {
+        let genuine = with_results(
+            &[&format!("{ours}; dkim=pass header.d=paypal.com header.s=s1")],
+            &vendors_order(&signer("paypal.com")),
+        );
+        assert!(check(&bound(&[]), &genuine, &parsed(FROM)).await.is_trusted(), "{ours}");
+        // The server found no valid signature; a sender's header below claims a pass under the plain id.
+        let attack = with_results(
+            &[&format!("{ours}; dkim=fail header.d=paypal.com header.s=s1"), PASS],
+            &vendors_order(&signer("paypal.com")),
+        );
+        let reason = refusal(check(&bound(&[]), &attack, &parsed(FROM)).await);
+        assert!(reason.contains("shows no aligned dkim=pass for provider paypal"), "{ours}: {reason}");
+    }
+}
+
+#[tokio::test]
 async fn unreadable_topmost_authentication_results_of_the_vendor_is_refused_not_skipped() {
     let attack = with_results(
         &["mx.vendor.example; dkim=pass header.d=\"paypal.com", PASS],
