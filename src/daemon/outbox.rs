@@ -158,7 +158,7 @@ impl Core {
         if let Purpose::Reply { provider, order_id, line } = &entry.purpose {
             if let Some(mut record) = self.store.order_line(provider, order_id.as_str(), *line)? {
                 record.reply = ReplyState::Failed { reason: err.to_string(), attempts: entry.attempts };
-                change.put_order(&record);
+                change.put_reply_state(&record);
             }
             let alert = Alert::SendFailed {
                 provider: provider.clone(),

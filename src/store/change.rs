@@ -60,6 +60,13 @@ impl Change {
         self.put_json(order_key, record);
     }
 
+    /// Rewrites an order line's record whose reply state alone changed (sent, failed): its buyer, licensee,
+    /// chain and rate-limit index entries stay as they are. Writing them again with the same values would still
+    /// dirty their B-tree pages, several per order, in every group of sends' commit.
+    pub fn put_reply_state(&mut self, record: &OrderRecord) {
+        self.put_json(record.key(), record);
+    }
+
     /// Remembers an order email by Message-ID and content hash, pointing at its order.
     pub fn index_email(&mut self, message_id: Option<&str>, content_hash: &str, provider: &str, order_id: &str) {
         let order_ref = [provider, order_id].join("\0").into_bytes();
@@ -196,5 +203,24 @@ impl Change {
             batch.insert(key, n.to_string().into_bytes());
         }
         batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_state_change_rewrites_the_order_record_alone() {
+        let record = crate::store::tests::record("8AB12345", 0, "asa@example.com", 1_796_000_000);
+        let mut full = Change::new();
+        full.put_order(&record);
+        assert!(full.puts.len() > 1 && !full.counted.is_empty(), "a placed order writes its indexes too");
+        let mut state = Change::new();
+        state.put_reply_state(&record);
+        assert_eq!(state.puts.len(), 1);
+        assert!(state.counted.is_empty());
+        let (order_key, order_bytes) = full.puts.last().unwrap();
+        assert_eq!(&state.puts[0], &(order_key.clone(), order_bytes.clone()));
     }
 }

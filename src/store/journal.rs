@@ -129,7 +129,7 @@ impl Store {
         let Some(before) = self.order_line(provider, order_id.as_str(), *line)? else { return Ok(None) };
         let mut record = before.clone();
         record.reply = ReplyState::Sent { message_id: id.clone(), at };
-        change.put_order(&record);
+        change.put_reply_state(&record);
         Ok(Some(before))
     }
 
