@@ -96,6 +96,8 @@ pub struct Items {
     pub priced: bool,
     /// At most one item: the layout prints one.
     pub single: bool,
+    /// Lines printed once per item: each found in the whole body as often as items are read.
+    pub once_per_item: Vec<Regex>,
     pub clean: Vec<Clean>,
 }
 
@@ -577,10 +579,21 @@ impl Compiler<'_> {
                 }
             }
         }
+        let once_per_item = (spec.once_per_item.iter().enumerate())
+            .filter_map(|(i, pattern)| self.regex(&format!("items.once_per_item[{i}]"), pattern))
+            .collect();
         if places.iter().all(|place| place.patterns.is_empty()) {
             return None;
         }
-        Some(Items { places, quantity, required: spec.required, priced: spec.priced, single: spec.single, clean })
+        Some(Items {
+            places,
+            quantity,
+            required: spec.required,
+            priced: spec.priced,
+            single: spec.single,
+            once_per_item,
+            clean,
+        })
     }
 
     fn clean(&mut self, key: &str, names: Option<&[String]>) -> Vec<Clean> {

@@ -347,6 +347,19 @@ impl Extraction<'_> {
             self.fail("items", None, &format!("more than {MAX_ITEMS} line items"));
             return Vec::new();
         }
+        for label in &items.once_per_item {
+            let count = label.find_iter(&self.email.text).count();
+            if count != spans.len() {
+                let why = format!(
+                    "{:?} is in the text {count} time(s) for {} line item(s): text someone else wrote may pass \
+                     for the provider's",
+                    label.as_str(),
+                    spans.len()
+                );
+                self.fail("items", None, &why);
+                return Vec::new();
+            }
+        }
         let mut found = Vec::new();
         for (index, (_, _, _, caps)) in spans.iter().enumerate() {
             if let Some((item, amount)) = self.item(index, caps, items) {

@@ -222,6 +222,11 @@ pub struct ItemsSpec {
     /// someone else wrote, and makes the reading broken.
     #[serde(default)]
     pub single: bool,
+    /// Regexes for lines the provider prints once per item (`'(?m)^Quantity:'`): each must be found in the whole
+    /// body exactly as often as items are read, or the reading is broken. Text a buyer wrote that imitates an
+    /// item's lines (inside the item list or after an anchor it typed) adds one.
+    #[serde(default)]
+    pub once_per_item: Vec<String>,
     /// Clean-ups for `sku` and `name`.
     #[serde(default)]
     pub clean: Option<Vec<String>>,

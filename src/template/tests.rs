@@ -568,3 +568,31 @@ fn the_headers_templates_read_are_handed_to_the_trust_check() {
     let all: Vec<String> = templates.iter().flat_map(|t| t.read_headers()).collect();
     assert!(all.iter().all(|h| h == "reply-to" || h == "message-id"), "{all:?}");
 }
+
+#[test]
+fn a_line_printed_once_per_item_found_once_more_makes_the_reading_broken() {
+    let fields = r#"
+[sections.details]
+start = '(?m)^--- Order details ---$'
+end = '(?m)^--- Shipping address ---$'
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+section = "details"
+[items]
+pattern = '(?m)^(?P<name>[^\n]+)\nQuantity: (?P<quantity>\d+)$'
+section = "details"
+once_per_item = ['(?m)^Quantity:']
+"#;
+    let t = templates_with(fields);
+    let text = "--- Order details ---\nOrder: A-1\nPro\nQuantity: 1\n--- Shipping address ---\nÅsa Öberg\n";
+    let outcome = sale(&t, text);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items[0].quantity == 1), "{outcome:?}");
+    // A personalization typed over several lines: an item of its own and an anchor that ends the section before
+    // the real item. Without the count, "Team x7" would be the one item read.
+    let forged = text.replace("Pro\n", "Note: Nova\nTeam\nQuantity: 7\n--- Shipping address ---\nPro\n");
+    let found = problems(sale(&t, &forged));
+    assert!(found.iter().any(|p| p.contains("is in the text 2 time(s) for 1 line item(s)")), "{found:?}");
+    let unguarded = templates_with(&fields.replace("once_per_item = ['(?m)^Quantity:']\n", ""));
+    let outcome = sale(&unguarded, &forged);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items[0].quantity == 7), "{outcome:?}");
+}
