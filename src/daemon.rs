@@ -436,14 +436,14 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     }
 }
 
-/// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
-/// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
-/// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
 /// Whether a pass failed because the state refuses to go on ([`crate::store::StoreError::Failed`]).
 fn store_failed(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| matches!(cause.downcast_ref(), Some(crate::store::StoreError::Failed)))
 }
 
+/// One message of a batch: its outcome applied to the state (step 2, made durable with the batch), and where
+/// it is to be moved once the batch's replies are sent. A message waiting for a later pass is not moved.
+/// With `may_defer`, a message that would revoke while replies of the batch are still unsent comes back as
 /// [`Step::SendFirst`] with nothing written.
 #[tracing::instrument(skip_all, fields(source = %source, key = %raw.key))]
 async fn decide(

@@ -4,7 +4,8 @@
 //! Invariants: every match of every pattern of a field is a candidate, and two different candidates make the
 //! reading broken (never first-wins); a section whose start anchor is found more than once is broken (text a
 //! buyer wrote could carry the anchor); the items, with the declared tax, shipping, fee and discount, add up to
-//! the provider's total when they carry prices, or the reading is broken.
+//! the provider's total when they carry prices, or the reading is broken; a line the template says is printed
+//! once per item (`once_per_item`) is found in the whole text exactly as often as items are read.
 use std::borrow::Cow;
 
 use regex::Captures;
