@@ -98,6 +98,10 @@ pub struct Items {
     pub single: bool,
     /// Lines printed once per item: each found in the whole body as often as items are read.
     pub once_per_item: Vec<Regex>,
+    /// An amount as the layout prints it: in a sale, each one in the items' body sections must have been read.
+    pub every_amount: Option<Regex>,
+    /// The provider's rows whose amounts are not in the sum: read for `every_amount`, nothing else.
+    pub not_summed: Vec<Regex>,
     pub clean: Vec<Clean>,
 }
 
@@ -582,6 +586,13 @@ impl Compiler<'_> {
         let once_per_item = (spec.once_per_item.iter().enumerate())
             .filter_map(|(i, pattern)| self.regex(&format!("items.once_per_item[{i}]"), pattern))
             .collect();
+        let every_amount = spec.every_amount.as_ref().and_then(|pattern| self.regex("items.every_amount", pattern));
+        let not_summed = (spec.not_summed.iter().enumerate())
+            .filter_map(|(i, pattern)| self.regex(&format!("items.not_summed[{i}]"), pattern))
+            .collect();
+        if every_amount.is_none() && !spec.not_summed.is_empty() {
+            self.problems.error("items.not_summed", "needs items.every_amount, which it makes exceptions to");
+        }
         if places.iter().all(|place| place.patterns.is_empty()) {
             return None;
         }
@@ -592,6 +603,8 @@ impl Compiler<'_> {
             priced: spec.priced,
             single: spec.single,
             once_per_item,
+            every_amount,
+            not_summed,
             clean,
         })
     }

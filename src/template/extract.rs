@@ -5,7 +5,8 @@
 //! reading broken (never first-wins); a section whose start anchor is found more than once is broken (text a
 //! buyer wrote could carry the anchor); the items, with the declared tax, shipping, fee and discount, add up to
 //! the provider's total when they carry prices, or the reading is broken; a line the template says is printed
-//! once per item (`once_per_item`) is found in the whole text exactly as often as items are read.
+//! once per item (`once_per_item`) is found in the whole text exactly as often as items are read; with
+//! `every_amount`, every amount in a sale's item sections is part of an item, the total or an adjustment read.
 use std::borrow::Cow;
 
 use regex::Captures;
@@ -41,8 +42,17 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let RuleKind::Order(kind) = rule.kind else {
         return Err(vec!["not an order rule".to_owned()]);
     };
-    let mut x =
-        Extraction { t, rule, email, kind, evidence, problems: Vec::new(), line_amounts: Vec::new(), order_id: None };
+    let mut x = Extraction {
+        t,
+        rule,
+        email,
+        kind,
+        evidence,
+        problems: Vec::new(),
+        line_amounts: Vec::new(),
+        amounts_read: Vec::new(),
+        order_id: None,
+    };
     let id_field = rule.order_id.as_ref().or(t.order_id.as_ref());
     let id = x.text("order_id", id_field).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
     x.order_id = id.as_ref().map(|id| id.as_str().to_owned());
@@ -104,8 +114,9 @@ fn sequence_scope(t: &Template, items: &[LineItem]) -> String {
     }
 }
 
-/// The text a place is matched against, or why it cannot be had (a section whose anchors are not right).
-pub fn haystack<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<Cow<'e, str>, String> {
+/// The text a place is matched against and where it starts in its source's whole text, or why it cannot be
+/// had (a section whose anchors are not right).
+fn located<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<(Cow<'e, str>, usize), String> {
     use super::compile::Source;
     let text = match &place.source {
         Source::Body => Cow::Borrowed(email.text.as_str()),
@@ -123,7 +134,7 @@ pub fn haystack<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<Cow
                 .join("\n"),
         ),
     };
-    let Some(name) = &place.section else { return Ok(text) };
+    let Some(name) = &place.section else { return Ok((text, 0)) };
     let section = t.sections.get(name).ok_or_else(|| format!("section {name:?} is not defined"))?;
     let mut starts = section.start.find_iter(&text);
     let start = starts.next().ok_or_else(|| format!("section {name:?}: its start anchor is not in the text"))?;
@@ -141,7 +152,7 @@ pub fn haystack<'e>(t: &Template, email: &'e Email, place: &Place) -> Result<Cow
             None => return Err(format!("section {name:?}: its end anchor is not found after its start")),
         },
     };
-    Ok(Cow::Owned(body.to_owned()))
+    Ok((Cow::Owned(body.to_owned()), start.end()))
 }
 
 /// One match of a field's patterns.
@@ -149,6 +160,8 @@ struct Candidate {
     value: String,
     matched: String,
     currency: Option<String>,
+    /// Where the match is in the whole body (`None` for other sources).
+    at: Option<(usize, usize)>,
 }
 
 struct Extraction<'a> {
@@ -160,6 +173,8 @@ struct Extraction<'a> {
     problems: Vec<String>,
     /// Per item found, the line amount its pattern printed.
     line_amounts: Vec<Option<Money>>,
+    /// Where in the body the total's and the adjustments' matches are: the amounts they account for.
+    amounts_read: Vec<(usize, usize)>,
     /// The order id once read: the text of a `payment_id` place with `from = "order_id"`.
     order_id: Option<String>,
 }
@@ -182,18 +197,21 @@ impl Extraction<'_> {
     fn candidates(&mut self, name: &str, field: &Field) -> Option<Vec<Candidate>> {
         let mut found = Vec::new();
         for place in field.places.iter().filter(|place| self.rule.reads(place)) {
-            let text = match (&place.source, haystack(self.t, self.email, place)) {
-                (super::compile::Source::OrderId, _) => Cow::Owned(self.order_id.clone().unwrap_or_default()),
-                (_, Ok(text)) => text,
+            let (text, offset) = match (&place.source, located(self.t, self.email, place)) {
+                (super::compile::Source::OrderId, _) => (Cow::Owned(self.order_id.clone().unwrap_or_default()), 0),
+                (_, Ok(located)) => located,
                 (_, Err(why)) if why.contains("more than once") => {
                     self.fail(name, None, &why);
                     return None;
                 }
                 (_, Err(_)) => continue, // a missing section is a missing field
             };
+            let in_body = place.source == super::compile::Source::Body;
             for pattern in &place.patterns {
                 for caps in pattern.captures_iter(&text).take(MAX_CANDIDATES) {
-                    found.push(candidate(&caps, &field.clean));
+                    let mut c = candidate(&caps, &field.clean);
+                    c.at = caps.get(0).filter(|_| in_body).map(|m| (offset + m.start(), offset + m.end()));
+                    found.push(c);
                 }
             }
         }
@@ -244,6 +262,7 @@ impl Extraction<'_> {
     fn money(&mut self, name: &str, field: Option<&Field>) -> Option<Money> {
         let field = field?;
         let found = self.candidates(name, field)?;
+        self.amounts_read.extend(found.iter().filter_map(|c| c.at));
         let mut parsed: Vec<(Money, Candidate)> = Vec::new();
         for c in found {
             match money::parse(&c.value, c.currency.as_deref(), &self.t.dollar_currency) {
@@ -297,8 +316,8 @@ impl Extraction<'_> {
         // broken, one that is missing only means that layout's items are not in this message.
         let mut texts = Vec::new();
         for place in items.places.iter().filter(|place| self.rule.reads(place)) {
-            match haystack(self.t, self.email, place) {
-                Ok(text) => texts.push((place, text)),
+            match located(self.t, self.email, place) {
+                Ok((text, offset)) => texts.push((place, text, offset)),
                 Err(why) if why.contains("more than once") => {
                     self.fail("items", None, &why);
                     return Vec::new();
@@ -309,7 +328,7 @@ impl Extraction<'_> {
         // Alternative patterns may describe the same line: a match overlapping an earlier one of the same place
         // is not a new item.
         let mut spans: Vec<(usize, usize, usize, Captures<'_>)> = Vec::new();
-        for (p, (place, text)) in texts.iter().enumerate() {
+        for (p, (place, text, _)) in texts.iter().enumerate() {
             for pattern in &place.patterns {
                 for caps in pattern.captures_iter(text).take(MAX_ITEMS + 1) {
                     let Some(whole) = caps.get(0) else { continue };
@@ -326,7 +345,7 @@ impl Extraction<'_> {
         if let (Some(first), Some(last)) = (spans.first(), spans.last())
             && first.0 != last.0
         {
-            let name = |p: usize| texts.get(p).and_then(|(place, _)| place.section.clone()).unwrap_or_default();
+            let name = |p: usize| texts.get(p).and_then(|(place, _, _)| place.section.clone()).unwrap_or_default();
             let why = format!(
                 "line items found in two layouts (sections {:?} and {:?}): text someone else wrote may pass for \
                  the provider's",
@@ -359,6 +378,37 @@ impl Extraction<'_> {
                 );
                 self.fail("items", None, &why);
                 return Vec::new();
+            }
+        }
+        if let Some(amount) = items.every_amount.as_ref().filter(|_| self.kind == OrderKind::Sale) {
+            // Everything read, as spans of the whole body: the places' sections may overlap.
+            let body = |p: usize| texts.get(p).filter(|(place, _, _)| place.source == super::compile::Source::Body);
+            let mut read: Vec<(usize, usize)> = (spans.iter())
+                .filter_map(|(p, s, e, _)| body(*p).map(|(_, _, offset)| (offset + s, offset + e)))
+                .collect();
+            read.extend_from_slice(&self.amounts_read);
+            for (_, text, offset) in (0..texts.len()).filter_map(body) {
+                read.extend(
+                    (items.not_summed.iter())
+                        .flat_map(|row| row.find_iter(text).map(|m| (offset + m.start(), offset + m.end()))),
+                );
+            }
+            for (_, text, offset) in (0..texts.len()).filter_map(body) {
+                let unread = amount.find_iter(text).filter(|m| !m.is_empty()).find(|m| {
+                    let (start, end) = (offset + m.start(), offset + m.end());
+                    !read.iter().any(|(s, e)| *s <= start && end <= *e)
+                });
+                if let Some(m) = unread {
+                    let line = text.get(..m.start()).map_or(0, |before| before.rfind('\n').map_or(0, |i| i + 1));
+                    let line = text.get(line..).and_then(|rest| rest.lines().next()).unwrap_or(m.as_str());
+                    let why = format!(
+                        "the amount {:?} is read by no item, total or adjustment: a row the template does not \
+                         declare leaves room for a line someone else wrote",
+                        m.as_str()
+                    );
+                    self.fail("items", Some(line.trim().to_owned()), &why);
+                    return Vec::new();
+                }
             }
         }
         let mut found = Vec::new();
@@ -520,6 +570,7 @@ fn candidate(caps: &Captures<'_>, steps: &[Clean]) -> Candidate {
         value: clean(&parts.join(" "), steps),
         matched: caps.get(0).map(|m| m.as_str().trim_end().to_owned()).unwrap_or_default(),
         currency: caps.name("currency").map(|m| m.as_str().to_owned()),
+        at: None,
     }
 }
 

@@ -227,6 +227,16 @@ pub struct ItemsSpec {
     /// item's lines (inside the item list or after an anchor it typed) adds one.
     #[serde(default)]
     pub once_per_item: Vec<String>,
+    /// Regex for an amount as the layout prints it (`'\$\d[\d,]*\.\d\d'`): in a sale, every match in the
+    /// items' sections must be part of an item, the total or a declared adjustment that was read, or the reading
+    /// is broken. A money row the template does not read (insurance, a fee) would otherwise leave room for an
+    /// item line a buyer typed into a note or an address that fills it exactly.
+    #[serde(default)]
+    pub every_amount: Option<String>,
+    /// With `every_amount`: regexes for the provider's rows whose amounts are not part of the sum (a subtotal,
+    /// the fee it kept, the net amount); the amounts inside their matches count as read.
+    #[serde(default)]
+    pub not_summed: Vec<String>,
     /// Clean-ups for `sku` and `name`.
     #[serde(default)]
     pub clean: Option<Vec<String>>,

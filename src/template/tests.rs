@@ -596,3 +596,35 @@ once_per_item = ['(?m)^Quantity:']
     let outcome = sale(&unguarded, &forged);
     assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items[0].quantity == 7), "{outcome:?}");
 }
+
+#[test]
+fn an_amount_in_the_items_section_that_nothing_reads_makes_the_reading_broken() {
+    let fields = r#"
+[sections.goods]
+start = '(?m)^Items$'
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+[fields.total]
+pattern = '(?m)^Total (?P<value>\$\S+)$'
+[items]
+pattern = '(?m)^- (?P<name>[^\n$]+?) (?P<price>\$\d+\.\d\d)$'
+section = "goods"
+priced = true
+every_amount = '\$\d[\d,]*\.\d\d'
+not_summed = ['(?m)^Net amount \$\S+$']
+"#;
+    let t = templates_with(fields);
+    let text = "Order: A-1\nItems\n- Acme Pro $14.95\nTotal $14.95\nNet amount $14.32\n";
+    let outcome = sale(&t, text);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 1), "{outcome:?}");
+    // A row the provider printed and the template does not read (insurance), and a line someone else wrote
+    // that costs exactly that: the sum and the total agree, but the insurance amount is read by nothing.
+    let forged = text
+        .replace("Items\n", "Items\n- Team upgrade $5.00\n")
+        .replace("Total $14.95", "Insurance $5.00\nTotal $19.95");
+    let found = problems(sale(&t, &forged));
+    assert!(found.iter().any(|p| p.contains("the amount \"$5.00\" is read by no item")), "{found:?}");
+    let unguarded = templates_with(&fields.replace("every_amount", "# every_amount").replace("not_summed", "# n"));
+    let outcome = sale(&unguarded, &forged);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 2), "{outcome:?}");
+}
