@@ -300,7 +300,7 @@ fn check_sale(
     let mut floors = Vec::new();
     for (index, item) in order.items.iter().enumerate() {
         let line = u32::try_from(index).map_err(|_| "too many line items")?;
-        let product = find_product(item, products).ok_or_else(|| format!("unknown product {}", describe(item)))?;
+        let product = find_product(item, products)?;
         check_item(item, product, limits)?;
         floors.push((product, item.quantity));
         let sku = sold_under(item, product);
@@ -372,19 +372,29 @@ fn check_floor_on_total(order: &Order, lines: &[(&ProductConfig, u32)]) -> Resul
 }
 
 /// The product a line item is for: its SKU or product name against each product's SKUs, name and id,
-/// case-insensitively.
-pub fn find_product<'a>(item: &LineItem, products: &'a [ProductConfig]) -> Option<&'a ProductConfig> {
-    let wanted: Vec<String> = item
-        .sku
-        .iter()
-        .map(|sku| sku.as_str().trim().to_lowercase())
-        .chain(item.product_name.iter().map(|name| name.trim().to_lowercase()))
-        .filter(|s| !s.is_empty())
-        .collect();
-    products.iter().find(|product| {
-        let mut names = product.skus.iter().chain([&product.name, &product.id]);
-        names.any(|name| wanted.contains(&name.trim().to_lowercase()))
-    })
+/// case-insensitively. A SKU and a name that are two different products is an error, never the first product
+/// listed: a template may read the SKU from the provider's cell and the name from a line a buyer typed above it.
+pub fn find_product<'a>(item: &LineItem, products: &'a [ProductConfig]) -> Result<&'a ProductConfig, String> {
+    let by = |wanted: &str| {
+        let wanted = wanted.trim().to_lowercase();
+        let names = |product: &&ProductConfig| {
+            product.skus.iter().chain([&product.name, &product.id]).any(|n| n.trim().to_lowercase() == wanted)
+        };
+        products.iter().find(|product| !wanted.is_empty() && names(product))
+    };
+    let by_sku = item.sku.as_ref().and_then(|sku| by(sku.as_str()));
+    let by_name = item.product_name.as_deref().and_then(by);
+    match (by_sku, by_name) {
+        (Some(sku), Some(name)) if sku.id != name.id => Err(format!(
+            "{} is product {:?} but the line's name {:?} is product {:?}: cannot tell which was sold",
+            describe(item),
+            sku.id,
+            item.product_name.as_deref().unwrap_or_default(),
+            name.id
+        )),
+        (Some(product), _) | (None, Some(product)) => Ok(product),
+        (None, None) => Err(format!("unknown product {}", describe(item))),
+    }
 }
 
 fn describe(item: &LineItem) -> String {

@@ -62,7 +62,7 @@ impl Core {
         };
         let products = &self.config.products;
         let wanted: Vec<&str> =
-            order.items.iter().filter_map(|item| find_product(item, products)).map(|p| p.id.as_str()).collect();
+            order.items.iter().filter_map(|item| find_product(item, products).ok()).map(|p| p.id.as_str()).collect();
         let candidates: Vec<OrderRecord> = (self.store.buyer_lines(buyer.as_str())?.into_iter())
             .filter(|r| r.provider == order.provider && r.revoked.is_none() && r.chain.superseded.is_none())
             .filter(|r| {

@@ -103,6 +103,11 @@ fn failed_checks_go_to_review_with_a_reason() {
     no_name.buyer_name = None;
     let cases: Vec<(Order, &str)> = vec![
         (sale(vec![item(Some("OTHER"), None, 1, None)]), "unknown product SKU \"OTHER\""),
+        // The provider's SKU cell and a name line a buyer typed above it: never the product listed first.
+        (
+            sale(vec![item(Some("ACME-PRO"), Some("Acme Lite"), 1, None)]),
+            "SKU \"ACME-PRO\" is product \"pro\" but the line's name \"Acme Lite\" is product \"lite\"",
+        ),
         (with_total(sale(vec![pro(1, Some((900, "EUR")))]), 899, "EUR"), "below the minimum"),
         (with_total(sale(vec![pro(1, None)]), 5000, "USD"), "no minimum price for pro in USD"),
         (sale(vec![pro(1, Some((900, "EUR")))]), "no order total"),
