@@ -244,19 +244,15 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Builds the verifier and logs, once, each provider trusted on its sender address alone. Fails on a
-    /// pinned key that does not parse or (with `dns = true`) a system resolver configuration it cannot read.
+    /// Builds the verifier and logs its policy. Fails on a pinned key that does not parse or (with `dns = true`)
+    /// a system resolver configuration it cannot read. Weak settings (`sender_only`, `accept_any_recipient`) are
+    /// configuration warnings ([`TrustConfig::validate`]): the daemon lists them once at start, `keypost check`
+    /// always, other commands count them; logging them here again only repeated them.
     pub fn new(config: &TrustConfig) -> anyhow::Result<Self> {
         let keys = dkim::KeyStore::new(config)?;
         let authenticator = dkim::authenticator(config.dns)?;
         let verifier = Self { config: config.clone(), keys: Arc::new(keys), authenticator: Arc::new(authenticator) };
         tracing::info!(policy = %verifier.describe(), "Trust policy loaded.");
-        for provider in &config.sender_only {
-            tracing::warn!(provider = %provider, "{}.", weak_warning(provider));
-        }
-        if config.recipients.is_empty() {
-            tracing::warn!("trust.recipients is empty: {UNBOUND}.");
-        }
         Ok(verifier)
     }
 
