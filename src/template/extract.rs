@@ -9,7 +9,7 @@
 //! `every_amount`, every amount in a sale's item sections is part of an item, the total or an adjustment read.
 use std::borrow::Cow;
 
-use regex::Captures;
+use regex::{Captures, Regex};
 use serde::Serialize;
 
 use super::compile::{Adjustment, Clean, Field, Items, Place, Rule, RuleKind, Template};
@@ -380,36 +380,11 @@ impl Extraction<'_> {
                 return Vec::new();
             }
         }
-        if let Some(amount) = items.every_amount.as_ref().filter(|_| self.kind == OrderKind::Sale) {
-            // Everything read, as spans of the whole body: the places' sections may overlap.
-            let body = |p: usize| texts.get(p).filter(|(place, _, _)| place.source == super::compile::Source::Body);
-            let mut read: Vec<(usize, usize)> = (spans.iter())
-                .filter_map(|(p, s, e, _)| body(*p).map(|(_, _, offset)| (offset + s, offset + e)))
-                .collect();
-            read.extend_from_slice(&self.amounts_read);
-            for (_, text, offset) in (0..texts.len()).filter_map(body) {
-                read.extend(
-                    (items.not_summed.iter())
-                        .flat_map(|row| row.find_iter(text).map(|m| (offset + m.start(), offset + m.end()))),
-                );
-            }
-            for (_, text, offset) in (0..texts.len()).filter_map(body) {
-                let unread = amount.find_iter(text).filter(|m| !m.is_empty()).find(|m| {
-                    let (start, end) = (offset + m.start(), offset + m.end());
-                    !read.iter().any(|(s, e)| *s <= start && end <= *e)
-                });
-                if let Some(m) = unread {
-                    let line = text.get(..m.start()).map_or(0, |before| before.rfind('\n').map_or(0, |i| i + 1));
-                    let line = text.get(line..).and_then(|rest| rest.lines().next()).unwrap_or(m.as_str());
-                    let why = format!(
-                        "the amount {:?} is read by no item, total or adjustment: a row the template does not \
-                         declare leaves room for a line someone else wrote",
-                        m.as_str()
-                    );
-                    self.fail("items", Some(line.trim().to_owned()), &why);
-                    return Vec::new();
-                }
-            }
+        if let Some(amount) = items.every_amount.as_ref().filter(|_| self.kind == OrderKind::Sale)
+            && let Some((line, why)) = unread_amount(amount, &items.not_summed, &texts, &spans, &self.amounts_read)
+        {
+            self.fail("items", Some(line), &why);
+            return Vec::new();
         }
         let mut found = Vec::new();
         for (index, (_, _, _, caps)) in spans.iter().enumerate() {
@@ -553,6 +528,44 @@ fn sum(
         sum = sum.checked_add(value).ok_or("the amounts overflow")?;
     }
     Ok(sum)
+}
+
+/// `every_amount`: the first amount in the items' body sections that no item, money field (`read`, spans of the
+/// whole body) or `not_summed` row covers, as its line and the problem. Spans are compared in the whole body:
+/// the places' sections may overlap.
+fn unread_amount(
+    amount: &Regex,
+    not_summed: &[Regex],
+    texts: &[(&Place, Cow<'_, str>, usize)],
+    spans: &[(usize, usize, usize, Captures<'_>)],
+    read: &[(usize, usize)],
+) -> Option<(String, String)> {
+    let body = |p: usize| texts.get(p).filter(|(place, _, _)| place.source == super::compile::Source::Body);
+    let mut covered: Vec<(usize, usize)> =
+        spans.iter().filter_map(|(p, s, e, _)| body(*p).map(|(_, _, offset)| (offset + s, offset + e))).collect();
+    covered.extend_from_slice(read);
+    for (_, text, offset) in (0..texts.len()).filter_map(body) {
+        covered.extend(
+            not_summed.iter().flat_map(|row| row.find_iter(text).map(|m| (offset + m.start(), offset + m.end()))),
+        );
+    }
+    for (_, text, offset) in (0..texts.len()).filter_map(body) {
+        let unread = amount.find_iter(text).filter(|m| !m.is_empty()).find(|m| {
+            let (start, end) = (offset + m.start(), offset + m.end());
+            !covered.iter().any(|(s, e)| *s <= start && end <= *e)
+        });
+        if let Some(m) = unread {
+            let line_start = text.get(..m.start()).map_or(0, |before| before.rfind('\n').map_or(0, |i| i + 1));
+            let line = text.get(line_start..).and_then(|rest| rest.lines().next()).unwrap_or(m.as_str());
+            let why = format!(
+                "the amount {:?} is read by no item, total or adjustment: a row the template does not declare \
+                 leaves room for a line someone else wrote",
+                m.as_str()
+            );
+            return Some((line.trim().to_owned(), why));
+        }
+    }
+    None
 }
 
 fn quantity(text: &str) -> Result<u32, &'static str> {
