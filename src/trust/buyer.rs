@@ -44,8 +44,9 @@ pub fn check(email: &Email, authserv_id: Option<&str>) -> Result<String, String>
     }
 }
 
-/// Whether a passing clause speaks for the From domain: DMARC always (it is the alignment check), DKIM by its
-/// signing domain, SPF by the envelope sender's domain, each equal to the From's domain or a parent of it.
+/// Whether a passing clause speaks for the From domain: DMARC for the From's domain (`header.from`, which the
+/// alignment check is about; a result without it is about this message), DKIM by its signing domain, SPF by the
+/// envelope sender's domain, each equal to the From's domain or a parent of it.
 fn vouches_for(clause: &syntax::Clause, from_domain: Option<&str>) -> bool {
     let Some(from_domain) = from_domain else { return false };
     let aligned = |domain: &str| {
@@ -53,7 +54,7 @@ fn vouches_for(clause: &syntax::Clause, from_domain: Option<&str>) -> bool {
         !domain.is_empty() && (from_domain == domain || from_domain.ends_with(&format!(".{domain}")))
     };
     match clause.method.as_str() {
-        "dmarc" => true,
+        "dmarc" => clause.property("header", "from").is_none_or(|p| p.value.trim().eq_ignore_ascii_case(from_domain)),
         "dkim" => clause.property("header", "d").is_some_and(|p| aligned(&p.value)),
         "spf" => clause
             .property("smtp", "mailfrom")
@@ -87,6 +88,9 @@ mod tests {
         assert!(check(&mail(&["mx.acme.example; spf=pass smtp.mailfrom=jane@gmail.com"]), id).is_ok());
         assert!(check(&mail(&["mx.acme.example; dkim=pass header.d=gmail.com"]), id).is_ok());
         assert!(check(&mail(&["mx.acme.example; dkim=pass header.d=evilgmail.com; dkim=fail"]), id).is_err());
+        let other = mail(&["mx.acme.example; dmarc=pass header.from=attacker.example; spf=fail"]);
+        assert!(check(&other, id).is_err(), "a DMARC pass for another From domain");
+        assert!(check(&mail(&["mx.acme.example; dmarc=pass header.from=Gmail.com; spf=fail"]), id).is_ok());
     }
 
     #[test]

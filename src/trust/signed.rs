@@ -46,6 +46,12 @@ pub(crate) enum MessageRefusal {
     BodyDisagreement { verifier: usize, parser: usize },
     #[error("exactly one From header with one address is required ({headers} header(s), {addresses} address(es))")]
     FromCount { headers: usize, addresses: usize },
+    /// mail-parser drops whitespace inside a header name and a colon before it, so `T o:` is a To to the
+    /// templates and to nothing else: a copy of To or Subject no signature covers.
+    #[error("the header name {0} is not a valid field name (RFC 5322): mail readers disagree on which header it is")]
+    HeaderName(String),
+    #[error("the DKIM verifier and the mail parser count the {name} headers differently ({verifier} against {parser})")]
+    HeaderCount { name: String, verifier: usize, parser: usize },
 }
 
 /// A message opened for checking: mail-auth's view of it and its single From address.
@@ -55,18 +61,18 @@ pub(crate) struct Signed<'x> {
 }
 
 /// Parses `raw` as mail-auth does and refuses what no signature can vouch for: a header section the two parsers
-/// read differently (a line without a colon), and anything but one From header with one address.
+/// read differently (a line without a colon, a header name only one of them recognises), and anything but one
+/// From header with one address.
 pub(crate) fn open(raw: &[u8]) -> Result<Signed<'_>, MessageRefusal> {
     // Not strict: a signature with l= is parsed so that it can be refused with a clear reason.
     let message = AuthenticatedMessage::parse_with_opts(raw, None, false).ok_or(MessageRefusal::Unparseable)?;
+    let parsed = MessageParser::default().parse(raw).ok_or(MessageRefusal::Unparseable)?;
     let verifier = message.body_offset();
-    let parser = MessageParser::default()
-        .parse(raw)
-        .and_then(|parsed| usize::try_from(parsed.root_part().raw_body_offset()).ok())
-        .ok_or(MessageRefusal::Unparseable)?;
+    let parser = usize::try_from(parsed.root_part().raw_body_offset()).map_err(|_| MessageRefusal::Unparseable)?;
     if verifier != parser {
         return Err(MessageRefusal::BodyDisagreement { verifier, parser });
     }
+    same_header_names(&message, parsed.root_part().headers())?;
     let headers = count_headers(&message, "from");
     match (message.from.as_slice(), headers) {
         ([from], 1) => {
@@ -74,6 +80,36 @@ pub(crate) fn open(raw: &[u8]) -> Result<Signed<'_>, MessageRefusal> {
             Ok(Signed { message, from })
         }
         (addresses, _) => Err(MessageRefusal::FromCount { headers, addresses: addresses.len() }),
+    }
+}
+
+/// The coverage rules count headers by mail-auth's names and the templates read mail-parser's: every name must be
+/// a valid field name (trailing blanks aside, RFC 5322's obsolete `To :`), and the two parsers must see the same
+/// number of headers of each name. A disagreement is refused, whichever parser is wrong.
+fn same_header_names(
+    message: &AuthenticatedMessage<'_>,
+    parsed: &[mail_parser::Header<'_>],
+) -> Result<(), MessageRefusal> {
+    use std::collections::BTreeMap;
+    let mut verifier: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, _) in &message.headers {
+        let name = name.trim_ascii_end();
+        if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic() && *b != b':') {
+            return Err(MessageRefusal::HeaderName(quote(&format!("{:?}", String::from_utf8_lossy(name)))));
+        }
+        *verifier.entry(String::from_utf8_lossy(name).to_ascii_lowercase()).or_default() += 1;
+    }
+    let mut parser: BTreeMap<String, usize> = BTreeMap::new();
+    for header in parsed {
+        *parser.entry(header.name.as_str().to_ascii_lowercase()).or_default() += 1;
+    }
+    let names = verifier.keys().chain(parser.keys());
+    match names
+        .map(|name| (name, verifier.get(name).copied().unwrap_or(0), parser.get(name).copied().unwrap_or(0)))
+        .find(|(_, v, p)| v != p)
+    {
+        Some((name, verifier, parser)) => Err(MessageRefusal::HeaderCount { name: quote(name), verifier, parser }),
+        None => Ok(()),
     }
 }
 
@@ -120,10 +156,12 @@ pub(crate) fn check_coverage(signature: &Signature, signed: &Signed<'_>, context
 /// The parsed From is the signed one and one of the provider's senders; the order is addressed to the vendor.
 fn check_sender(signature: &Signature, signed: &Signed<'_>, context: &Context<'_>) -> Result<(), String> {
     let from = signed.from.as_str();
-    if let Some(parsed) = &context.email.from
-        && !parsed.address.trim().eq_ignore_ascii_case(from)
-    {
-        return Err(format!("the parsed From {} is not the signed From {}", quote(&parsed.address), quote(from)));
+    match &context.email.from {
+        Some(parsed) if parsed.address.trim().eq_ignore_ascii_case(from) => {}
+        Some(parsed) => {
+            return Err(format!("the parsed From {} is not the signed From {}", quote(&parsed.address), quote(from)));
+        }
+        None => return Err(format!("the mail parser reads no From address, the signed From is {}", quote(from))),
     }
     if !domain::sender_permitted(from, &context.provider.senders) {
         return Err(format!("From {} is not among the provider's senders", quote(from)));
@@ -190,6 +228,41 @@ mod tests {
         let raw =
             b"From: a@paypal.com\r\nSubject: x\r\nno colon here\r\nTo: b@vendor.example\r\n\r\nItem: 100 seats\r\n";
         assert!(matches!(open(raw), Err(MessageRefusal::BodyDisagreement { .. })), "{:?}", open(raw).err());
+    }
+
+    #[test]
+    fn a_header_name_the_parsers_read_differently_is_refused() {
+        let with = |line: &str| format!("From: a@paypal.com\r\nTo: t@thief.example\r\n{line}\r\n\r\nbody\r\n");
+        for line in
+            ["T o: v@vendor.example", "T\to: v@vendor.example", ":To: v@vendor.example", "Sub ject: x", "T\u{e9}: x"]
+        {
+            let raw = with(line);
+            assert!(matches!(open(raw.as_bytes()), Err(MessageRefusal::HeaderName(_))), "{line:?}");
+        }
+        // Blanks before the colon are RFC 5322's obsolete syntax: one name to both parsers.
+        assert!(open(with("To : v@vendor.example").as_bytes()).is_ok());
+        assert!(open(with("X-Mailer: x").as_bytes()).is_ok());
+    }
+
+    /// Every message the templates are tested on (real ones and attacks) has header names both parsers read alike.
+    #[test]
+    fn the_fixtures_header_names_are_read_alike_by_both_parsers() {
+        let mut read = 0;
+        for provider in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures")).unwrap() {
+            let Ok(files) = std::fs::read_dir(provider.unwrap().path()) else { continue };
+            for file in files {
+                let path = file.unwrap().path();
+                if path.extension().is_none_or(|e| e != "eml") {
+                    continue;
+                }
+                let raw = std::fs::read(&path).unwrap();
+                let refusal = open(&raw).err();
+                let names = matches!(refusal, Some(MessageRefusal::HeaderName(_) | MessageRefusal::HeaderCount { .. }));
+                assert!(!names, "{}: {refusal:?}", path.display());
+                read += 1;
+            }
+        }
+        assert!(read > 100, "only {read} fixtures found");
     }
 
     #[test]

@@ -123,3 +123,38 @@ async fn authentication_results_pass_for_an_order_to_another_seller_is_refused()
     let verdict = check(&bound(&[], &[]), &to_vendor, &parsed(FROM)).await;
     assert!(verdict.is_trusted(), "{verdict:?}");
 }
+
+/// mail-parser, whose To the binding reads, drops blanks inside a header name and a colon before it, so `T o:`,
+/// `T<TAB>o:`, `T<CR>o:` and `:To:` are a To to it and to nothing else: a thief who adds one to the signed
+/// notification of their own sale (or to a copy attached to a forward) must not bind it to this vendor. The
+/// same holds for Subject (`Sub ject:` would turn a signed receipt into a sale) and on the Authentication-Results
+/// path.
+#[tokio::test]
+async fn a_header_name_only_the_mail_parser_reads_as_to_or_subject_is_refused() {
+    let paypal_key = signer("paypal.com");
+    let genuine = paypal_key.sign(&order_to("seller@other-shop.example"));
+    let lines = [
+        "T o: sales@vendor.example",
+        "T\to: sales@vendor.example",
+        "T\ro: sales@vendor.example",
+        ":To: sales@vendor.example",
+        "Sub ject: Notification of payment received",
+    ];
+    for line in lines {
+        let raw = genuine.replacen("\r\n\r\n", &format!("\r\n{line}\r\n\r\n"), 1);
+        let verifier = bound(&[&paypal_key], &[]);
+        let reason = refusal(check(&verifier, &raw, &parsed(FROM)).await);
+        assert!(reason.contains("is not a valid field name"), "{line:?}: {reason}");
+        let forwards = bound(&[&paypal_key], &["vendor@example.org"]);
+        let forward = forward_as_attachment(&raw);
+        let attached = refusal(check(&forwards, &forward, &forwarded_by(&raw, "vendor@example.org")).await);
+        assert!(attached.contains("is not a valid field name"), "{line:?} in an attached original: {attached}");
+        let results = with_results(&["mx.vendor.example; dkim=pass header.d=paypal.com header.s=s1"], &raw);
+        let reason = refusal(check(&bound(&[], &[]), &results, &parsed(FROM)).await);
+        assert!(reason.contains("is not a valid field name"), "{line:?} with the server's verdict: {reason}");
+    }
+    // The obsolete form with blanks before the colon is one name to both parsers, so it is counted (unsigned).
+    let raw = genuine.replacen("\r\n\r\n", "\r\nTo : sales@vendor.example\r\n\r\n", 1);
+    let reason = refusal(check(&bound(&[&paypal_key], &[]), &raw, &parsed(FROM)).await);
+    assert!(reason.contains("the message has a to header the signature does not cover"), "{reason}");
+}
