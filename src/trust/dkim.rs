@@ -132,8 +132,9 @@ pub(crate) fn authenticator(dns: bool) -> anyhow::Result<MessageAuthenticator> {
 /// Provider signatures checked per message; real mail carries one or two.
 const MAX_SIGNATURES: usize = 4;
 
-/// Verifies `raw` (the message, or the original attached to a forward) and returns the method and the digest of
-/// the signature that passed.
+/// Verifies `raw` (the message, or the original attached to a forward) and returns the method and the digests of
+/// the provider's signatures that verified: the one that passed keypost's rules first, then every other one, so
+/// that a copy carrying only one of them is known again (`store/seen.rs`).
 /// On top of mail-auth's cryptographic verdict the rules of [`signed::check_coverage`] apply.
 pub(crate) async fn verify(
     authenticator: &MessageAuthenticator,
@@ -148,6 +149,8 @@ pub(crate) async fn verify(
     let mut problems = keep_provider_signatures(&mut signed.message, context.provider);
     let outputs = authenticator.verify_dkim(Parameters::new(&signed.message).with_txt_cache(keys)).await;
     let (mut temporary, mut checked) = (false, false);
+    let mut accepted: Option<(String, String)> = None;
+    let mut verified = Vec::new();
     for output in &outputs {
         let Some(signature) = output.signature() else {
             problems.push(format!("malformed signature ({})", quote(&output.result().to_string())));
@@ -157,15 +160,27 @@ pub(crate) async fn verify(
         checked |= keypost_checked(output.result());
         let d = quote(&signature.d);
         let verdict = match output.result() {
-            DkimResult::Pass => signed::check_coverage(signature, &signed, context),
+            DkimResult::Pass => {
+                verified.push(signed::digest(signature));
+                signed::check_coverage(signature, &signed, context)
+            }
             other => Err(describe(other, signature)),
         };
         match verdict {
-            Ok(()) => return Ok((format!("dkim d={d}"), vec![signed::digest(signature)])),
+            Ok(()) if accepted.is_none() => accepted = Some((format!("dkim d={d}"), signed::digest(signature))),
+            Ok(()) => {}
             Err(problem) => problems.push(format!("d={d}: {problem}")),
         }
     }
-    Err(DkimRefusal::NoneAccepted { problems: problems.join(", "), temporary, checked })
+    match accepted {
+        Some((method, first)) => {
+            let others: Vec<String> = verified.into_iter().filter(|digest| *digest != first).collect();
+            let mut digests = vec![first];
+            digests.extend(others);
+            Ok((method, digests))
+        }
+        None => Err(DkimRefusal::NoneAccepted { problems: problems.join(", "), temporary, checked }),
+    }
 }
 
 /// keypost had the key and reached a verdict of its own: anything but a key that could not be found or

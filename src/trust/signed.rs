@@ -47,9 +47,15 @@ pub(crate) enum MessageRefusal {
     #[error("exactly one From header with one address is required ({headers} header(s), {addresses} address(es))")]
     FromCount { headers: usize, addresses: usize },
     /// mail-parser drops whitespace inside a header name and a colon before it, so `T o:` is a To to the
-    /// templates and to nothing else: a copy of To or Subject no signature covers.
+    /// templates and to nothing else: a copy of To or Subject no signature covers. mail-auth's verifier matches
+    /// `h=` names exactly, so `Cc :` is not hashed as the Cc an `h=` entry names, while mail-parser reads it as one.
     #[error("the header name {0} is not a valid field name (RFC 5322): mail readers disagree on which header it is")]
     HeaderName(String),
+    /// mail-auth's canonicalisation drops a bare CR (and, in relaxed header canonicalisation, a blank run ending
+    /// in a CR or a form feed) that mail-parser reads: the signature would vouch for text other than what
+    /// keypost reads.
+    #[error("the message has a {0} the DKIM verifier and the mail parser read differently")]
+    ControlCharacter(&'static str),
     #[error("the DKIM verifier and the mail parser count the {name} headers differently ({verifier} against {parser})")]
     HeaderCount { name: String, verifier: usize, parser: usize },
 }
@@ -72,6 +78,7 @@ pub(crate) fn open(raw: &[u8]) -> Result<Signed<'_>, MessageRefusal> {
     if verifier != parser {
         return Err(MessageRefusal::BodyDisagreement { verifier, parser });
     }
+    no_ambiguous_bytes(raw, verifier)?;
     same_header_names(&message, parsed.root_part().headers())?;
     let headers = count_headers(&message, "from");
     match (message.from.as_slice(), headers) {
@@ -83,9 +90,24 @@ pub(crate) fn open(raw: &[u8]) -> Result<Signed<'_>, MessageRefusal> {
     }
 }
 
+/// A CR only before an LF anywhere (lines may end in LF alone, as in a Maildir file), and no control character
+/// but a tab in the header section (`body_offset` on).
+fn no_ambiguous_bytes(raw: &[u8], body_offset: usize) -> Result<(), MessageRefusal> {
+    let bare_cr = raw.iter().enumerate().any(|(i, b)| *b == b'\r' && raw.get(i + 1) != Some(&b'\n'));
+    if bare_cr {
+        return Err(MessageRefusal::ControlCharacter("carriage return without a line feed"));
+    }
+    let header = raw.get(..body_offset).unwrap_or(raw);
+    if header.iter().any(|b| b.is_ascii_control() && !matches!(b, b'\t' | b'\r' | b'\n')) {
+        return Err(MessageRefusal::ControlCharacter("control character in a header"));
+    }
+    Ok(())
+}
+
 /// The coverage rules count headers by mail-auth's names and the templates read mail-parser's: every name must be
-/// a valid field name (trailing blanks aside, RFC 5322's obsolete `To :`), and the two parsers must see the same
-/// number of headers of each name. A disagreement is refused, whichever parser is wrong.
+/// a valid field name (RFC 5322's obsolete blanks before the colon included: mail-auth's verifier would not match
+/// `Cc ` to an `h=` entry `cc`), and the two parsers must see the same number of headers of each name. A
+/// disagreement is refused, whichever parser is wrong.
 fn same_header_names(
     message: &AuthenticatedMessage<'_>,
     parsed: &[mail_parser::Header<'_>],
@@ -93,7 +115,6 @@ fn same_header_names(
     use std::collections::BTreeMap;
     let mut verifier: BTreeMap<String, usize> = BTreeMap::new();
     for (name, _) in &message.headers {
-        let name = name.trim_ascii_end();
         if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic() && *b != b':') {
             return Err(MessageRefusal::HeaderName(quote(&format!("{:?}", String::from_utf8_lossy(name)))));
         }
@@ -216,7 +237,8 @@ fn signed_count(signature: &Signature, name: &str) -> usize {
 }
 
 pub(crate) fn count_headers(message: &AuthenticatedMessage<'_>, name: &str) -> usize {
-    message.headers.iter().filter(|(n, _)| n.trim_ascii().eq_ignore_ascii_case(name.as_bytes())).count()
+    // Exactly as the verifier matches `h=` entries; `open` refused names with blanks.
+    message.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).count()
 }
 
 #[cfg(test)]
@@ -239,12 +261,28 @@ mod tests {
             let raw = with(line);
             assert!(matches!(open(raw.as_bytes()), Err(MessageRefusal::HeaderName(_))), "{line:?}");
         }
-        // Blanks before the colon are RFC 5322's obsolete syntax: one name to both parsers.
-        assert!(open(with("To : v@vendor.example").as_bytes()).is_ok());
+        // Blanks before the colon (RFC 5322's obsolete syntax): mail-auth's verifier does not match `To ` to an
+        // `h=` entry `to`, mail-parser reads it as To.
+        assert!(matches!(open(with("To : v@vendor.example").as_bytes()), Err(MessageRefusal::HeaderName(_))));
+        assert!(matches!(open(with("Cc\t: v@vendor.example").as_bytes()), Err(MessageRefusal::HeaderName(_))));
         assert!(open(with("X-Mailer: x").as_bytes()).is_ok());
     }
 
-    /// Every message the templates are tested on (real ones and attacks) has header names both parsers read alike.
+    #[test]
+    fn a_bare_cr_anywhere_or_a_control_character_in_a_header_is_refused() {
+        let refused = |raw: &str| matches!(open(raw.as_bytes()), Err(MessageRefusal::ControlCharacter(_)));
+        let to =
+            "From: a@paypal.com\r\nTo: \"Tom\\ \r\" v@vendor.example, \\ \r\"Shop\" <t@thief.example>\r\n\r\nbody\r\n";
+        assert!(refused(to), "a bare CR in a quoted To name");
+        assert!(refused("From: a@paypal.com\r\nSubject: a\x0c b\r\n\r\nbody\r\n"), "a form feed in a header");
+        assert!(refused("From: a@paypal.com\r\n\r\nItem: 1 seat\r100 seats\r\n"), "a bare CR in the body");
+        // LF line ends (a Maildir file), a tab, folding, and a form feed in the body are fine.
+        assert!(open(b"From: a@paypal.com\nSubject: a\tb\n  c\n\nbody\x0c\n").is_ok());
+        assert!(open(b"From: a@paypal.com\r\nSubject: a\r\n b\r\n\r\nbody\r\n").is_ok());
+    }
+
+    /// Every message the templates are tested on (real ones and attacks) has header names and bytes both parsers
+    /// read alike.
     #[test]
     fn the_fixtures_header_names_are_read_alike_by_both_parsers() {
         let mut read = 0;
@@ -257,7 +295,14 @@ mod tests {
                 }
                 let raw = std::fs::read(&path).unwrap();
                 let refusal = open(&raw).err();
-                let names = matches!(refusal, Some(MessageRefusal::HeaderName(_) | MessageRefusal::HeaderCount { .. }));
+                let names = matches!(
+                    refusal,
+                    Some(
+                        MessageRefusal::HeaderName(_)
+                            | MessageRefusal::HeaderCount { .. }
+                            | MessageRefusal::ControlCharacter(_)
+                    )
+                );
                 assert!(!names, "{}: {refusal:?}", path.display());
                 read += 1;
             }

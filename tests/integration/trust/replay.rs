@@ -62,6 +62,37 @@ async fn a_signed_gumroad_sale_resent_under_a_new_message_id_and_charset_is_set_
     );
 }
 
+/// A sale signed twice by the provider (two selectors; real senders sometimes add a second signature), re-sent
+/// with only the signature that was not the first to pass: every provider signature that verified is remembered,
+/// not only the one that proved the order.
+#[tokio::test]
+async fn a_twice_signed_sale_resent_with_only_its_other_signature_is_set_aside_not_sold_again() {
+    let gumroad = TestSigner::rsa("gumroad.com", "s1");
+    let second_key = TestSigner::rsa("gumroad.com", "s2");
+    let paypal = TestSigner::rsa("paypal.com", "s1");
+    let headers = ["From", "To", "Subject", "MIME-Version"];
+    let once = gumroad_sale(&gumroad, &headers);
+    let twice = second_key.sign_headers(&once, &headers, false);
+    // The copy: the top signature (s2, the one checked first) dropped, a new Message-ID and charset.
+    let (top, rest) = twice.split_once("\r\nDKIM-Signature:").expect("two signatures");
+    assert!(top.contains("s=s2"), "the second signature is on top");
+    let replayed = format!("DKIM-Signature:{rest}")
+        .replace(GUMROAD_ID, "7a19b3d2e4f5a_9f8e7d6c5b4a3921")
+        .replace("charset=UTF-8", "charset=ISO-8859-1");
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = daemon_pinning(dir.path(), &[&paypal, &gumroad, &second_key]);
+    daemon.source.deliver("00-genuine", twice.as_bytes());
+    let first = daemon.drain().await.unwrap();
+    assert_eq!(first.fulfilled, 1, "{first}");
+    daemon.source.deliver("01-replayed", replayed.as_bytes());
+    let second = daemon.drain().await.unwrap();
+
+    assert_eq!((second.fulfilled, second.set_aside), (0, 1), "{second}");
+    assert_eq!(daemon.mailer.to("sorina@example.no").len(), 1, "one reply, to the first mail only");
+    let alerts = daemon.mailer.vendor_only().join("\n").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(alerts.contains(&format!("already proved order gumroad/{GUMROAD_ID}")), "{alerts}");
+}
+
 #[tokio::test]
 async fn another_providers_genuine_order_with_a_message_id_seen_before_is_fulfilled_not_filed_as_a_duplicate() {
     let gumroad = TestSigner::rsa("gumroad.com", "s1");
