@@ -110,6 +110,7 @@ pub struct Items {
 pub struct Section {
     pub start: Regex,
     pub end: Option<Regex>,
+    pub after_items: bool,
 }
 
 /// An amount that, with the items, makes up the total.
@@ -485,7 +486,7 @@ impl Compiler<'_> {
             let start = self.regex(&format!("{key}.start"), &spec.start);
             let end = self.optional(&format!("{key}.end"), spec.end.as_deref());
             if let Some(start) = start {
-                sections.insert(name.clone(), Section { start, end });
+                sections.insert(name.clone(), Section { start, end, after_items: spec.after_items });
             }
         }
         sections

@@ -52,6 +52,8 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
         line_amounts: Vec::new(),
         amounts_read: Vec::new(),
         order_id: None,
+        after_items: Vec::new(),
+        items_end: None,
     };
     let id_field = rule.order_id.as_ref().or(t.order_id.as_ref());
     let id = x.text("order_id", id_field).and_then(|v| x.valid("order_id", OrderId::parse(&v)));
@@ -69,6 +71,7 @@ pub fn order(t: &Template, rule: &Rule, email: &Email, evidence: &mut Vec<Eviden
     let adjustments: Vec<(Adjustment, Money)> =
         t.adjustments.iter().filter_map(|(kind, field)| Some((*kind, x.money(kind.name(), Some(field))?))).collect();
     let items = t.items.as_ref().map(|items| x.items(items)).unwrap_or_default();
+    x.check_after_items();
     let subscription = x.text("subscription", t.subscription.as_ref());
     let subscription = subscription.and_then(|v| x.valid("subscription", OrderId::parse(&v)));
     let period_end = x.text("period_end", t.period_end.as_ref());
@@ -177,6 +180,10 @@ struct Extraction<'a> {
     amounts_read: Vec<(usize, usize)>,
     /// The order id once read: the text of a `payment_id` place with `from = "order_id"`.
     order_id: Option<String>,
+    /// Fields read in an `after_items` section: the field, the section, where its text starts in the body.
+    after_items: Vec<(String, String, usize)>,
+    /// Where the last item's match ends in the body.
+    items_end: Option<usize>,
 }
 
 impl Extraction<'_> {
@@ -207,6 +214,11 @@ impl Extraction<'_> {
                 (_, Err(_)) => continue, // a missing section is a missing field
             };
             let in_body = place.source == super::compile::Source::Body;
+            if let Some(section) =
+                place.section.as_ref().filter(|s| in_body && self.t.sections.get(*s).is_some_and(|s| s.after_items))
+            {
+                self.after_items.push((name.to_owned(), section.clone(), offset));
+            }
             for pattern in &place.patterns {
                 for caps in pattern.captures_iter(&text).take(MAX_CANDIDATES) {
                     let mut c = candidate(&caps, &field.clean);
@@ -306,6 +318,25 @@ impl Extraction<'_> {
         }
     }
 
+    /// A field read in an `after_items` section whose text starts before the last item's match ends: the
+    /// section's anchor was found among the items, where a buyer's text is printed, not after them.
+    fn check_after_items(&mut self) {
+        let Some(items_end) = self.items_end else { return };
+        let early: Vec<(String, String)> = self
+            .after_items
+            .iter()
+            .filter(|(_, _, start)| *start < items_end)
+            .map(|(field, section, _)| (field.clone(), section.clone()))
+            .collect();
+        for (field, section) in early {
+            let why = format!(
+                "section {section:?} starts before the last line item ends: its anchor among the items could be \
+                 text someone else wrote"
+            );
+            self.fail(&field, None, &why);
+        }
+    }
+
     fn fail(&mut self, name: &str, matched: Option<String>, why: &str) {
         self.evidence.push(Evidence { field: name.into(), value: None, matched, problem: Some(why.into()) });
         self.problems.push(format!("{name}: {why}"));
@@ -340,6 +371,13 @@ impl Extraction<'_> {
             }
         }
         spans.sort_by_key(|(place, start, _, _)| (*place, *start));
+        self.items_end = spans
+            .iter()
+            .filter_map(|(p, _, end, _)| {
+                let (place, _, offset) = texts.get(*p)?;
+                (place.source == super::compile::Source::Body).then_some(offset + end)
+            })
+            .max();
         // Each place is one layout's item list: items from two of them in one message mean one list was written
         // by someone else (a buyer's note copying another layout's table header).
         if let (Some(first), Some(last)) = (spans.first(), spans.last())

@@ -122,6 +122,10 @@ pub struct SectionSpec {
     /// Regex of the first thing after the section; the section runs to the end of the text when absent.
     #[serde(default)]
     pub end: Option<String>,
+    /// The section is the provider's totals, printed after the last line item: a sale whose section starts
+    /// before an item's match ends is broken (its anchor was written among the items, by someone else).
+    #[serde(default)]
+    pub after_items: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -628,3 +628,35 @@ not_summed = ['(?m)^Net amount \$\S+$']
     let outcome = sale(&unguarded, &forged);
     assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 2), "{outcome:?}");
 }
+
+#[test]
+fn a_totals_section_that_starts_before_the_last_item_ends_makes_the_reading_broken() {
+    let fields = r#"
+[sections.totals]
+after_items = true
+start = '(?m)^Item total'
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+[fields.total]
+pattern = '(?m)^Total (?P<value>\$\S+)$'
+[fields.discount]
+pattern = '(?m)^Discount -(?P<value>\$\S+)$'
+section = "totals"
+[items]
+pattern = '(?m)^- (?P<name>[^\n$]+?) (?P<price>\$\d+\.\d\d)$'
+priced = true
+"#;
+    let t = templates_with(fields);
+    let text = "Order: A-1\n- Acme Pro $14.95\nItem total $14.95\nDiscount -$2.00\nTotal $12.95\n";
+    let outcome = sale(&t, text);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 1), "{outcome:?}");
+    // A layout without the provider's own "Item total" row, and a buyer's note among the items that brings one,
+    // a discount and an item costing exactly that discount: it adds up, but the totals start among the items.
+    let forged =
+        "Order: A-1\n- Acme Pro $14.95\nItem total $14.95\nDiscount -$5.00\n- Team upgrade $5.00\nTotal $14.95\n";
+    let found = problems(sale(&t, forged));
+    assert!(found.iter().any(|p| p.contains("section \"totals\" starts before the last line item ends")), "{found:?}");
+    let unguarded = templates_with(&fields.replace("after_items = true", ""));
+    let outcome = sale(&unguarded, forged);
+    assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 2), "{outcome:?}");
+}
