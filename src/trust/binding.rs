@@ -8,9 +8,25 @@ use super::domain::{self, quote};
 use crate::email::Email;
 
 /// The addresses of every `name` header (`To`, `Cc`) in `raw`, lower-cased, parsed as RFC 5322 address lists
-/// (so an address inside a quoted display name does not count).
+/// (so an address inside a quoted display name does not count). Only plain addresses count (one `@`, no blank,
+/// a domain name), and only when the header reads the same with its line folds taken out: DKIM's relaxed
+/// canonicalisation makes a fold and a blank the same, so a provider's signed `To: Tom sales@vendor.example`
+/// (not an address list) stays signed when a thief folds it, and mail-parser then reads an address from it.
 pub(crate) fn header_addresses(raw: &[u8], name: &str) -> Vec<String> {
-    let Some(message) = MessageParser::default().parse_headers(raw) else { return Vec::new() };
+    // The header section: up to the first empty line, whichever line ends the message uses.
+    let lf = raw.windows(2).position(|w| w == b"\n\n");
+    let crlf = raw.windows(3).position(|w| w == b"\n\r\n");
+    let header_end = lf.into_iter().chain(crlf).min();
+    let header = header_end.map_or(raw, |end| raw.get(..=end).unwrap_or(raw));
+    let as_sent = addresses(header, name);
+    if as_sent != addresses(&unfolded(header), name) {
+        return Vec::new();
+    }
+    as_sent.into_iter().filter(|address| plain(address)).collect()
+}
+
+fn addresses(header: &[u8], name: &str) -> Vec<String> {
+    let Some(message) = MessageParser::default().parse_headers(header) else { return Vec::new() };
     message
         .header_values(name)
         .filter_map(|value| match value {
@@ -21,6 +37,37 @@ pub(crate) fn header_addresses(raw: &[u8], name: &str) -> Vec<String> {
         .filter_map(|addr| addr.address())
         .map(|address| address.trim().to_ascii_lowercase())
         .collect()
+}
+
+/// The header section with every line fold (a line break before a blank) taken out.
+fn unfolded(header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.len());
+    let mut i = 0;
+    while let Some(&b) = header.get(i) {
+        let fold = match (b, header.get(i + 1), header.get(i + 2)) {
+            (b'\r', Some(b'\n'), Some(b' ' | b'\t')) => 2,
+            (b'\n', Some(b' ' | b'\t'), _) => 1,
+            _ => 0,
+        };
+        if fold == 0 {
+            out.push(b);
+        }
+        i += fold.max(1);
+    }
+    out
+}
+
+/// One `@`, no blank or control character, and a domain name after it.
+fn plain(address: &str) -> bool {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+                && domain::looks_like_domain(domain)
+        }
+        None => false,
+    }
 }
 
 /// The first of `To`, `Cc` (those in `allowed_headers`) that names one of `recipients`.
@@ -66,6 +113,22 @@ mod tests {
         let recipients = list(&["@vendor.example"]);
         assert_eq!(addressed_to(raw, &recipients, &["from", "to", "cc"]), Some("Cc"));
         assert_eq!(addressed_to(raw, &recipients, &["from", "to"]), None);
+    }
+
+    #[test]
+    fn only_plain_addresses_that_read_the_same_unfolded_count() {
+        let folded = b"From: a@paypal.com\r\nTo: Tom\r\n sales@vendor.example\r\n\r\n body starts with a blank\r\n";
+        assert!(header_addresses(folded, "To").is_empty(), "{:?}", header_addresses(folded, "To"));
+        let glued = b"To: seller@thief.examplesales@vendor.example\r\n\r\nbody\r\n";
+        assert!(header_addresses(glued, "To").is_empty());
+        // A fold between addresses or before an angle address changes nothing, nor a body that starts with a blank.
+        let fine = b"To: Sales <sales@vendor.example>,\r\n\tJo <jo@vendor.example>\r\n\r\n body\r\n";
+        assert_eq!(header_addresses(fine, "To"), ["sales@vendor.example", "jo@vendor.example"]);
+        let lf = b"To: Sales\n <sales@vendor.example>\n\nbody\n";
+        assert_eq!(header_addresses(lf, "To"), ["sales@vendor.example"]);
+        // A body line break pair after a CRLF header section is not where the header section ends.
+        let crlf = b"To: Tom\r\n sales@vendor.example\r\n\r\nbody\n\n more\r\n";
+        assert!(header_addresses(crlf, "To").is_empty());
     }
 
     #[test]

@@ -179,3 +179,21 @@ async fn a_bare_cr_or_a_form_feed_that_splits_a_signed_quoted_to_name_is_refused
         assert!(reason.contains("the DKIM verifier and the mail parser read differently"), "{split:?}: {reason}");
     }
 }
+
+/// DKIM's relaxed canonicalisation makes a line fold and a blank the same, so a signed To that is no address list
+/// (`Tom sales@vendor.example`, a seller name the thief chose, or two bare addresses) stays signed when the thief
+/// folds it, and mail-parser then reads the vendor's address from it. Such a To names no one.
+#[tokio::test]
+async fn a_fold_added_to_a_signed_to_that_is_no_address_list_does_not_bind_the_order() {
+    let paypal_key = signer("paypal.com");
+    let verifier = bound(&[&paypal_key], &[]);
+    for to in ["Tom sales@vendor.example", "seller@thief.example sales@vendor.example"] {
+        let genuine = paypal_key.sign(&order_to(to));
+        let folded = genuine.replace(&format!("To: {to}"), &format!("To: {}", to.replacen(' ', "\r\n ", 1)));
+        assert_ne!(folded, genuine, "the To was folded");
+        for raw in [&genuine, &folded] {
+            let reason = refusal(check(&verifier, raw, &parsed(FROM)).await);
+            assert!(reason.contains("not sent to this vendor"), "{to:?}: {reason}");
+        }
+    }
+}
