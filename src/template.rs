@@ -228,6 +228,27 @@ impl Templates {
         warnings
     }
 
+    /// Your own templates whose sender is WordPress's default address (`wordpress@` your domain): contact forms
+    /// and other plugins send from it too, with a subject and text a visitor writes, signed by your domain like
+    /// the shop's own mail, so such a message could be written to read as an order.
+    pub fn shared_sender_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for t in self.templates.iter().filter(|t| t.vendor) {
+            for sender in t.senders.iter().filter(|s| s.trim().to_ascii_lowercase().starts_with("wordpress@")) {
+                warnings.push(format!(
+                    "{}: template {:?} reads mail from {sender:?}, WordPress's default address, which contact forms \
+                     and other plugins send from too, with a subject and text a visitor writes (signed by your \
+                     domain like the shop's own mail): give {}'s notifications an address of its own that nothing \
+                     else on the site sends from, and list that one",
+                    t.file.display(),
+                    t.id,
+                    t.name
+                ));
+            }
+        }
+        warnings
+    }
+
     /// The size limit [`crate::email::parse`] is given.
     pub fn max_message_bytes(&self) -> u64 {
         self.max_message_bytes

@@ -151,7 +151,8 @@ pub(super) fn check_templates(
     for template in templates.iter().filter(|t| how.warn_uncovered && !covered.contains(&t.id)) {
         outln!("warning: {}: template {:?} has no fixtures", template.file.display(), template.id);
     }
-    for warning in templates.shadowing_warnings().into_iter().chain(templates.double_notice_warnings()) {
+    let warnings = templates.shadowing_warnings().into_iter().chain(templates.double_notice_warnings());
+    for warning in warnings.chain(templates.shared_sender_warnings()) {
         outln!("warning: {warning}");
     }
     let verb = if how.mode == golden::Mode::Compare { "passed" } else { "written" };

@@ -660,3 +660,20 @@ priced = true
     let outcome = sale(&unguarded, forged);
     assert!(matches!(&outcome, Outcome::Order { order, .. } if order.items.len() == 2), "{outcome:?}");
 }
+
+#[test]
+fn a_vendor_template_reading_wordpress_default_address_is_warned_about() {
+    let base = tempfile::tempdir().unwrap();
+    std::fs::create_dir(base.path().join("t")).unwrap();
+    let pmpro = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/parsers/pmpro.toml")).unwrap();
+    let mine = pmpro.replace("wordpress@pmpro-site.example", "WordPress@shop.example");
+    std::fs::write(base.path().join("t/pmpro.toml"), mine).unwrap();
+    let config = TemplatesConfig { dir: Some("t".into()), ..TemplatesConfig::default() };
+    let templates = Templates::load(&config, base.path()).unwrap();
+    let warnings = templates.shared_sender_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("\"wordpress@shop.example\", WordPress's default address"), "{warnings:?}");
+    // The built-in placeholders are not the vendor's choice.
+    let built_in = Templates::load(&TemplatesConfig::default(), base.path()).unwrap();
+    assert!(built_in.shared_sender_warnings().is_empty());
+}
