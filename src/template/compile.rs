@@ -1,6 +1,8 @@
 //! One template file -> a compiled [`Template`], or every problem in it with its key. No I/O.
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use regex::{Regex, RegexBuilder};
 
@@ -13,6 +15,44 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Patterns longer than this are refused outright.
 pub const MAX_PATTERN_CHARS: usize = 4000;
 
+/// A pattern checked when its template is loaded and compiled again when first used. A daemon reads mail of
+/// a few providers, and the compiled automata of every built-in template together are some 14 MiB
+/// (docs/benchmarks.md); those of templates that never see a message are never kept. Clones share the one
+/// compiled regex, so its search caches are shared too.
+#[derive(Clone)]
+pub struct Pattern {
+    source: Arc<str>,
+    compiled: Arc<OnceLock<Regex>>,
+}
+
+impl Pattern {
+    /// The pattern, or why it cannot be compiled; the regex built to check it is dropped.
+    fn checked(source: &str) -> Result<Self, regex::Error> {
+        build(source)?;
+        Ok(Self { source: source.into(), compiled: Arc::default() })
+    }
+}
+
+impl Deref for Pattern {
+    type Target = Regex;
+
+    fn deref(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            build(&self.source).unwrap_or_else(|err| unreachable!("compiled when its template was loaded: {err}"))
+        })
+    }
+}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pattern").field(&self.source).finish()
+    }
+}
+
+fn build(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).nest_limit(64).build()
+}
+
 /// What a rule turns a message into.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuleKind {
@@ -24,8 +64,8 @@ pub enum RuleKind {
 pub struct Rule {
     /// Its position in the file, for reports (`rule[2]`).
     pub index: usize,
-    pub subject: Option<Regex>,
-    pub body: Option<Regex>,
+    pub subject: Option<Pattern>,
+    pub body: Option<Pattern>,
     pub kind: RuleKind,
     /// Replaces the template's order id for messages this rule matches (`None`: the template's). Built once
     /// here, not per message: a cloned `Regex` starts with an empty cache and rebuilds its DFA on every search.
@@ -71,7 +111,7 @@ pub enum Clean {
 /// One place a field may be found: alternative patterns over one source, optionally one section of it.
 #[derive(Debug, Clone)]
 pub struct Place {
-    pub patterns: Vec<Regex>,
+    pub patterns: Vec<Pattern>,
     pub source: Source,
     pub section: Option<String>,
 }
@@ -97,19 +137,19 @@ pub struct Items {
     /// At most one item: the layout prints one.
     pub single: bool,
     /// Lines printed once per item: each found in the whole body as often as items are read.
-    pub once_per_item: Vec<Regex>,
+    pub once_per_item: Vec<Pattern>,
     /// An amount as the layout prints it: in a sale, each one in the items' body sections must have been read.
-    pub every_amount: Option<Regex>,
+    pub every_amount: Option<Pattern>,
     /// The provider's rows whose amounts are not in the sum: read for `every_amount`, nothing else.
-    pub not_summed: Vec<Regex>,
+    pub not_summed: Vec<Pattern>,
     pub clean: Vec<Clean>,
 }
 
 /// The text after `start` (which must match exactly once) up to the next `end`.
 #[derive(Debug, Clone)]
 pub struct Section {
-    pub start: Regex,
-    pub end: Option<Regex>,
+    pub start: Pattern,
+    pub end: Option<Pattern>,
     pub after_items: bool,
 }
 
@@ -170,10 +210,10 @@ pub struct Template {
     pub paid_through: Vec<String>,
     /// Lower-cased addresses and `@domain`s.
     pub senders: Vec<String>,
-    pub body_markers: Vec<Regex>,
+    pub body_markers: Vec<Pattern>,
     pub rules: Vec<Rule>,
-    pub test_subject: Option<Regex>,
-    pub test_body: Option<Regex>,
+    pub test_subject: Option<Pattern>,
+    pub test_body: Option<Pattern>,
     pub dollar_currency: String,
     pub sections: BTreeMap<String, Section>,
     pub order_id: Option<Field>,
@@ -325,30 +365,25 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    fn regex(&mut self, key: &str, pattern: &str) -> Option<Regex> {
+    fn regex(&mut self, key: &str, pattern: &str) -> Option<Pattern> {
         if pattern.chars().count() > MAX_PATTERN_CHARS {
             self.problems.error(key, format!("pattern is longer than {MAX_PATTERN_CHARS} characters"));
             return None;
         }
-        let built = RegexBuilder::new(pattern)
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT)
-            .nest_limit(64)
-            .build();
-        built.map_err(|err| self.problems.error(key, format!("invalid regex: {err}"))).ok()
+        Pattern::checked(pattern).map_err(|err| self.problems.error(key, format!("invalid regex: {err}"))).ok()
     }
 
-    fn optional(&mut self, key: &str, pattern: Option<&str>) -> Option<Regex> {
+    fn optional(&mut self, key: &str, pattern: Option<&str>) -> Option<Pattern> {
         pattern.and_then(|p| self.regex(key, p))
     }
 
-    fn patterns(&mut self, key: &str, patterns: &[String]) -> Vec<Regex> {
+    fn patterns(&mut self, key: &str, patterns: &[String]) -> Vec<Pattern> {
         patterns.iter().enumerate().filter_map(|(i, p)| self.regex(&format!("{key}[{i}]"), p)).collect()
     }
 
     /// One pattern (`key`) or a list (`key[i]`), each with every group in `groups`.
-    fn alternatives(&mut self, key: &str, patterns: &Patterns, groups: &[&str]) -> Vec<Regex> {
-        let compiled: Vec<(String, Regex)> = match patterns {
+    fn alternatives(&mut self, key: &str, patterns: &Patterns, groups: &[&str]) -> Vec<Pattern> {
+        let compiled: Vec<(String, Pattern)> = match patterns {
             Patterns::One(one) => self.regex(key, one).map(|r| (key.to_owned(), r)).into_iter().collect(),
             Patterns::Many(many) => {
                 if many.is_empty() {
@@ -630,5 +665,21 @@ impl Compiler<'_> {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn a_pattern_is_checked_at_once_compiled_on_first_use_and_shared_by_its_clones() {
+        assert!(Pattern::checked("(?P<value>[").is_err(), "an invalid pattern is refused when loaded");
+        let pattern = Pattern::checked(r"Order (?P<value>\d+)").unwrap();
+        let clone = pattern.clone();
+        assert!(pattern.compiled.get().is_none(), "nothing compiled is kept before a message needs it");
+        assert_eq!(&clone.captures("Order 42").unwrap()["value"], "42");
+        assert!(pattern.compiled.get().is_some(), "the clone compiled it for both");
+        assert!(std::ptr::eq(&*pattern, &*clone));
     }
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use regex::{Captures, Regex};
 use serde::Serialize;
 
-use super::compile::{Adjustment, Clean, Field, Items, Place, Rule, RuleKind, Template};
+use super::compile::{Adjustment, Clean, Field, Items, Pattern, Place, Rule, RuleKind, Template};
 use super::money;
 use crate::email::Email;
 use crate::order::{BuyerEmail, Licensee, LineItem, Money, Order, OrderId, OrderKind, PaymentId, Sequence, Sku};
@@ -573,7 +573,7 @@ fn sum(
 /// the places' sections may overlap.
 fn unread_amount(
     amount: &Regex,
-    not_summed: &[Regex],
+    not_summed: &[Pattern],
     texts: &[(&Place, Cow<'_, str>, usize)],
     spans: &[(usize, usize, usize, Captures<'_>)],
     read: &[(usize, usize)],
