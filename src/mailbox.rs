@@ -221,7 +221,11 @@ pub trait Source {
     fn name(&self) -> String;
     /// Messages waiting to be processed, oldest first, at most `max`. A message keeps waiting until settled,
     /// so a crash before `settle` hands it out again (the state recognises it).
+    /// It hands out fewer than `max` when the messages' bytes reach [`pass_bytes`].
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>>;
+    /// The last [`Source::fetch_new`] stopped at the byte budget with more mail waiting: the daemon goes on at
+    /// once, as after a full batch. No default, like `settle_all`: a wrapper must forward it.
+    fn more_waiting(&self) -> bool;
     /// Moves a processed message to the folder for its disposition. Never deletes.
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()>;
     /// Moves many processed messages, in as few commands as the source allows (IMAP: one `UID MOVE` per folder
@@ -231,6 +235,27 @@ pub trait Source {
     async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()>;
     /// Returns when new mail may have arrived, or after `max_wait`.
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()>;
+}
+
+/// Most bytes of mail one pass holds: four messages at the size limit (`templates.max_message_bytes`, 5 MiB by
+/// default). A pass of [`crate::daemon::BATCH`] large mails would otherwise hold that many times the limit.
+pub fn pass_bytes(max_message_bytes: u64) -> u64 {
+    max_message_bytes.saturating_mul(4)
+}
+
+/// How many of the messages of these sizes, oldest first, one pass takes: always the first, then each one
+/// whose bytes still fit in `budget`. A message too large to be fetched counts as 0.
+pub fn within_budget(sizes: impl IntoIterator<Item = u64>, budget: u64) -> usize {
+    let mut total = 0_u64;
+    let mut taken = 0;
+    for size in sizes {
+        total = total.saturating_add(size);
+        if taken > 0 && total > budget {
+            break;
+        }
+        taken += 1;
+    }
+    taken
 }
 
 /// [`Source::settle_all`] for a source that moves one message at a time: every message is tried, the first
@@ -252,6 +277,17 @@ pub async fn settle_one_by_one<S: Source + ?Sized>(
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_pass_takes_messages_until_their_bytes_reach_the_budget_and_always_the_first() {
+        assert_eq!(within_budget([10, 20, 30], 60), 3);
+        assert_eq!(within_budget([10, 20, 30, 1], 60), 3, "the fourth would pass the budget");
+        assert_eq!(within_budget([100, 1], 60), 1, "a message larger than the budget still goes, alone");
+        assert_eq!(within_budget([0, 0, 50, 0], 50), 4, "messages not fetched cost nothing");
+        assert_eq!(within_budget([u64::MAX, 1], u64::MAX - 1), 1, "no overflow");
+        assert_eq!(within_budget(std::iter::empty(), 60), 0);
+        assert_eq!(pass_bytes(5 << 20), 20 << 20);
+    }
 
     #[test]
     fn settled_mail_is_filed_under_its_utc_month_and_set_aside_mail_is_not() {

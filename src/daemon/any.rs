@@ -54,6 +54,13 @@ impl Source for AnySource {
         }
     }
 
+    fn more_waiting(&self) -> bool {
+        match self {
+            Self::Maildir(source) => source.more_waiting(),
+            Self::Imap(source) => source.more_waiting(),
+        }
+    }
+
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
         match self {
             Self::Maildir(source) => source.settle(key, disposition).await,

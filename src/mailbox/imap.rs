@@ -80,6 +80,8 @@ struct Cursor {
     next_uid: u32,
     /// Handed out, not yet settled: handed out again once nothing newer is waiting.
     unsettled: BTreeSet<u32>,
+    /// The last fetch stopped at the byte budget ([`super::pass_bytes`]) with more waiting.
+    cut: bool,
 }
 
 impl ImapSource {
@@ -200,6 +202,10 @@ impl Source for ImapSource {
         self.run("fetch new mail", async |conn, cursor, ctx| fetch_batch(conn, cursor, ctx, max).await).await
     }
 
+    fn more_waiting(&self) -> bool {
+        self.cursor.cut
+    }
+
     async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
         self.settle_all(&[(key.to_owned(), disposition)]).await
     }
@@ -243,6 +249,10 @@ impl Source for ImapSource {
     }
 
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()> {
+        // The last batch was cut at the byte budget: the rest is waiting (also on a server without UIDNEXT).
+        if std::mem::take(&mut self.cursor.cut) {
+            return Ok(());
+        }
         let started = Instant::now();
         let news =
             self.run("check for new mail", async |conn, cursor, _| Ok(cursor.behind(conn.refresh().await?))).await?;
@@ -295,7 +305,8 @@ impl Cursor {
             if let Some(old) = self.uidvalidity {
                 warn!(folder, old, new = state.uidvalidity, "IMAP UIDVALIDITY changed; scanning the folder again.");
             }
-            *self = Cursor { uidvalidity: Some(state.uidvalidity), next_uid: 1, unsettled: BTreeSet::new() };
+            *self =
+                Cursor { uidvalidity: Some(state.uidvalidity), next_uid: 1, unsettled: BTreeSet::new(), cut: false };
         }
     }
 
@@ -320,9 +331,18 @@ async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize
         cursor.unsettled.clear();
         uids = conn.search(oldest, last).await?;
     }
-    let complete = uids.len() <= max;
+    let mut complete = uids.len() <= max;
     uids.truncate(max);
-    let sizes = conn.sizes(&uids).await?;
+    let mut sizes = conn.sizes(&uids).await?;
+    // Bodies only up to the pass's byte budget; the rest wait for the next fetch, which comes at once.
+    let held = sizes.values().map(|&size| if size <= ctx.max_bytes { size } else { 0 });
+    let taken = super::within_budget(held, super::pass_bytes(ctx.max_bytes));
+    cursor.cut = false;
+    if let Some(&first_left) = sizes.keys().nth(taken) {
+        sizes.split_off(&first_left);
+        uids.retain(|&uid| uid < first_left);
+        (complete, cursor.cut) = (false, true);
+    }
     let small: Vec<u32> = sizes.iter().filter(|(_, size)| **size <= ctx.max_bytes).map(|(uid, _)| *uid).collect();
     let mut bodies = conn.bodies(&small).await?;
     let mut mails = Vec::with_capacity(sizes.len());

@@ -28,6 +28,8 @@ pub struct Maildir {
     poll: Duration,
     /// Where each handed-out key was found, so `settle` need not search.
     located: HashMap<String, PathBuf>,
+    /// The last fetch stopped at the byte budget ([`super::pass_bytes`]) with more waiting.
+    cut: bool,
 }
 
 impl Maildir {
@@ -46,7 +48,7 @@ impl Maildir {
                 .with_context(|| format!("Failed to create {}/{sub}", root.display()))?;
         }
         let poll = Duration::from_secs(config.poll_interval_secs.max(1));
-        Ok(Self { root, max_bytes, poll, located: HashMap::new() })
+        Ok(Self { root, max_bytes, poll, located: HashMap::new(), cut: false })
     }
 
     pub fn root(&self) -> &Path {
@@ -120,17 +122,32 @@ impl Source for Maildir {
 
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         let mut out = Vec::new();
-        for (_, key, path) in self.waiting()?.into_iter().take(max) {
+        let budget = super::pass_bytes(self.max_bytes);
+        let (mut held, mut left) = (0_u64, self.waiting()?.into_iter().take(max).peekable());
+        self.cut = false;
+        while let Some((_, key, path)) = left.next() {
             match self.read(&path) {
                 Ok(content) => {
+                    if let MailContent::Bytes(bytes) = &content {
+                        held = held.saturating_add(bytes.len() as u64);
+                    }
                     self.located.insert(key.clone(), path);
                     out.push(RawMail { key, content });
                 }
                 // Moved away or unreadable between listing and reading: it is seen again next time.
                 Err(err) => tracing::warn!(file = %path.display(), "Cannot read a waiting message: {err}"),
             }
+            // Read first, then counted: a pass holds at most the budget and one message at the size limit.
+            if held >= budget && left.peek().is_some() {
+                self.cut = true;
+                break;
+            }
         }
         Ok(out)
+    }
+
+    fn more_waiting(&self) -> bool {
+        self.cut
     }
 
     /// One rename per message: a Maildir has no cheaper batch.
@@ -158,6 +175,9 @@ impl Source for Maildir {
     }
 
     async fn wait_for_new(&mut self, max_wait: Duration) -> anyhow::Result<()> {
+        if std::mem::take(&mut self.cut) {
+            return Ok(());
+        }
         tokio::time::sleep(self.poll.min(max_wait)).await;
         Ok(())
     }
@@ -190,6 +210,37 @@ mod tests {
         let month = super::super::month(time::OffsetDateTime::now_utc());
         assert!(dir.path().join(format!("mail/.keypost.done.{month}/cur/1.a:2,S")).exists());
         assert!(dir.path().join(format!("mail/.keypost.ignored.{month}/cur/2.b:2,S")).exists());
+    }
+
+    #[tokio::test]
+    async fn a_pass_stops_at_its_byte_budget_and_the_wait_after_it_returns_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MaildirConfig { poll_interval_secs: 3600, ..config("mail") };
+        // A budget of four messages at the limit of 100 bytes: 400.
+        let mut maildir = Maildir::open(&config, dir.path(), 100).unwrap();
+        for n in 0..6 {
+            std::fs::write(dir.path().join(format!("mail/new/{n}.m")), [b'x'; 90]).unwrap();
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(format!("mail/new/{n}.m")))
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        let first = maildir.fetch_new(10).await.unwrap();
+        let keys: Vec<_> = first.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, ["0.m", "1.m", "2.m", "3.m", "4.m"], "read until the bytes held reach 400");
+        assert!(maildir.more_waiting());
+        for mail in &first {
+            maildir.settle(&mail.key, Disposition::Done).await.unwrap();
+        }
+        let waited = tokio::time::timeout(Duration::from_secs(60), maildir.wait_for_new(Duration::from_secs(3600)));
+        waited.await.expect("no poll interval after a batch cut short").unwrap();
+        let rest = maildir.fetch_new(10).await.unwrap();
+        assert_eq!((rest.len(), maildir.more_waiting()), (1, false));
+        assert_eq!(maildir.fetch_new(4).await.unwrap().len(), 1, "a count below the budget is not a cut");
+        assert!(!maildir.more_waiting());
     }
 
     #[tokio::test]

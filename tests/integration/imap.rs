@@ -330,6 +330,30 @@ async fn an_oversize_message_comes_back_as_too_large_without_being_downloaded() 
     assert_eq!(client.folder_counts().await.get("keypost.set-aside"), Some(&1));
 }
 
+#[tokio::test]
+async fn a_pass_stops_at_its_byte_budget_and_the_rest_follows_without_a_wait() {
+    show_logs();
+    let dovecot = Dovecot::start();
+    let mut client = dovecot.client().await;
+    // Six orders of about 2.5 KB each; with a 3,000-byte size limit a pass holds four messages' worth.
+    for n in 1..=6 {
+        let mut mail = order_mail(n);
+        mail.extend(std::iter::repeat_n(b"Thank you for your order.\r\n", 85).flatten());
+        client.append("INBOX", &mail).await;
+    }
+    let mut source = ImapSource::new(&dovecot.imap_config(), Path::new("."), 3_000).unwrap();
+
+    let first = source.fetch_new(10).await.or_panic();
+    assert_eq!(first.iter().map(|m| order_number(bytes(m))).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(source.more_waiting());
+    source.settle_all(&first.iter().map(|m| (m.key.clone(), Disposition::Done)).collect::<Vec<_>>()).await.or_panic();
+    let wait = source.wait_for_new(Duration::from_secs(3600));
+    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("no IDLE with mail waiting").or_panic();
+    let rest = source.fetch_new(10).await.or_panic();
+    assert_eq!(rest.iter().map(|m| order_number(bytes(m))).collect::<Vec<_>>(), [5, 6]);
+    assert!(!source.more_waiting());
+}
+
 /// The `out=` of the first "Logged out" line in Dovecot's log (the source's session; the test client stays in).
 async fn logged_bytes_out(dovecot: &Dovecot) -> u64 {
     for _ in 0..100 {

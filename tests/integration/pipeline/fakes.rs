@@ -59,6 +59,10 @@ impl Source for MemorySource {
     fn name(&self) -> String {
         "memory".into()
     }
+    fn more_waiting(&self) -> bool {
+        false
+    }
+
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         let take = self.waiting.iter().take(max);
         Ok(take.map(|(key, bytes)| RawMail { key: key.clone(), content: MailContent::Bytes(bytes.clone()) }).collect())

@@ -34,6 +34,10 @@ impl Source for Watched {
     fn name(&self) -> String {
         self.0.name()
     }
+    fn more_waiting(&self) -> bool {
+        false
+    }
+
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         self.1.fetches.set(self.1.fetches.get() + 1);
         self.0.fetch_new(max).await
@@ -188,4 +192,54 @@ async fn a_refund_in_the_batch_decided_ahead_waits_until_the_reply_it_takes_back
     assert_eq!(revoked.len(), 1, "{alerts:#?}");
     assert!(!revoked[0].contains("never received"), "{}", revoked[0]);
     assert!(daemon.source.waiting.is_empty(), "every message moved");
+}
+
+/// Hands out at most `per_fetch` messages, as a source does when their bytes reach its budget, and says so.
+struct Budgeted {
+    inner: MemorySource,
+    per_fetch: usize,
+    cut: bool,
+    waits: usize,
+}
+
+impl Source for Budgeted {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn more_waiting(&self) -> bool {
+        self.cut
+    }
+
+    async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
+        let batch = self.inner.fetch_new(max.min(self.per_fetch)).await?;
+        self.cut = self.inner.waiting.len() > batch.len() && batch.len() < max;
+        Ok(batch)
+    }
+    async fn settle(&mut self, key: &str, disposition: Disposition) -> anyhow::Result<()> {
+        self.inner.settle(key, disposition).await
+    }
+    async fn settle_all(&mut self, settled: &[(String, Disposition)]) -> anyhow::Result<()> {
+        self.inner.settle_all(settled).await
+    }
+    async fn wait_for_new(&mut self, _max_wait: Duration) -> anyhow::Result<()> {
+        self.waits += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_source_cut_at_its_byte_budget_is_followed_at_once_and_run_once_drains_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = daemon(dir.path(), "");
+    let mut source = Budgeted { inner: base.source, per_fetch: 3, cut: false, waits: 0 };
+    for n in 0..8 {
+        source.inner.deliver(&format!("{n:04}"), &sale(n));
+    }
+    let verifier = Verifier::new(&base.core.config.trust).unwrap();
+    let mut daemon = Daemon::new(source, base.mailer, base.core, Box::new(TestReader), verifier);
+
+    let total = daemon.drain().await.unwrap();
+    assert_eq!((total.fulfilled, total.sent, total.send_failures), (8, 8, 0), "{total}");
+    assert!(daemon.source.inner.waiting.is_empty(), "every message moved");
+    assert_eq!(daemon.source.waits, 0, "no wait for news between the cut batches");
 }

@@ -20,6 +20,10 @@ impl Source for Polled {
     fn name(&self) -> String {
         self.0.name()
     }
+    fn more_waiting(&self) -> bool {
+        false
+    }
+
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         self.0.fetch_new(max).await
     }
