@@ -55,8 +55,8 @@ impl Maildir {
         &self.root
     }
 
-    /// Waiting files with their key and modification time, oldest first.
-    fn waiting(&self) -> anyhow::Result<Vec<(SystemTime, String, PathBuf)>> {
+    /// Waiting files with their key, modification time and size, oldest first.
+    fn waiting(&self) -> anyhow::Result<Vec<(SystemTime, String, PathBuf, u64)>> {
         let mut found = Vec::new();
         for sub in ["new", "cur"] {
             let dir = self.root.join(sub);
@@ -67,8 +67,10 @@ impl Maildir {
                 if name.starts_with('.') || !is_file {
                     continue;
                 }
-                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-                found.push((modified, message_key(&name).to_owned(), entry.path()));
+                let metadata = entry.metadata().ok();
+                let modified = metadata.as_ref().and_then(|m| m.modified().ok()).unwrap_or(SystemTime::UNIX_EPOCH);
+                let size = metadata.map_or(0, |m| m.len());
+                found.push((modified, message_key(&name).to_owned(), entry.path(), size));
             }
         }
         found.sort();
@@ -88,7 +90,7 @@ impl Maildir {
             return Some(path.clone());
         }
         let waiting = self.waiting().ok()?;
-        waiting.into_iter().find(|(_, k, _)| k == key).map(|(_, _, path)| path)
+        waiting.into_iter().find(|(_, k, _, _)| k == key).map(|(_, _, path, _)| path)
     }
 }
 
@@ -122,25 +124,20 @@ impl Source for Maildir {
 
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         let mut out = Vec::new();
-        let budget = super::pass_bytes(self.max_bytes);
-        let (mut held, mut left) = (0_u64, self.waiting()?.into_iter().take(max).peekable());
-        self.cut = false;
-        while let Some((_, key, path)) = left.next() {
+        let mut waiting = self.waiting()?;
+        waiting.truncate(max);
+        let held = waiting.iter().map(|&(_, _, _, size)| if size <= self.max_bytes { size } else { 0 });
+        let taken = super::within_budget(held, super::pass_bytes(self.max_bytes));
+        self.cut = taken < waiting.len();
+        waiting.truncate(taken);
+        for (_, key, path, _) in waiting {
             match self.read(&path) {
                 Ok(content) => {
-                    if let MailContent::Bytes(bytes) = &content {
-                        held = held.saturating_add(bytes.len() as u64);
-                    }
                     self.located.insert(key.clone(), path);
                     out.push(RawMail { key, content });
                 }
                 // Moved away or unreadable between listing and reading: it is seen again next time.
                 Err(err) => tracing::warn!(file = %path.display(), "Cannot read a waiting message: {err}"),
-            }
-            // Read first, then counted: a pass holds at most the budget and one message at the size limit.
-            if held >= budget && left.peek().is_some() {
-                self.cut = true;
-                break;
             }
         }
         Ok(out)
@@ -230,7 +227,7 @@ mod tests {
         }
         let first = maildir.fetch_new(10).await.unwrap();
         let keys: Vec<_> = first.iter().map(|m| m.key.as_str()).collect();
-        assert_eq!(keys, ["0.m", "1.m", "2.m", "3.m", "4.m"], "read until the bytes held reach 400");
+        assert_eq!(keys, ["0.m", "1.m", "2.m", "3.m"], "as many as fit in 400 bytes");
         assert!(maildir.more_waiting());
         for mail in &first {
             maildir.settle(&mail.key, Disposition::Done).await.unwrap();
@@ -238,8 +235,8 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_secs(60), maildir.wait_for_new(Duration::from_secs(3600)));
         waited.await.expect("no poll interval after a batch cut short").unwrap();
         let rest = maildir.fetch_new(10).await.unwrap();
-        assert_eq!((rest.len(), maildir.more_waiting()), (1, false));
-        assert_eq!(maildir.fetch_new(4).await.unwrap().len(), 1, "a count below the budget is not a cut");
+        assert_eq!((rest.len(), maildir.more_waiting()), (2, false));
+        assert_eq!(maildir.fetch_new(1).await.unwrap().len(), 1, "a count below the budget is not a cut");
         assert!(!maildir.more_waiting());
     }
 
