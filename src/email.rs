@@ -148,9 +148,15 @@ fn parse_checked(raw: &[u8]) -> Result<Email, EmailError> {
 /// Bytes before the first empty line, counting no further than just past the limit.
 fn header_section_len(raw: &[u8]) -> usize {
     let head = raw.get(..MAX_HEADER_BYTES + 4).unwrap_or(raw);
-    let lf = head.windows(2).position(|w| w == b"\n\n");
-    let crlf = head.windows(4).position(|w| w == b"\r\n\r\n");
-    lf.into_iter().chain(crlf).min().unwrap_or(head.len())
+    header_end(head).unwrap_or(head.len())
+}
+
+/// Where the header section ends: just past the line break of its last line, before the empty line; `None`
+/// without an empty line. Lines may end in LF or CRLF (a Maildir file, a message as sent).
+pub(crate) fn header_end(raw: &[u8]) -> Option<usize> {
+    let lf = raw.windows(2).position(|w| w == b"\n\n");
+    let crlf = raw.windows(3).position(|w| w == b"\n\r\n");
+    lf.into_iter().chain(crlf).min().map(|line_end| line_end + 1)
 }
 
 /// Refuses messages with too many parts or too deep a nesting of multiparts and attached messages.

@@ -13,11 +13,7 @@ use crate::email::Email;
 /// canonicalisation makes a fold and a blank the same, so a provider's signed `To: Tom sales@vendor.example`
 /// (not an address list) stays signed when a thief folds it, and mail-parser then reads an address from it.
 pub(crate) fn header_addresses(raw: &[u8], name: &str) -> Vec<String> {
-    // The header section: up to the first empty line, whichever line ends the message uses.
-    let lf = raw.windows(2).position(|w| w == b"\n\n");
-    let crlf = raw.windows(3).position(|w| w == b"\n\r\n");
-    let header_end = lf.into_iter().chain(crlf).min();
-    let header = header_end.map_or(raw, |end| raw.get(..=end).unwrap_or(raw));
+    let header = crate::email::header_end(raw).and_then(|end| raw.get(..end)).unwrap_or(raw);
     let as_sent = addresses(header, name);
     if as_sent != addresses(&unfolded(header), name) {
         return Vec::new();
