@@ -22,14 +22,21 @@ pub const MAX_PATTERN_CHARS: usize = 4000;
 #[derive(Clone)]
 pub struct Pattern {
     source: Arc<str>,
+    /// Its named groups, kept from the check so that loading does not compile it again.
+    groups: Arc<[Box<str>]>,
     compiled: Arc<OnceLock<Regex>>,
 }
 
 impl Pattern {
     /// The pattern, or why it cannot be compiled; the regex built to check it is dropped.
     fn checked(source: &str) -> Result<Self, regex::Error> {
-        build(source)?;
-        Ok(Self { source: source.into(), compiled: Arc::default() })
+        let groups = build(source)?.capture_names().flatten().map(Box::from).collect();
+        Ok(Self { source: source.into(), groups, compiled: Arc::default() })
+    }
+
+    /// Whether it has a group of this name (without compiling it).
+    fn has_group(&self, name: &str) -> bool {
+        self.groups.iter().any(|group| &**group == name)
     }
 }
 
@@ -400,7 +407,7 @@ impl Compiler<'_> {
         };
         for (k, regex) in &compiled {
             for group in groups {
-                if regex.capture_names().flatten().all(|n| n != *group) {
+                if !regex.has_group(group) {
                     self.problems.error(k, format!("needs a named group (?P<{group}>...)"));
                 }
             }
@@ -593,7 +600,7 @@ impl Compiler<'_> {
             places.push(self.place(&key, &also.pattern, also.from.as_deref(), also.section.as_deref(), &[]));
         }
         let quantity = self.optional("items.quantity", spec.quantity.as_deref());
-        if quantity.as_ref().is_some_and(|p| p.capture_names().flatten().all(|n| n != "value")) {
+        if quantity.as_ref().is_some_and(|p| !p.has_group("value")) {
             self.problems.error("items.quantity", "needs a named group (?P<value>...)");
         }
         // The body (the items' section when they have one), also when the items come from the subject.
@@ -612,8 +619,7 @@ impl Compiler<'_> {
                 self.problems.error(format!("{key}.from"), "\"order_id\" is a source for fields.payment_id only");
             }
             for (i, pattern) in place.patterns.iter().enumerate() {
-                let names: Vec<&str> = pattern.capture_names().flatten().collect();
-                if !names.contains(&"sku") && !names.contains(&"name") {
+                if !pattern.has_group("sku") && !pattern.has_group("name") {
                     self.problems
                         .error(format!("{key}.pattern[{i}]"), "needs a named group (?P<sku>...) or (?P<name>...)");
                 }
@@ -681,5 +687,31 @@ mod tests {
         assert_eq!(&clone.captures("Order 42").unwrap()["value"], "42");
         assert!(pattern.compiled.get().is_some(), "the clone compiled it for both");
         assert!(std::ptr::eq(&*pattern, &*clone));
+    }
+
+    #[test]
+    fn loading_a_template_compiles_none_of_its_field_or_item_patterns() {
+        let text = r#"
+id = "shop"
+name = "Shop"
+[match]
+senders = ["orders@shop.example"]
+[[rule]]
+subject = '^New order'
+kind = "sale"
+[fields.order_id]
+pattern = 'Order: (?P<value>\S+)'
+[items]
+pattern = '(?m)^Item: (?P<sku>\S+) x(?P<quantity>\d+)$'
+quantity = 'Qty (?P<value>\d+)'
+"#;
+        let t = super::compile(std::path::Path::new("shop.toml"), text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let items = t.items.as_ref().unwrap();
+        let quantity = &items.quantity.as_ref().unwrap().places[0].patterns[0];
+        let patterns = [&t.order_id.as_ref().unwrap().places[0].patterns[0], &items.places[0].patterns[0], quantity];
+        assert!(patterns.iter().all(|p| p.compiled.get().is_none()), "{patterns:?}");
+        let missing = super::compile(std::path::Path::new("shop.toml"), &text.replace("?P<sku>", "?P<code>"));
+        let missing = missing.err().unwrap_or_default();
+        assert!(missing.iter().any(|p| p.message.contains("(?P<sku>...) or (?P<name>...)")), "{missing:?}");
     }
 }
