@@ -3,7 +3,7 @@
 //! ever deleted.
 //! A message's key is its file name up to the `:2,` flags, so a mail client moving it from `new/` to `cur/`
 //! does not make it a different message.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +28,10 @@ pub struct Maildir {
     poll: Duration,
     /// Where each handed-out key was found, so `settle` need not search.
     located: HashMap<String, PathBuf>,
+    /// Keys handed out and not settled since (messages retrying later). A fetch passes over them while other
+    /// mail waits, so a pass's worth of retrying messages cannot hold newer orders back; with nothing else
+    /// waiting they are handed out again (as the IMAP cursor does with its unsettled UIDs).
+    unsettled: HashSet<String>,
     /// The last fetch stopped at the byte budget ([`super::pass_bytes`]) with more waiting.
     cut: bool,
 }
@@ -48,7 +52,7 @@ impl Maildir {
                 .with_context(|| format!("Failed to create {}/{sub}", root.display()))?;
         }
         let poll = Duration::from_secs(config.poll_interval_secs.max(1));
-        Ok(Self { root, max_bytes, poll, located: HashMap::new(), cut: false })
+        Ok(Self { root, max_bytes, poll, located: HashMap::new(), unsettled: HashSet::new(), cut: false })
     }
 
     pub fn root(&self) -> &Path {
@@ -125,6 +129,14 @@ impl Source for Maildir {
     async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<RawMail>> {
         let mut out = Vec::new();
         let mut waiting = self.waiting()?;
+        // Keys gone from the folder (moved by a mail client) are forgotten.
+        let present: HashSet<&str> = waiting.iter().map(|(_, key, _, _)| key.as_str()).collect();
+        self.unsettled.retain(|key| present.contains(key.as_str()));
+        if waiting.iter().any(|(_, key, _, _)| !self.unsettled.contains(key)) {
+            waiting.retain(|(_, key, _, _)| !self.unsettled.contains(key));
+        } else {
+            self.unsettled.clear();
+        }
         waiting.truncate(max);
         let held = waiting.iter().map(|&(_, _, _, size)| if size <= self.max_bytes { size } else { 0 });
         let taken = super::within_budget(held, super::pass_bytes(self.max_bytes));
@@ -133,6 +145,7 @@ impl Source for Maildir {
         for (_, key, path, _) in waiting {
             match self.read(&path) {
                 Ok(content) => {
+                    self.unsettled.insert(key.clone());
                     self.located.insert(key.clone(), path);
                     out.push(RawMail { key, content });
                 }
@@ -168,6 +181,7 @@ impl Source for Maildir {
         std::fs::rename(&path, &target)
             .with_context(|| format!("Failed to move {} to {}", path.display(), target.display()))?;
         self.located.remove(key);
+        self.unsettled.remove(key);
         Ok(())
     }
 
@@ -238,6 +252,30 @@ mod tests {
         assert_eq!((rest.len(), maildir.more_waiting()), (2, false));
         assert_eq!(maildir.fetch_new(1).await.unwrap().len(), 1, "a count below the budget is not a cut");
         assert!(!maildir.more_waiting());
+    }
+
+    #[tokio::test]
+    async fn messages_left_for_later_do_not_hold_back_newer_mail_and_come_back_when_nothing_else_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut maildir = Maildir::open(&config("mail"), dir.path(), 100).unwrap();
+        for n in 0..5 {
+            let path = dir.path().join(format!("mail/new/{n}.m"));
+            std::fs::write(&path, "x").unwrap();
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + n);
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(at).unwrap();
+        }
+        let keys = |mails: Vec<RawMail>| mails.into_iter().map(|m| m.key).collect::<Vec<_>>();
+        // The two oldest are retrying (not settled): the next fetch goes past them.
+        assert_eq!(keys(maildir.fetch_new(2).await.unwrap()), ["0.m", "1.m"]);
+        assert_eq!(keys(maildir.fetch_new(2).await.unwrap()), ["2.m", "3.m"]);
+        maildir.settle("2.m", Disposition::Done).await.unwrap();
+        maildir.settle("3.m", Disposition::Done).await.unwrap();
+        // One moved away by a mail client meanwhile: forgotten, not waited for.
+        std::fs::rename(dir.path().join("mail/new/1.m"), dir.path().join("elsewhere")).unwrap();
+        assert_eq!(keys(maildir.fetch_new(2).await.unwrap()), ["4.m"]);
+        // Nothing new: the unsettled ones are handed out again, oldest first.
+        assert_eq!(keys(maildir.fetch_new(2).await.unwrap()), ["0.m", "4.m"]);
+        assert_eq!(keys(maildir.fetch_new(2).await.unwrap()), ["0.m", "4.m"], "and again while they stay");
     }
 
     #[tokio::test]
