@@ -87,14 +87,25 @@ fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) -> Opt
 /// Asks every [`ShutdownSignal`] made with it to stop; dropping it does too.
 #[derive(Debug)]
 pub struct ShutdownTrigger {
-    tx: watch::Sender<Option<Stop>>,
+    tx: watch::Sender<Option<Requested>>,
 }
 
 impl ShutdownTrigger {
     pub fn request(&self, stop: Stop) {
-        // Only fails when no handle is left, which has nothing to stop.
-        let _ = self.tx.send(Some(stop));
+        // Only fails when no handle is left, which has nothing to stop. A second request keeps the first's time.
+        self.tx.send_if_modified(|now| {
+            let first = now.is_none();
+            now.get_or_insert(Requested { stop, at: tokio::time::Instant::now() });
+            first
+        });
     }
+}
+
+/// A stop and when it was asked for (the runtime's clock, so tests with paused time see it move).
+#[derive(Debug, Clone, Copy)]
+struct Requested {
+    stop: Stop,
+    at: tokio::time::Instant,
 }
 
 /// Which signal asked keypost to stop.
@@ -108,7 +119,7 @@ pub enum Stop {
 /// [`ShutdownSignal::is_requested`] between messages and `select!` on [`ShutdownSignal::wait`] while waiting.
 #[derive(Debug, Clone)]
 pub struct ShutdownSignal {
-    rx: watch::Receiver<Option<Stop>>,
+    rx: watch::Receiver<Option<Requested>>,
 }
 
 impl ShutdownSignal {
@@ -148,10 +159,15 @@ impl ShutdownSignal {
         self.rx.borrow().is_some()
     }
 
+    /// When the stop was requested, if it was.
+    pub fn requested_at(&self) -> Option<tokio::time::Instant> {
+        self.rx.borrow().map(|requested| requested.at)
+    }
+
     /// Waits for SIGTERM or SIGINT; returns at once if one already came.
     pub async fn wait(&mut self) -> Stop {
         match self.rx.wait_for(Option::is_some).await {
-            Ok(stop) => stop.unwrap_or(Stop::Terminate),
+            Ok(requested) => requested.map_or(Stop::Terminate, |requested| requested.stop),
             // The handler task is gone (runtime shutting down): treat as a stop.
             Err(_) => Stop::Terminate,
         }

@@ -25,6 +25,8 @@ pub struct Core {
     alerts: Mutex<super::alerts::Throttle>,
     /// What the daemon knows about itself in memory (last contacts, passes, latency): `status` and metrics.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// The running daemon's stop request: once it comes, sends are cut off after a while (`outbox.rs`).
+    stop: Option<crate::service::ShutdownSignal>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -96,7 +98,22 @@ impl Core {
         let started = time::OffsetDateTime::now_utc().unix_timestamp();
         let telemetry = Arc::new(crate::telemetry::Telemetry::new(started, String::new()));
         let clock = Arc::new(time::OffsetDateTime::now_utc);
-        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry }
+        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry, stop: None }
+    }
+
+    /// Lets a stop request cut the sends short ([`Core::stop_requested_at`]); the running daemon's loop sets it.
+    pub fn watch_stop(&mut self, stop: crate::service::ShutdownSignal) {
+        self.stop = Some(stop);
+    }
+
+    /// Resolves when a stop is requested, at once if one was; never without [`Core::watch_stop`]. Returns when
+    /// it was requested.
+    pub async fn stop_requested_at(&self) -> tokio::time::Instant {
+        let Some(stop) = &self.stop else { return std::future::pending().await };
+        let mut stop = stop.clone();
+        stop.wait().await;
+        // No time when the trigger was dropped without a request: counts as now.
+        stop.requested_at().unwrap_or_else(tokio::time::Instant::now)
     }
 
     /// Replaces the clock (tests: backoff and rate limits without sleeping).

@@ -13,6 +13,11 @@ use crate::store::{Change, OutboxEntry, Purpose, Queued, ReplyState};
 /// The longest wait between two tries.
 const MAX_RETRY_SECS: u64 = 6 * 60 * 60;
 
+/// After a stop is requested, sends go on for this long; then the ones not done yet are dropped and wait in the
+/// outbox for the next start. Half the unit's `TimeoutStopSec=1min`: a stop in a backlog has up to two batches'
+/// replies in hand, and through a slow relay they would outlast it, and systemd's SIGKILL would come mid-send.
+pub(super) const STOP_SENDING_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One entry's try: what it adds to the pass's counts, and the record its group commits.
 #[derive(Default)]
 struct Tried {
@@ -52,11 +57,38 @@ impl Core {
     /// Each accepted send is noted in the send journal the moment the server answers, so a crash of the process
     /// after that does not send it again; the records of all of them (and of failed tries) then go into the state
     /// with one durable commit, instead of one fsync per send.
+    ///
+    /// [`STOP_SENDING_FOR`] after a stop request, the sends not done are dropped: they stay in the outbox, due,
+    /// for the next start. One cut mid-transaction is what a crash there would be (the crash protocol: at worst
+    /// sent again with its first Message-ID), for at most as many as the mailer has connections.
     async fn send_all<M: Mailer>(&self, mailer: &M, entries: Vec<OutboxEntry>) -> anyhow::Result<Outcome> {
+        use futures::StreamExt as _;
         if entries.is_empty() {
             return Ok(Outcome::default());
         }
-        let results = futures::future::join_all(entries.into_iter().map(|entry| self.send_one(mailer, entry))).await;
+        let total = entries.len();
+        let mut sends: futures::stream::FuturesUnordered<_> =
+            entries.into_iter().map(|entry| self.send_one(mailer, entry)).collect();
+        let mut results = Vec::with_capacity(total);
+        let cut_off = async { tokio::time::sleep_until(self.stop_requested_at().await + STOP_SENDING_FOR).await };
+        let mut cut_off = std::pin::pin!(cut_off);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut cut_off => {
+                    tracing::warn!(
+                        unsent = total - results.len(),
+                        "Stopping before every reply went out; the rest wait in the outbox for the next start."
+                    );
+                    break;
+                }
+                result = sends.next() => match result {
+                    Some(result) => results.push(result),
+                    None => break,
+                },
+            }
+        }
+        drop(sends);
         let mut outcome = Outcome::default();
         let mut first_err = None;
         let mut changes = Vec::with_capacity(results.len());

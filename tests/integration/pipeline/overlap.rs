@@ -243,3 +243,62 @@ async fn a_batch_the_source_cut_at_its_byte_budget_is_followed_at_once_and_run_o
     assert!(daemon.source.inner.waiting.is_empty(), "every message moved");
     assert_eq!(daemon.source.waits, 0, "no wait for news between the cut batches");
 }
+
+/// A relay that takes a second per message, one at a time, and asks the daemon to stop at its first.
+struct SlowRelay {
+    inner: super::fakes::RecordingMailer,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    stop: ShutdownTrigger,
+}
+
+impl Mailer for SlowRelay {
+    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
+        let _turn = self.one_at_a_time.lock().await;
+        self.stop.request(Stop::Terminate);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.inner.send(mail).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_sends_for_thirty_seconds_then_leaves_the_rest_in_the_outbox_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = daemon(dir.path(), "");
+    let mut source = base.source;
+    let orders = 100;
+    for n in 0..orders {
+        source.deliver(&format!("{n:04}"), &sale(n));
+    }
+    let verifier = Verifier::new(&base.core.config.trust).unwrap();
+    let (stop, shutdown) = ShutdownSignal::new();
+    let relay = SlowRelay { inner: Default::default(), one_at_a_time: Default::default(), stop };
+    let mut first = Daemon::new(source, relay, base.core, Box::new(TestReader), verifier);
+
+    let started = tokio::time::Instant::now();
+    first.run(shutdown, |_| {}).await.unwrap();
+
+    // A hundred seconds of sending, cut at thirty after the stop (asked for at the first send).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(30) && took < Duration::from_secs(32), "{took:?}");
+    let sent = first.mailer.inner.sent.borrow().len();
+    assert!((29..=30).contains(&sent), "{sent} sent before the stop");
+    assert_eq!(first.core.store.outbox_len(), orders - sent, "the rest wait in the outbox");
+    assert!(first.source.waiting.is_empty(), "every message settled: its reply is durable in the outbox");
+
+    // The next start sends the rest, and none of the first ones again.
+    let source = std::mem::take(&mut first.source);
+    let before = first.mailer.inner.sent.borrow().clone();
+    drop(first);
+    let restarted = daemon(dir.path(), "");
+    let verifier = Verifier::new(&restarted.core.config.trust).unwrap();
+    let mut second = Daemon::new(source, restarted.mailer, restarted.core, Box::new(TestReader), verifier);
+    second.drain().await.unwrap();
+    let mut buyers: Vec<String> =
+        before.iter().chain(second.mailer.sent.borrow().iter()).flat_map(|mail| mail.to.clone()).collect();
+    buyers.retain(|to| to.ends_with("@example.com"));
+    buyers.sort();
+    let answered = buyers.len();
+    buyers.dedup();
+    assert_eq!((answered, buyers.len()), (orders, orders), "every buyer answered once");
+    assert_eq!(second.core.store.outbox_len(), 0);
+}
