@@ -345,6 +345,9 @@ async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize
     }
     let small: Vec<u32> = sizes.iter().filter(|(_, size)| **size <= ctx.max_bytes).map(|(uid, _)| *uid).collect();
     let mut bodies = conn.bodies(&small).await?;
+    // Before the cursor moves past what the answers listed: a SEARCH cut short by a server going away would
+    // otherwise move it to UIDNEXT, past messages never handed out, until the next restart.
+    conn.confirm().await?;
     let mut mails = Vec::with_capacity(sizes.len());
     for (uid, size) in sizes {
         // Counted as unsettled even when skipped: a later rescan looks for it again.

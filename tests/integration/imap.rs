@@ -506,3 +506,64 @@ async fn passwords_never_reach_the_log_or_the_error() {
         assert!(!err.contains(secret), "{err}");
     }
 }
+
+/// A scripted IMAP server for one connection: answers what the source asks with two messages in INBOX
+/// (UIDNEXT 3); with `cut_search`, it answers UID SEARCH with `* BYE` and closes, as a server going down does.
+async fn scripted_imap(socket: tokio::net::TcpStream, cut_search: bool) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let (read, mut write) = socket.into_split();
+    let mut lines = tokio::io::BufReader::new(read).lines();
+    write.write_all(b"* OK [CAPABILITY IMAP4rev1 UIDPLUS MOVE IDLE] ready\r\n").await.unwrap();
+    let message = b"From: a@shop.example\r\n\r\nhi\r\n";
+    while let Ok(Some(line)) = lines.next_line().await {
+        let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+        let upper = command.to_ascii_uppercase();
+        let answer = if upper.starts_with("CAPABILITY") {
+            "* CAPABILITY IMAP4rev1 UIDPLUS MOVE IDLE\r\n".to_owned()
+        } else if upper.starts_with("LIST") {
+            "* LIST (\\Noselect) \"/\" \"\"\r\n".to_owned()
+        } else if upper.starts_with("SELECT") {
+            "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n".to_owned()
+        } else if upper.starts_with("UID SEARCH") && cut_search {
+            write.write_all(b"* BYE shutting down\r\n").await.unwrap();
+            return;
+        } else if upper.starts_with("UID SEARCH") {
+            "* SEARCH 1 2\r\n".to_owned()
+        } else if upper.starts_with("UID FETCH") && upper.contains("RFC822.SIZE") {
+            let size = message.len();
+            format!("* 1 FETCH (UID 1 RFC822.SIZE {size})\r\n* 2 FETCH (UID 2 RFC822.SIZE {size})\r\n")
+        } else if upper.starts_with("UID FETCH") {
+            let body = String::from_utf8_lossy(message);
+            let size = message.len();
+            format!(
+                "* 1 FETCH (UID 1 BODY[] {{{size}}}\r\n{body})\r\n* 2 FETCH (UID 2 BODY[] {{{size}}}\r\n{body})\r\n"
+            )
+        } else if upper.starts_with("LOGOUT") {
+            "* BYE bye\r\n".to_owned()
+        } else {
+            String::new() // LOGIN, NOOP: nothing but the tagged OK
+        };
+        write.write_all(format!("{answer}{tag} OK done\r\n").as_bytes()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_search_cut_short_by_a_server_going_away_is_an_error_and_no_message_is_passed_over() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        for cut_search in [true, false] {
+            let (socket, _) = listener.accept().await.unwrap();
+            scripted_imap(socket, cut_search).await;
+        }
+    });
+    let mut source = source(&imap_config(port));
+
+    // async-imap reads the cut answer as an empty result; taken as such, the cursor would move to UIDNEXT.
+    let cut = source.fetch_new(400).await;
+    assert!(cut.is_err(), "a cut-short SEARCH read as nothing new: {cut:?}");
+    let mails = source.fetch_new(400).await.or_panic();
+    let keys: Vec<&str> = mails.iter().map(|mail| mail.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "both messages handed out once the server is back: {keys:?}");
+    server.abort();
+}

@@ -72,6 +72,15 @@ impl Conn {
         Ok(self.selected)
     }
 
+    /// Confirms the session still answers: a NOOP, checked for its tagged OK. async-imap ends a SEARCH or FETCH
+    /// answer at the end of the stream without an error, so a server that went away mid-answer (a restart) reads
+    /// as "nothing more there"; nothing such an answer decided may be kept before this.
+    pub async fn confirm(&mut self) -> anyhow::Result<()> {
+        within(self.timeout, "NOOP", self.session.run_command_and_check_ok("NOOP")).await?;
+        self.drain_unsolicited();
+        Ok(())
+    }
+
     /// UIDs in `first..=last` still in the folder, ascending. Without UIDPLUS, messages this source already
     /// copied away stay behind flagged \Deleted, so they are left out.
     pub async fn search(&mut self, first: u32, last: u32) -> anyhow::Result<Vec<u32>> {
