@@ -2,6 +2,8 @@
 //! against one stopped and restarted while keypost drains orders.
 use std::time::Duration;
 
+use keypost::daemon::BATCH;
+
 use super::{append_orders, wait_folders, wait_running};
 use crate::support::binary::{VENDOR, assert_one_reply_each, config};
 use crate::support::{Dovecot, Keypost, Orders, RecordingSink, done_folder};
@@ -33,9 +35,9 @@ async fn without_idle_and_move_keypost_polls_and_copies_then_expunges_each_order
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_keypost_reconnects_and_answers_every_order_once() {
     // Large enough that the restart lands mid-drain: a batch is moved and the next fetched while replies go out,
-    // so 150 orders were all answered before Dovecot was back.
-    const BACKLOG: usize = 600;
-    const TOTAL: usize = 630;
+    // so a backlog of a batch and a half was all answered before Dovecot was back.
+    const BACKLOG: usize = 3 * BATCH;
+    const TOTAL: usize = BACKLOG + 30;
     let mut dovecot = Dovecot::start();
     let sink = RecordingSink::start(VENDOR);
     let orders = Orders::new();
