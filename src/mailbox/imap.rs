@@ -345,13 +345,14 @@ async fn fetch_batch(conn: &mut Conn, cursor: &mut Cursor, ctx: &Ctx, max: usize
     }
     let small: Vec<u32> = sizes.iter().filter(|(_, size)| **size <= ctx.max_bytes).map(|(uid, _)| *uid).collect();
     let mut bodies = conn.bodies(&small).await?;
-    // Before the cursor moves past what the answers listed: a SEARCH cut short by a server going away would
-    // otherwise move it to UIDNEXT, past messages never handed out, until the next restart.
+    // Before the cursor moves past what the answers listed: async-imap reads a FETCH answer cut short by a server
+    // going away as complete (the SEARCH is checked by `Conn::search` itself).
     conn.confirm().await?;
+    // Every UID the cursor moves past counts as unsettled until moved, also one whose size or body did not come
+    // (gone meanwhile, or a FETCH answered NO): a later rescan looks for it again.
+    cursor.unsettled.extend(uids.iter().copied());
     let mut mails = Vec::with_capacity(sizes.len());
     for (uid, size) in sizes {
-        // Counted as unsettled even when skipped: a later rescan looks for it again.
-        cursor.unsettled.insert(uid);
         let content = match bodies.remove(&uid) {
             Some(bytes) => MailContent::Bytes(bytes),
             None if size > ctx.max_bytes => MailContent::TooLarge { size },

@@ -507,9 +507,19 @@ async fn passwords_never_reach_the_log_or_the_error() {
     }
 }
 
+/// How the scripted server answers UID SEARCH.
+#[derive(Clone, Copy)]
+enum Search {
+    /// `* BYE` and the connection closed, as a server going down does.
+    Cut,
+    /// A tagged NO.
+    Refused,
+    Answered,
+}
+
 /// A scripted IMAP server for one connection: answers what the source asks with two messages in INBOX
-/// (UIDNEXT 3); with `cut_search`, it answers UID SEARCH with `* BYE` and closes, as a server going down does.
-async fn scripted_imap(socket: tokio::net::TcpStream, cut_search: bool) {
+/// (UIDNEXT 3), and UID SEARCH as `search` says.
+async fn scripted_imap(socket: tokio::net::TcpStream, search: Search) {
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
     let (read, mut write) = socket.into_split();
     let mut lines = tokio::io::BufReader::new(read).lines();
@@ -524,11 +534,18 @@ async fn scripted_imap(socket: tokio::net::TcpStream, cut_search: bool) {
             "* LIST (\\Noselect) \"/\" \"\"\r\n".to_owned()
         } else if upper.starts_with("SELECT") {
             "* 2 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 3] n\r\n".to_owned()
-        } else if upper.starts_with("UID SEARCH") && cut_search {
-            write.write_all(b"* BYE shutting down\r\n").await.unwrap();
-            return;
         } else if upper.starts_with("UID SEARCH") {
-            "* SEARCH 1 2\r\n".to_owned()
+            match search {
+                Search::Cut => {
+                    write.write_all(b"* BYE shutting down\r\n").await.unwrap();
+                    return;
+                }
+                Search::Refused => {
+                    write.write_all(format!("{tag} NO [SERVERBUG] try again\r\n").as_bytes()).await.unwrap();
+                    continue;
+                }
+                Search::Answered => "* SEARCH 1 2\r\n".to_owned(),
+            }
         } else if upper.starts_with("UID FETCH") && upper.contains("RFC822.SIZE") {
             let size = message.len();
             format!("* 1 FETCH (UID 1 RFC822.SIZE {size})\r\n* 2 FETCH (UID 2 RFC822.SIZE {size})\r\n")
@@ -548,20 +565,24 @@ async fn scripted_imap(socket: tokio::net::TcpStream, cut_search: bool) {
 }
 
 #[tokio::test]
-async fn a_search_cut_short_by_a_server_going_away_is_an_error_and_no_message_is_passed_over() {
+async fn a_search_cut_short_or_refused_is_an_error_and_no_message_is_passed_over() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
-        for cut_search in [true, false] {
+        for search in [Search::Cut, Search::Refused, Search::Answered] {
             let (socket, _) = listener.accept().await.unwrap();
-            scripted_imap(socket, cut_search).await;
+            scripted_imap(socket, search).await;
         }
     });
     let mut source = source(&imap_config(port));
 
-    // async-imap reads the cut answer as an empty result; taken as such, the cursor would move to UIDNEXT.
+    // async-imap's own search reads either answer as an empty result; taken as such, the cursor would move to
+    // UIDNEXT, past both messages.
     let cut = source.fetch_new(400).await;
     assert!(cut.is_err(), "a cut-short SEARCH read as nothing new: {cut:?}");
+    let refused = source.fetch_new(400).await;
+    let err = format!("{:#}", refused.as_ref().map(Vec::len).unwrap_err());
+    assert!(err.contains("NO"), "a refused SEARCH read as nothing new: {err}");
     let mails = source.fetch_new(400).await.or_panic();
     let keys: Vec<&str> = mails.iter().map(|mail| mail.key.as_str()).collect();
     assert_eq!(keys.len(), 2, "both messages handed out once the server is back: {keys:?}");

@@ -88,11 +88,41 @@ impl Conn {
             return Ok(Vec::new());
         }
         let undeleted = if self.caps.uidplus { "" } else { " UNDELETED" };
-        let query = format!("UID {first}:{last}{undeleted}");
-        let found = within(self.timeout, "UID SEARCH", self.session.uid_search(&query)).await?;
+        let command = format!("UID SEARCH UID {first}:{last}{undeleted}");
+        let found = within(self.timeout, "UID SEARCH", self.checked_search(&command)).await?;
         let mut uids: Vec<u32> = found.into_iter().filter(|uid| (first..=last).contains(uid)).collect();
         uids.sort_unstable();
         Ok(uids)
+    }
+
+    /// UID SEARCH, read here rather than by async-imap's `uid_search`: that one returns what it collected when the
+    /// answer ends at the end of the stream or with a tagged NO or BAD, and an empty result moves the cursor past
+    /// every message below UIDNEXT. Only a tagged OK makes the result.
+    async fn checked_search(&mut self, command: &str) -> anyhow::Result<Vec<u32>> {
+        use async_imap::imap_proto::{MailboxDatum, Response, Status};
+        let tag = self.session.run_command(command).await?;
+        let mut uids = Vec::new();
+        loop {
+            let Some(answer) = self.session.read_response().await? else {
+                bail!("the connection closed before the search was answered");
+            };
+            match answer.parsed() {
+                Response::MailboxData(MailboxDatum::Search(found)) => uids.extend_from_slice(found),
+                Response::Done { tag: done, status, outcome, .. } if *done == tag => {
+                    if *status != Status::Ok {
+                        let said = outcome.information.as_deref().unwrap_or_default();
+                        bail!("the server answered {}: {said}", format!("{status:?}").to_uppercase());
+                    }
+                    return Ok(uids);
+                }
+                Response::Data { status: Status::Bye, outcome } => {
+                    let said = outcome.information.as_deref().unwrap_or_default();
+                    bail!("the server is closing the connection: {said}");
+                }
+                // Unsolicited EXISTS, EXPUNGE, FLAGS...: not trusted here (UIDNEXT is checked on each SELECT).
+                _ => {}
+            }
+        }
     }
 
     /// RFC822.SIZE of each UID (UIDs gone meanwhile are missing from the map).
