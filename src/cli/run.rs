@@ -71,6 +71,9 @@ pub fn run(args: RunArgs, globals: &Globals) -> anyhow::Result<ExitCode> {
         let notifier = Notifier::from_env();
         if let Some(interval) = notifier.watchdog_interval() {
             daemon.set_max_wait(interval / 2);
+            // A pass sending a backlog through a slow relay can outlast the interval: its sends ping too.
+            let pinger = notifier.clone();
+            daemon.core.on_progress(move || pinger.watchdog());
         }
         daemon.source.connect().await;
         notifier.ready();

@@ -27,6 +27,14 @@ pub struct Core {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The running daemon's stop request: once it comes, sends are cut off after a while (`outbox.rs`).
     stop: Option<crate::service::ShutdownSignal>,
+    /// Told when a send is done, at most once a second: the service watchdog's ping between passes.
+    progress: Option<Progress>,
+}
+
+/// A hook called at most once a second.
+struct Progress {
+    hook: Box<dyn Fn() + Send + Sync>,
+    last: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Where an order came from: a source message, or `manual`.
@@ -98,7 +106,26 @@ impl Core {
         let started = time::OffsetDateTime::now_utc().unix_timestamp();
         let telemetry = Arc::new(crate::telemetry::Telemetry::new(started, String::new()));
         let clock = Arc::new(time::OffsetDateTime::now_utc);
-        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry, stop: None }
+        Self { store, config, renderer, licenser, aside: None, clock, alerts, telemetry, stop: None, progress: None }
+    }
+
+    /// Calls `hook` as sends are done (each tried, sent or not), at most once a second. A pass of a full batch
+    /// through a slow relay can take minutes; the service watchdog is pinged from here as well as after each
+    /// pass, so it restarts a loop that stopped, not one sending.
+    pub fn on_progress(&mut self, hook: impl Fn() + Send + Sync + 'static) {
+        self.progress = Some(Progress { hook: Box::new(hook), last: Mutex::new(None) });
+    }
+
+    /// A send was done (see [`Core::on_progress`]).
+    pub(super) fn progressed(&self) {
+        let Some(progress) = &self.progress else { return };
+        let now = tokio::time::Instant::now();
+        let mut last = progress.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|at| now.duration_since(at) >= std::time::Duration::from_secs(1)) {
+            *last = Some(now);
+            drop(last);
+            (progress.hook)();
+        }
     }
 
     /// Lets a stop request cut the sends short ([`Core::stop_requested_at`]); the running daemon's loop sets it.

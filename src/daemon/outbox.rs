@@ -83,7 +83,10 @@ impl Core {
                     break;
                 }
                 result = sends.next() => match result {
-                    Some(result) => results.push(result),
+                    Some(result) => {
+                        self.progressed();
+                        results.push(result);
+                    }
                     None => break,
                 },
             }

@@ -302,3 +302,49 @@ async fn a_stop_sends_for_thirty_seconds_then_leaves_the_rest_in_the_outbox_for_
     assert_eq!((answered, buyers.len()), (orders, orders), "every buyer answered once");
     assert_eq!(second.core.store.outbox_len(), 0);
 }
+
+/// A relay that takes a second per message, one at a time.
+#[derive(Default)]
+struct OneASecond {
+    inner: super::fakes::RecordingMailer,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Mailer for OneASecond {
+    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
+        let _turn = self.one_at_a_time.lock().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.inner.send(mail).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sends_report_progress_at_most_once_a_second_so_a_long_pass_keeps_the_watchdog_fed() {
+    for (slow, orders, pings) in [(true, 10, 10), (false, 50, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let base = daemon(dir.path(), "");
+        let mut source = base.source;
+        for n in 0..orders {
+            source.deliver(&format!("{n:04}"), &sale(n));
+        }
+        let verifier = Verifier::new(&base.core.config.trust).unwrap();
+        let mut core = base.core;
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&count);
+        core.on_progress(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let sent = if slow {
+            let mut daemon = Daemon::new(source, OneASecond::default(), core, Box::new(TestReader), verifier);
+            daemon.drain().await.unwrap();
+            daemon.mailer.inner.sent.borrow().len()
+        } else {
+            let mut daemon = Daemon::new(source, base.mailer, core, Box::new(TestReader), verifier);
+            daemon.drain().await.unwrap();
+            daemon.mailer.sent.borrow().len()
+        };
+        assert_eq!(sent, orders);
+        // One a second: ten sends a second apart ping ten times, fifty in the same instant once.
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), pings, "slow relay: {slow}");
+    }
+}
