@@ -312,7 +312,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
         let judge = Judge { core: &self.core, reader: self.reader.as_ref(), verifier: &self.verifier };
         let (sent, next) = futures::join!(self.core.send_queued(&self.mailer, &queued), async {
             Self::settle_all(&mut self.source, &settled).await;
-            if !full {
+            // After a stop request nothing more is decided: fetching the next batch would only cost time.
+            if !full || shutdown.is_some_and(ShutdownSignal::is_requested) {
                 return Ok(None);
             }
             match fetch_logged(&mut self.source, &self.core).await {
@@ -432,8 +433,8 @@ impl<S: Source, M: Mailer> Daemon<S, M> {
     }
 
     /// The source stopped this pass's batch at its byte budget with more mail waiting: go on at once, as after a
-    /// full batch. Not when every message of it waits to retry its trust check: a Maildir hands those out first
-    /// again, and the daemon would spin on them.
+    /// full batch. Not when every message of it waits to retry its trust check: with nothing newer waiting, a
+    /// source hands those out again, and the daemon would spin on them.
     fn cut_short(&self, outcome: &Outcome) -> bool {
         self.source.more_waiting() && outcome.messages > outcome.retrying
     }
