@@ -11,11 +11,13 @@ use crate::support::{Dovecot, Keypost, Orders, RecordingSink, done_folder};
 const ORDERS: usize = 300;
 const KILLS: usize = 25;
 
-/// Until a random number (1 to 12) of further replies arrived, or a random time (10 to 400 ms) passed,
-/// whichever is first: so kills land during start-up, between orders and mid-send.
+/// Until a random number (1 to 12) of further replies arrived, or a random time (10 ms to 3 s) passed,
+/// whichever is first: so kills land during start-up, between orders and mid-send. A pass (up to `BATCH`
+/// messages, here the whole backlog) is decided before its one durable commit, and a kill before that commit
+/// loses all of it: the wait must be able to outlast deciding it in a debug build, or no kill lands mid-send.
 fn wait_for_a_random_moment(sink: &RecordingSink) {
     let target = sink.count() + fastrand::usize(1..=12);
-    let deadline = Instant::now() + Duration::from_millis(fastrand::u64(10..400));
+    let deadline = Instant::now() + Duration::from_millis(fastrand::u64(10..3000));
     while Instant::now() < deadline && sink.count() < target {
         std::thread::sleep(Duration::from_millis(fastrand::u64(1..4)));
     }
@@ -43,6 +45,9 @@ async fn killing_the_daemon_again_and_again_against_real_servers_loses_no_order_
         progress.push(sink.count());
     }
     keypost.start();
+    // Up before it is stopped, even when the kills left nothing to do: a SIGTERM before the signal handlers are
+    // in place ends the process by the signal's default action.
+    wait_running(&keypost, Duration::from_secs(20));
     wait_folders(
         &mut client,
         &[("INBOX", 0), (done_folder().as_str(), ORDERS as u32)],
@@ -64,7 +69,16 @@ async fn killing_the_daemon_again_and_again_against_real_servers_loses_no_order_
     let duplicates: Vec<(&String, usize)> =
         copies.iter().filter(|(_, c)| c.len() > 1).map(|(id, c)| (id, c.len() - 1)).collect();
     let duplicate_count: usize = duplicates.iter().map(|(_, n)| n).sum();
-    let killed_mid_drain = progress.iter().filter(|&&answered| answered < ORDERS).count();
+    // Mid-drain: the run had sent replies when it was killed, and not all of them.
+    let mut before = 0;
+    let killed_mid_drain = progress
+        .iter()
+        .filter(|&&answered| {
+            let moved = answered > before && answered < ORDERS;
+            before = answered;
+            moved
+        })
+        .count();
     println!(
         "kill -9 against Dovecot + SMTP: {KILLS} kills ({killed_mid_drain} mid-drain), replies after each kill \
          {progress:?}; {} of {ORDERS} orders answered, {duplicate_count} duplicate(s) {duplicates:?}, {:.1} s",
@@ -77,7 +91,8 @@ async fn killing_the_daemon_again_and_again_against_real_servers_loses_no_order_
     for (id, copies) in &copies {
         assert!(copies.iter().all(|bytes| bytes == &copies[0]), "{id}: a duplicate differs from the first copy");
     }
-    assert!(duplicate_count <= KILLS, "at most one duplicate per kill, got {duplicate_count}");
-    assert!(killed_mid_drain >= 20, "the kills must land while orders are still being drained: {progress:?}");
+    // A kill repeats at most the reply each SMTP connection (two by default) had handed over unanswered.
+    assert!(duplicate_count <= KILLS * 2, "at most one repeat per kill and SMTP connection, got {duplicate_count}");
+    assert!(killed_mid_drain >= KILLS / 2, "the kills must land while orders are being answered: {progress:?}");
     client.logout().await;
 }

@@ -81,8 +81,9 @@ fn replies(sends: &BTreeMap<String, Vec<String>>) -> usize {
 
 /// Until a random number (1 to 12) of further replies went out, or a random time (10 ms to 3 s) passed,
 /// whichever is first: so kills land during start-up, between orders and mid-send, on fast and slow machines.
-/// A batch (100 messages) is decided whole before its one durable commit, and a kill before that commit loses
-/// all of it: the wait must be able to outlast deciding one in a debug build, or no kill ever lands mid-send.
+/// A pass (up to `BATCH` messages, here the whole backlog) is decided whole before its one durable commit, and a
+/// kill before that commit loses all of it: the wait must be able to outlast deciding one in a debug build, or
+/// no kill ever lands mid-send.
 fn wait_for_a_random_moment(out: &Path) {
     let target = replies(&sends(out)) + fastrand::usize(1..=12);
     let deadline = Instant::now() + Duration::from_millis(fastrand::u64(10..3000));
