@@ -148,3 +148,17 @@ impl<T> OrPanic<T> for anyhow::Result<T> {
         self.unwrap_or_else(|err| panic!("{err:#}"))
     }
 }
+
+/// Of a kill test's counts of orders answered after each kill: how many kills came after the run in between had
+/// answered more and before all `total` were answered, i.e. landed while orders were being answered.
+pub fn killed_mid_drain(progress: &[usize], total: usize) -> usize {
+    let mut before = 0;
+    progress
+        .iter()
+        .filter(|&&answered| {
+            let moved = answered > before && answered < total;
+            before = answered;
+            moved
+        })
+        .count()
+}

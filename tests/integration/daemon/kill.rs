@@ -70,15 +70,7 @@ async fn killing_the_daemon_again_and_again_against_real_servers_loses_no_order_
         copies.iter().filter(|(_, c)| c.len() > 1).map(|(id, c)| (id, c.len() - 1)).collect();
     let duplicate_count: usize = duplicates.iter().map(|(_, n)| n).sum();
     // Mid-drain: the run had sent replies when it was killed, and not all of them.
-    let mut before = 0;
-    let killed_mid_drain = progress
-        .iter()
-        .filter(|&&answered| {
-            let moved = answered > before && answered < ORDERS;
-            before = answered;
-            moved
-        })
-        .count();
+    let killed_mid_drain = crate::support::killed_mid_drain(&progress, ORDERS);
     println!(
         "kill -9 against Dovecot + SMTP: {KILLS} kills ({killed_mid_drain} mid-drain), replies after each kill \
          {progress:?}; {} of {ORDERS} orders answered, {duplicate_count} duplicate(s) {duplicates:?}, {:.1} s",

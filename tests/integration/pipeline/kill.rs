@@ -114,15 +114,7 @@ fn killing_the_daemon_at_random_moments_loses_no_order_and_only_repeats_identica
     let sends = sends(&out);
     let duplicates: usize = sends.values().map(|copies| copies.len() - 1).sum();
     // Mid-drain: the run had sent replies when it was killed, and not all of them.
-    let mut before = 0;
-    let killed_mid_drain = progress
-        .iter()
-        .filter(|&&answered| {
-            let moved = answered > before && answered < ORDERS;
-            before = answered;
-            moved
-        })
-        .count();
+    let killed_mid_drain = crate::support::killed_mid_drain(&progress, ORDERS);
     println!(
         "kill -9: {KILLS} kills ({killed_mid_drain} mid-drain), replies answered after each kill {progress:?}, \
          {} orders answered, {duplicates} duplicate send(s), {:.1} s\nfinal pass:\n{summary}",

@@ -169,15 +169,7 @@ async fn killing_the_daemon_while_it_hands_out_codes_answers_every_order_with_on
     let status = String::from_utf8_lossy(&keypost.tool(&["pool", "status"]).stdout).into_owned();
     assert!(status.starts_with(&format!("pro: 0 available, {KILL_ORDERS} handed out, 0 revoked")), "{status}");
     // A kill "mid-drain" came after the daemon answered something in its run and before it answered everything.
-    let mut before = 0;
-    let killed_mid_drain = progress
-        .iter()
-        .filter(|&&n| {
-            let moved = n > before && n < KILL_ORDERS;
-            before = n;
-            moved
-        })
-        .count();
+    let killed_mid_drain = crate::support::killed_mid_drain(&progress, KILL_ORDERS);
     println!(
         "pool under kill -9: {KILLS} kills ({killed_mid_drain} mid-drain), messages after each kill {progress:?}; \
          {} orders answered with {} distinct codes, {duplicates} identical repeat(s)",
