@@ -99,7 +99,7 @@ async fn a_pool_of_two_codes_answers_two_of_three_orders_and_an_import_while_it_
     client.logout().await;
 }
 
-const KILL_ORDERS: usize = 60;
+const KILL_ORDERS: usize = 150;
 const KILLS: usize = 12;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +117,7 @@ async fn killing_the_daemon_while_it_hands_out_codes_answers_every_order_with_on
         keypost.start();
         // Past start-up (the IMAP login), then until 1 to 6 further messages arrived or 20 ms to 3 s passed:
         // between orders, mid-send, just after a commit. A batch is decided whole before its one durable commit
-        // (the 60 orders take ~0.6 s in a debug build) and a kill before that commit loses all of it, so a shorter
+        // (60 orders took ~0.6 s in a debug build) and a kill before that commit loses all of it, so a shorter
         // wait would kill every run before its first reply.
         let started = Instant::now();
         while keypost.log().matches("keypost is running.").count() <= kill {
