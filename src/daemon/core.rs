@@ -129,13 +129,13 @@ impl Core {
     }
 
     /// Lets a stop request cut the sends short ([`Core::stop_requested_at`]); the running daemon's loop sets it.
-    pub fn watch_stop(&mut self, stop: crate::service::ShutdownSignal) {
+    pub(super) fn watch_stop(&mut self, stop: crate::service::ShutdownSignal) {
         self.stop = Some(stop);
     }
 
     /// Resolves when a stop is requested, at once if one was; never without [`Core::watch_stop`]. Returns when
     /// it was requested.
-    pub async fn stop_requested_at(&self) -> tokio::time::Instant {
+    pub(super) async fn stop_requested_at(&self) -> tokio::time::Instant {
         let Some(stop) = &self.stop else { return std::future::pending().await };
         let mut stop = stop.clone();
         stop.wait().await;
