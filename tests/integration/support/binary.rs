@@ -241,6 +241,11 @@ impl Keypost {
         (1..=self.runs).map(|run| std::fs::read_to_string(self.log_path(run)).unwrap_or_default()).collect()
     }
 
+    /// The log of the latest start only.
+    pub fn last_run_log(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.runs)).unwrap_or_default()
+    }
+
     /// The peak resident set size of the running child (`VmHWM` in /proc), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
