@@ -26,12 +26,11 @@ pub struct Maildir {
     root: PathBuf,
     max_bytes: u64,
     poll: Duration,
-    /// Where each handed-out key was found, so `settle` need not search.
+    /// Each key handed out and not settled since, with where it was found (so `settle` need not search). A
+    /// fetch passes over these (messages retrying later) while other mail waits, so a pass's worth of them
+    /// cannot hold newer orders back; with nothing else waiting they are handed out again (as the IMAP cursor
+    /// does with its unsettled UIDs).
     located: HashMap<String, PathBuf>,
-    /// Keys handed out and not settled since (messages retrying later). A fetch passes over them while other
-    /// mail waits, so a pass's worth of retrying messages cannot hold newer orders back; with nothing else
-    /// waiting they are handed out again (as the IMAP cursor does with its unsettled UIDs).
-    unsettled: HashSet<String>,
     /// The last fetch stopped at the byte budget ([`super::pass_bytes`]) with more waiting.
     cut: bool,
 }
@@ -52,7 +51,7 @@ impl Maildir {
                 .with_context(|| format!("Failed to create {}/{sub}", root.display()))?;
         }
         let poll = Duration::from_secs(config.poll_interval_secs.max(1));
-        Ok(Self { root, max_bytes, poll, located: HashMap::new(), unsettled: HashSet::new(), cut: false })
+        Ok(Self { root, max_bytes, poll, located: HashMap::new(), cut: false })
     }
 
     pub fn root(&self) -> &Path {
@@ -131,11 +130,11 @@ impl Source for Maildir {
         let mut waiting = self.waiting()?;
         // Keys gone from the folder (moved by a mail client) are forgotten.
         let present: HashSet<&str> = waiting.iter().map(|(_, key, _, _)| key.as_str()).collect();
-        self.unsettled.retain(|key| present.contains(key.as_str()));
-        if waiting.iter().any(|(_, key, _, _)| !self.unsettled.contains(key)) {
-            waiting.retain(|(_, key, _, _)| !self.unsettled.contains(key));
+        self.located.retain(|key, _| present.contains(key.as_str()));
+        if waiting.iter().any(|(_, key, _, _)| !self.located.contains_key(key)) {
+            waiting.retain(|(_, key, _, _)| !self.located.contains_key(key));
         } else {
-            self.unsettled.clear();
+            self.located.clear();
         }
         waiting.truncate(max);
         let held = waiting.iter().map(|&(_, _, _, size)| if size <= self.max_bytes { size } else { 0 });
@@ -145,7 +144,6 @@ impl Source for Maildir {
         for (_, key, path, _) in waiting {
             match self.read(&path) {
                 Ok(content) => {
-                    self.unsettled.insert(key.clone());
                     self.located.insert(key.clone(), path);
                     out.push(RawMail { key, content });
                 }
@@ -181,7 +179,6 @@ impl Source for Maildir {
         std::fs::rename(&path, &target)
             .with_context(|| format!("Failed to move {} to {}", path.display(), target.display()))?;
         self.located.remove(key);
-        self.unsettled.remove(key);
         Ok(())
     }
 
