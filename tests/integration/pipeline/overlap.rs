@@ -244,17 +244,20 @@ async fn a_batch_the_source_cut_at_its_byte_budget_is_followed_at_once_and_run_o
     assert_eq!(daemon.source.waits, 0, "no wait for news between the cut batches");
 }
 
-/// A relay that takes a second per message, one at a time, and asks the daemon to stop at its first.
-struct SlowRelay {
+/// A relay that takes a second per message, one at a time; with `stop`, it asks the daemon to stop at its first.
+#[derive(Default)]
+struct OneASecond {
     inner: super::fakes::RecordingMailer,
     one_at_a_time: tokio::sync::Mutex<()>,
-    stop: ShutdownTrigger,
+    stop: Option<ShutdownTrigger>,
 }
 
-impl Mailer for SlowRelay {
+impl Mailer for OneASecond {
     async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
         let _turn = self.one_at_a_time.lock().await;
-        self.stop.request(Stop::Terminate);
+        if let Some(stop) = &self.stop {
+            stop.request(Stop::Terminate);
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.inner.send(mail).await
     }
@@ -271,7 +274,7 @@ async fn a_stop_sends_for_thirty_seconds_then_leaves_the_rest_in_the_outbox_for_
     }
     let verifier = Verifier::new(&base.core.config.trust).unwrap();
     let (stop, shutdown) = ShutdownSignal::new();
-    let relay = SlowRelay { inner: Default::default(), one_at_a_time: Default::default(), stop };
+    let relay = OneASecond { stop: Some(stop), ..OneASecond::default() };
     let mut first = Daemon::new(source, relay, base.core, Box::new(TestReader), verifier);
 
     let started = tokio::time::Instant::now();
@@ -301,21 +304,6 @@ async fn a_stop_sends_for_thirty_seconds_then_leaves_the_rest_in_the_outbox_for_
     buyers.dedup();
     assert_eq!((answered, buyers.len()), (orders, orders), "every buyer answered once");
     assert_eq!(second.core.store.outbox_len(), 0);
-}
-
-/// A relay that takes a second per message, one at a time.
-#[derive(Default)]
-struct OneASecond {
-    inner: super::fakes::RecordingMailer,
-    one_at_a_time: tokio::sync::Mutex<()>,
-}
-
-impl Mailer for OneASecond {
-    async fn send(&self, mail: &Outgoing) -> Result<(), SendError> {
-        let _turn = self.one_at_a_time.lock().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        self.inner.send(mail).await
-    }
 }
 
 #[tokio::test(start_paused = true)]
